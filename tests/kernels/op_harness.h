@@ -1,0 +1,52 @@
+// Runs one CPU kernel directly, without the engine: for kernel unit tests.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "outpost/kernels/kernel.h"
+
+namespace outpost::testing {
+
+class OwnedSink : public kernels::OutputSink {
+ public:
+  explicit OwnedSink(bool meta) : meta_(meta) {}
+  Expected<Tensor*> Allocate(int index, DataType dtype, const Shape& shape) override {
+    if (outputs.size() <= static_cast<size_t>(index)) outputs.resize(index + 1);
+    if (meta_) {
+      outputs[index] = Tensor::Meta(dtype, shape);
+    } else {
+      auto t = Tensor::Allocate(dtype, shape);
+      if (!t.ok()) return t.status();
+      outputs[index] = std::move(t).value();
+    }
+    return &outputs[index];
+  }
+  std::vector<Tensor> outputs;
+
+ private:
+  bool meta_;
+};
+
+// Runs `op` (default domain unless given) at `opset` on `inputs` (nullptr = omitted input).
+inline Expected<std::vector<Tensor>> RunOp(const std::string& op, kernels::Attributes attrs,
+                                           std::vector<const Tensor*> inputs, int num_outputs = 1,
+                                           int opset = 17, const std::string& domain = "",
+                                           bool infer_only = false) {
+  const kernels::OpDef* def = kernels::FindOp(domain, op, opset);
+  if (!def) return NotFound("no CPU kernel for " + op + " at opset " + std::to_string(opset));
+  kernels::NodeInfo node{"test_node", op, domain, opset, std::move(attrs)};
+  static ThreadPool pool(2);
+  OwnedSink sink(infer_only);
+  std::unique_ptr<bool[]> wanted(new bool[num_outputs]);
+  for (int i = 0; i < num_outputs; ++i) wanted[i] = true;
+  kernels::KernelContext ctx(node, inputs, num_outputs,
+                             {wanted.get(), static_cast<size_t>(num_outputs)}, &sink, &pool,
+                             infer_only);
+  Status st = def->fn(ctx);
+  if (!st.ok()) return st;
+  return std::move(sink.outputs);
+}
+
+}  // namespace outpost::testing
