@@ -11,9 +11,10 @@ namespace outpost::testing {
 
 class OwnedSink : public kernels::OutputSink {
  public:
-  explicit OwnedSink(bool meta) : meta_(meta) {}
+  // Sized up front: pointers handed out must stay valid while later outputs are declared.
+  OwnedSink(bool meta, int num_outputs) : outputs(num_outputs), meta_(meta) {}
   Expected<Tensor*> Allocate(int index, DataType dtype, const Shape& shape) override {
-    if (outputs.size() <= static_cast<size_t>(index)) outputs.resize(index + 1);
+    if (index < 0 || static_cast<size_t>(index) >= outputs.size()) return Internal("output index out of range");
     if (meta_) {
       outputs[index] = Tensor::Meta(dtype, shape);
     } else {
@@ -38,7 +39,7 @@ inline Expected<std::vector<Tensor>> RunOp(const std::string& op, kernels::Attri
   if (!def) return NotFound("no CPU kernel for " + op + " at opset " + std::to_string(opset));
   kernels::NodeInfo node{"test_node", op, domain, opset, std::move(attrs)};
   static ThreadPool pool(2);
-  OwnedSink sink(infer_only);
+  OwnedSink sink(infer_only, num_outputs);
   std::unique_ptr<bool[]> wanted(new bool[num_outputs]);
   for (int i = 0; i < num_outputs; ++i) wanted[i] = true;
   kernels::KernelContext ctx(node, inputs, num_outputs,

@@ -1,0 +1,249 @@
+// Cast and CastLike: numeric, bool, string, float16/bfloat16 and the four float8 formats.
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <vector>
+
+#include "cpu/elementwise.h"
+
+namespace outpost::kernels::cpu {
+namespace {
+using namespace ew;  // NOLINT(build/namespaces)
+
+// ---- float8 -------------------------------------------------------------------------------
+struct F8Format {
+  int mbits;
+  int bias;
+  int finite;      // codes 0..finite-1 of the magnitude are finite, ascending
+  bool has_inf;    // E5M2: 0x7C is infinity
+  bool uz;         // FNUZ: no negative zero, 0x80 is NaN
+};
+
+const F8Format* F8FormatOf(DataType t) {
+  static const F8Format e4m3fn{3, 7, 127, false, false}, e4m3fnuz{3, 8, 128, false, true},
+      e5m2{2, 15, 124, true, false}, e5m2fnuz{2, 16, 128, false, true};
+  switch (t) {
+    case DataType::kFloat8E4M3FN: return &e4m3fn;
+    case DataType::kFloat8E4M3FNUZ: return &e4m3fnuz;
+    case DataType::kFloat8E5M2: return &e5m2;
+    case DataType::kFloat8E5M2FNUZ: return &e5m2fnuz;
+    default: return nullptr;
+  }
+}
+
+float F8Magnitude(const F8Format& f, int code) {
+  int e = code >> f.mbits, m = code & ((1 << f.mbits) - 1);
+  if (e == 0) return std::ldexp(static_cast<float>(m), 1 - f.bias - f.mbits);
+  return std::ldexp(static_cast<float>((1 << f.mbits) + m), e - f.bias - f.mbits);
+}
+
+float F8Decode(const F8Format& f, uint8_t b) {
+  int mag = b & 0x7f;
+  bool neg = b & 0x80;
+  if (f.uz && b == 0x80) return std::numeric_limits<float>::quiet_NaN();
+  if (mag >= f.finite) {
+    if (f.has_inf && mag == f.finite) return neg ? -INFINITY : INFINITY;
+    return std::numeric_limits<float>::quiet_NaN();
+  }
+  float v = F8Magnitude(f, mag);
+  return neg ? -v : v;
+}
+
+// Round to nearest, ties to even, over the table of finite magnitudes (plus one virtual step
+// above the largest: rounding there is an overflow).
+uint8_t F8Encode(const F8Format& f, const float* table, float x, bool saturate) {
+  const uint8_t sign = std::signbit(x) ? 0x80 : 0;
+  const uint8_t nan = f.uz ? 0x80 : static_cast<uint8_t>(sign | 0x7f);
+  if (std::isnan(x)) return nan;
+  float a = std::fabs(x);
+  int code;
+  if (std::isinf(a)) {
+    code = f.finite;
+  } else {
+    int lo = 0, hi = f.finite;  // table has finite + 1 entries
+    while (lo < hi) {
+      int mid = (lo + hi) / 2;
+      if (table[mid] < a) lo = mid + 1;
+      else hi = mid;
+    }
+    code = lo;
+    if (code > 0 && table[code] != a) {
+      float dl = a - table[code - 1], dh = table[code] - a;
+      if (dl < dh || (dl == dh && ((code - 1) & 1) == 0)) --code;
+    }
+  }
+  if (code >= f.finite) {
+    if (saturate) code = f.finite - 1;
+    else return f.has_inf ? static_cast<uint8_t>(sign | f.finite) : nan;
+  }
+  if (code == 0 && f.uz) return 0;
+  return static_cast<uint8_t>(sign | code);
+}
+
+std::vector<float> F8Table(const F8Format& f) {
+  std::vector<float> t(f.finite + 1);
+  for (int c = 0; c < f.finite; ++c) t[c] = F8Magnitude(f, c);
+  t[f.finite] = 2 * t[f.finite - 1] - t[f.finite - 2];
+  return t;
+}
+
+// ---- scalar conversions ---------------------------------------------------------------------
+template <typename S>
+std::string ToString(const S& v) {
+  if constexpr (std::is_same_v<S, bool>) {
+    return v ? "True" : "False";
+  } else if constexpr (std::is_integral_v<S>) {
+    return std::to_string(v);
+  } else {
+    // Shortest round-trip form, as numpy prints: "1.5", "100.0", "1e-05", "nan", "inf".
+    Acc<S> f = Load(v);
+    if (std::isnan(f)) return "nan";
+    if (std::isinf(f)) return f > 0 ? "inf" : "-inf";
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof(buf), f);
+    std::string s(buf, r.ptr);
+    if (s.find_first_of(".e") == std::string::npos) s += ".0";
+    return s;
+  }
+}
+
+template <typename D>
+D FromString(const std::string& s) {
+  if constexpr (std::is_same_v<D, std::string>) {
+    return s;
+  } else if constexpr (std::is_integral_v<D> && !std::is_same_v<D, bool>) {
+    if constexpr (std::is_signed_v<D>) return static_cast<D>(std::strtoll(s.c_str(), nullptr, 10));
+    else return static_cast<D>(std::strtoull(s.c_str(), nullptr, 10));
+  } else {
+    double d = std::strtod(s.c_str(), nullptr);  // accepts inf, -INF, NaN, 1e-5 ...
+    if constexpr (std::is_same_v<D, bool>) return d != 0;
+    else return Store<D>(d);
+  }
+}
+
+// Float -> integer without UB: in-range values truncate (narrow types wrap through int64, as
+// numpy does); NaN and out-of-range values give the type's minimum.
+template <typename D, typename F>
+D FloatToInt(F x) {
+  double t = std::trunc(static_cast<double>(x));
+  if constexpr (std::is_same_v<D, uint64_t>) {
+    if (t >= 0 && t < 18446744073709551616.0) return static_cast<uint64_t>(t);
+    if (t < 0 && t >= -9223372036854775808.0) return static_cast<uint64_t>(static_cast<int64_t>(t));
+    return 0;
+  } else {
+    if (t >= -9223372036854775808.0 && t < 9223372036854775808.0)
+      return static_cast<D>(static_cast<int64_t>(t));
+    return std::numeric_limits<D>::min();
+  }
+}
+
+template <typename D, typename S>
+D Convert(const S& v) {
+  if constexpr (std::is_same_v<D, S>) {
+    return v;
+  } else if constexpr (std::is_same_v<D, std::string>) {
+    return ToString(v);
+  } else if constexpr (std::is_same_v<S, std::string>) {
+    return FromString<D>(v);
+  } else if constexpr (std::is_same_v<D, bool>) {
+    return Load(v) != 0;
+  } else if constexpr (std::is_integral_v<D> && !std::is_integral_v<Acc<S>>) {
+    return FloatToInt<D>(Load(v));
+  } else if constexpr (kIsHalf<D> && std::is_same_v<S, double>) {
+    return D(static_cast<float>(v));
+  } else {
+    return Store<D>(Load(v));
+  }
+}
+
+// ---- kernels --------------------------------------------------------------------------------
+template <typename F>
+Status DispatchCastable(KernelContext& ctx, DataType t, F&& f) {
+  if (F8FormatOf(t)) return f.template operator()<uint8_t>();  // staged through float
+  return DispatchAll(ctx, t, f);
+}
+
+// Converts `x` to `to` into `y` (or only checks the types when y is null).
+Status CastTo(KernelContext& ctx, const Tensor& x, DataType to, bool saturate, Tensor* y) {
+  const F8Format* f8_in = F8FormatOf(x.dtype());
+  const F8Format* f8_out = F8FormatOf(to);
+  if ((f8_in || f8_out) && (x.dtype() == DataType::kString || to == DataType::kString))
+    return ctx.NotSupported("cast between float8 and string");
+  return DispatchCastable(ctx, x.dtype(), [&]<typename S>() -> Status {
+    return DispatchCastable(ctx, to, [&]<typename D>() -> Status {
+      if (!y) return Status::Ok();
+      const int64_t n = x.numel();
+      if (!f8_in && !f8_out) {
+        const S* in = x.data<S>();
+        D* out = y->data<D>();
+        ForRange(ctx, n, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) out[i] = Convert<D>(in[i]);
+        });
+        return Status::Ok();
+      }
+      // float8 on either side: stage through float.
+      std::vector<float> mid(n);
+      const uint8_t* in8 = static_cast<const uint8_t*>(x.raw());
+      if (f8_in) {
+        for (int64_t i = 0; i < n; ++i) mid[i] = F8Decode(*f8_in, in8[i]);
+      } else if constexpr (!std::is_same_v<S, std::string>) {
+        const S* in = x.data<S>();
+        for (int64_t i = 0; i < n; ++i) mid[i] = Convert<float>(in[i]);
+      }
+      if (f8_out) {
+        std::vector<float> table = F8Table(*f8_out);
+        uint8_t* out = static_cast<uint8_t*>(y->raw());
+        for (int64_t i = 0; i < n; ++i) out[i] = F8Encode(*f8_out, table.data(), mid[i], saturate);
+      } else if constexpr (!std::is_same_v<D, std::string>) {
+        D* out = y->data<D>();
+        for (int64_t i = 0; i < n; ++i) out[i] = Convert<D>(mid[i]);
+      }
+      return Status::Ok();
+    });
+  });
+}
+
+Status CastCommon(KernelContext& ctx, DataType to) {
+  if (!ctx.has_input(0)) return ctx.Fail("missing input 0");
+  const Tensor& x = ctx.input(0);
+  bool saturate = ctx.attrs().Int("saturate", 1) != 0;
+  OP_RETURN_IF_ERROR(CastTo(ctx, x, to, saturate, nullptr));  // type check, also at inference
+  OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, to, x.shape()));
+  if (ctx.infer_only() || !y) return Status::Ok();
+  return CastTo(ctx, x, to, saturate, y);
+}
+
+// Opset 1 names the target type with a string.
+DataType TypeFromName(const std::string& s) {
+  static const std::pair<const char*, DataType> kNames[] = {
+      {"FLOAT", DataType::kFloat},   {"UINT8", DataType::kUInt8},   {"INT8", DataType::kInt8},
+      {"UINT16", DataType::kUInt16}, {"INT16", DataType::kInt16},   {"INT32", DataType::kInt32},
+      {"INT64", DataType::kInt64},   {"STRING", DataType::kString}, {"BOOL", DataType::kBool},
+      {"FLOAT16", DataType::kFloat16}, {"DOUBLE", DataType::kDouble},
+      {"UINT32", DataType::kUInt32}, {"UINT64", DataType::kUInt64}};
+  for (auto& [n, t] : kNames)
+    if (s == n) return t;
+  return DataType::kUndefined;
+}
+
+Status CastKernel(KernelContext& ctx) {
+  const Attribute* to = ctx.attrs().Find("to");
+  if (!to) return ctx.Fail("missing attribute 'to'");
+  DataType t = to->kind == Attribute::Kind::kString ? TypeFromName(to->s)
+                                                     : static_cast<DataType>(to->i);
+  if (t == DataType::kUndefined) return ctx.Fail("bad 'to' attribute");
+  return CastCommon(ctx, t);
+}
+
+Status CastLikeKernel(KernelContext& ctx) {
+  if (!ctx.has_input(1)) return ctx.Fail("missing target_type input");
+  return CastCommon(ctx, ctx.input(1).dtype());
+}
+
+}  // namespace
+
+OUTPOST_REGISTER_OP(Cast, "", 1, 23, CastKernel);
+OUTPOST_REGISTER_OP(CastLike, "", 15, 23, CastLikeKernel);
+
+}  // namespace outpost::kernels::cpu

@@ -1,0 +1,49 @@
+// Conv: N-d convolution (1-3 spatial dims) with groups, strides, dilations, pads/auto_pad, bias.
+#include <vector>
+
+#include "cpu/common.h"
+#include "cpu/gemm.h"
+
+namespace outpost::kernels::cpu {
+namespace {
+
+template <typename T>
+void RunConv(KernelContext& ctx, const ConvGeom& g, int64_t group, Tensor* y) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  std::vector<Compute<T>> xb, wb, bb, yb;
+  const auto* xp = ComputeIn<T>(x, &xb);
+  const auto* wp = ComputeIn<T>(w, &wb);
+  ConvForward(&ctx.pool(), g, x.dim(0), x.dim(1), w.dim(0), group, xp, wp,
+              b ? ComputeIn<T>(*b, &bb) : nullptr, ComputeOut<T>(y, &yb));
+  FinishOut<T>(y, yb);
+}
+
+Status ConvKernel(KernelContext& ctx) {
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Fail("Conv needs X and W");
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  if (w.dtype() != x.dtype()) return ctx.Fail("X and W types differ");
+  int64_t group = 1;
+  OP_ASSIGN_OR_RETURN(ConvGeom g, ConvSetup(ctx, x.shape(), w.shape(), &group));
+  const int64_t m = w.dim(0);
+  if (ctx.has_input(2) && (ctx.input(2).dtype() != x.dtype() || ctx.input(2).numel() != m))
+    return ctx.Fail("bias must be [M] of the input type");
+  const DataType dt = x.dtype();
+  if (dt != DataType::kFloat && dt != DataType::kDouble && dt != DataType::kFloat16 &&
+      dt != DataType::kBFloat16)
+    return ctx.NotSupported("data type " + std::string(DataTypeName(dt)));
+  OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, dt, ConvOutShape(g, x.dim(0), m)));
+  if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
+  return DispatchFloat(ctx, dt, [&]<typename T>() {
+    RunConv<T>(ctx, g, group, y);
+    return Status::Ok();
+  });
+}
+
+}  // namespace
+
+OUTPOST_REGISTER_OP(Conv, "", 1, 23, ConvKernel);
+
+}  // namespace outpost::kernels::cpu

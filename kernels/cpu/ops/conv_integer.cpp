@@ -1,0 +1,29 @@
+// ConvInteger: int32 convolution of (x - x_zero_point) and (w - w_zero_point) for 8-bit operands.
+#include "cpu/quant.h"
+
+namespace outpost::kernels::cpu {
+namespace {
+
+Status ConvIntegerKernel(KernelContext& ctx) {
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Fail("ConvInteger needs x and w");
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  for (DataType t : {x.dtype(), w.dtype()})
+    if (t != DataType::kInt8 && t != DataType::kUInt8)
+      return ctx.NotSupported("data type " + std::string(DataTypeName(t)));
+  int64_t group = 1;
+  OP_ASSIGN_OR_RETURN(ConvGeom g, ConvSetup(ctx, x.shape(), w.shape(), &group));
+  OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, DataType::kInt32, ConvOutShape(g, x.dim(0), w.dim(0))));
+  if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
+  std::vector<double> r =
+      IntegerConv(ctx, g, group, x, ctx.has_input(2) ? &ctx.input(2) : nullptr, w,
+                  ctx.has_input(3) ? &ctx.input(3) : nullptr, nullptr);
+  for (int64_t i = 0; i < y->numel(); ++i) y->data<int32_t>()[i] = static_cast<int32_t>(r[i]);
+  return Status::Ok();
+}
+
+}  // namespace
+
+OUTPOST_REGISTER_OP(ConvInteger, "", 10, 23, ConvIntegerKernel);
+
+}  // namespace outpost::kernels::cpu

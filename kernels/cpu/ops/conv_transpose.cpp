@@ -1,0 +1,94 @@
+// ConvTranspose: N-d transposed convolution (GEMM + col2im) with groups, strides, dilations,
+// pads/auto_pad, output_padding, output_shape and bias.
+#include "cpu/common.h"
+#include "cpu/gemm.h"
+
+namespace outpost::kernels::cpu {
+namespace {
+
+template <typename C>
+void RunConvTranspose(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, int64_t m,
+                      int64_t group, const C* x, const C* w, const C* bias, C* y) {
+  // g.in: the output image; g.out: the input positions (the GEMM's columns).
+  const int64_t cg = c / group, mg = m / group, rows = mg * g.k_size;
+  C* col = Scratch<C>(static_cast<size_t>(rows * g.out_size), 1);
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t gi = 0; gi < group; ++gi) {
+      Gemm<C>(pool, true, false, rows, g.out_size, cg, C(1), w + gi * cg * rows, rows,
+              x + (b * c + gi * cg) * g.out_size, g.out_size, C(0), col, g.out_size);
+      C* yg = y + (b * m + gi * mg) * g.in_size;
+      for (int64_t o = 0; o < mg; ++o)
+        std::fill(yg + o * g.in_size, yg + (o + 1) * g.in_size, bias ? bias[gi * mg + o] : C(0));
+      Col2Im(g, mg, col, yg);
+    }
+  }
+}
+
+Status ConvTransposeKernel(KernelContext& ctx) {
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Fail("ConvTranspose needs X and W");
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  const DataType dt = x.dtype();
+  if (w.dtype() != dt || (bias && bias->dtype() != dt)) return ctx.Fail("X, W, B types differ");
+  if (!IsFloating(dt)) return ctx.NotSupported("data type " + std::string(DataTypeName(dt)));
+  const int nd = x.rank() - 2;
+  if (nd < 1 || w.rank() != x.rank()) return ctx.Fail("bad ranks");
+  const Attributes& at = ctx.attrs();
+  const int64_t group = at.Int("group", 1), c = x.dim(1);
+  if (group < 1 || c % group != 0 || w.dim(0) != c) return ctx.Fail("W must be [C, M/group, k...]");
+  const int64_t m = w.dim(1) * group;
+  if (bias && bias->numel() != m) return ctx.Fail("B must have M elements");
+  std::vector<int64_t> ks(w.shape().begin() + 2, w.shape().end());
+  auto strides = at.Ints("strides", std::vector<int64_t>(nd, 1));
+  auto dil = at.Ints("dilations", std::vector<int64_t>(nd, 1));
+  auto opad = at.Ints("output_padding", std::vector<int64_t>(nd, 0));
+  auto out_shape = at.Ints("output_shape");
+  if (static_cast<int>(out_shape.size()) == nd + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+  const std::string ap = at.String("auto_pad", "NOTSET");
+  auto pads = at.Ints("pads");
+  if (static_cast<int>(strides.size()) != nd || static_cast<int>(dil.size()) != nd ||
+      static_cast<int>(opad.size()) < nd || (!out_shape.empty() && static_cast<int>(out_shape.size()) != nd))
+    return ctx.Fail("attribute sizes do not match the spatial dims");
+  std::vector<int64_t> in(x.shape().begin() + 2, x.shape().end()), out(nd);
+  if (pads.empty() && (ap == "SAME_UPPER" || ap == "SAME_LOWER")) {
+    pads.assign(2 * nd, 0);
+    for (int i = 0; i < nd; ++i) {
+      out[i] = out_shape.empty() ? in[i] * strides[i] : out_shape[i];
+      const int64_t total =
+          strides[i] * (in[i] - 1) + opad[i] + (ks[i] - 1) * dil[i] + 1 - out[i];
+      pads[i] = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
+      pads[i + nd] = total - pads[i];
+    }
+  } else {
+    if (pads.empty()) pads.assign(2 * nd, 0);
+    if (static_cast<int>(pads.size()) != 2 * nd) return ctx.Fail("pads size");
+    for (int i = 0; i < nd; ++i)
+      out[i] = out_shape.empty() ? strides[i] * (in[i] - 1) + opad[i] + (ks[i] - 1) * dil[i] + 1 -
+                                       pads[i] - pads[i + nd]
+                                 : out_shape[i];
+  }
+  for (int i = 0; i < nd; ++i)
+    if (out[i] < 0) return ctx.BadInput("negative output size");
+  // Geometry of the equivalent convolution: image = our output, positions = our input.
+  OP_ASSIGN_OR_RETURN(ConvGeom g, GeomFrom(ctx, out, ks, strides, dil, pads, in));
+  Shape yshape{x.dim(0), m};
+  for (int64_t v : out) yshape.push_back(v);
+  OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, dt, yshape));
+  if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
+  return DispatchFloat(ctx, dt, [&]<typename T>() {
+    std::vector<Compute<T>> xb, wb, bb, yb;
+    const auto* xp = ComputeIn<T>(x, &xb);
+    const auto* wp = ComputeIn<T>(w, &wb);
+    RunConvTranspose(&ctx.pool(), g, x.dim(0), c, m, group, xp, wp,
+                     bias ? ComputeIn<T>(*bias, &bb) : nullptr, ComputeOut<T>(y, &yb));
+    FinishOut<T>(y, yb);
+    return Status::Ok();
+  });
+}
+
+}  // namespace
+
+OUTPOST_REGISTER_OP(ConvTranspose, "", 1, 23, ConvTransposeKernel);
+
+}  // namespace outpost::kernels::cpu

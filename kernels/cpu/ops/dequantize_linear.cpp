@@ -1,0 +1,45 @@
+// DequantizeLinear: y = (x - zero_point) * scale, per-tensor, per-axis or blocked, from
+// int8/uint8/int16/uint16/int32.
+#include "cpu/quant.h"
+
+namespace outpost::kernels::cpu {
+namespace {
+
+Status DequantizeLinearKernel(KernelContext& ctx) {
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Fail("DequantizeLinear needs x, x_scale");
+  const Tensor& x = ctx.input(0);
+  const Tensor& scale = ctx.input(1);
+  const Tensor* zp = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  if (!IsFloating(scale.dtype())) return ctx.Fail("x_scale must be floating");
+  if (zp && zp->dtype() != x.dtype()) return ctx.Fail("zero point type differs from x");
+  DataType out = scale.dtype();
+  if (const int64_t odt = ctx.attrs().Int("output_dtype", 0); odt != 0) out = static_cast<DataType>(odt);
+  if (!IsFloating(out)) return ctx.Fail("output_dtype must be floating");
+  OP_ASSIGN_OR_RETURN(QuantIndexer qi, MakeQuantIndexer(ctx, x.shape(), scale.shape()));
+  return DispatchQuant(ctx, x.dtype(), true, [&]<typename Q>() -> Status {
+    OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, out, x.shape()));
+    if (ctx.infer_only() || !y) return Status::Ok();
+    const Q* xp = x.data<Q>();
+    // numpy: float32(x) - zero_point stays float32 except for int32 (promoted to float64).
+    const bool wide = std::is_same_v<Q, int32_t> && zp;
+    return DispatchFloat(ctx, out, [&]<typename T>() {
+      T* yp = y->data<T>();
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const int64_t si = qi(i);
+        const double z = zp ? static_cast<double>(zp->data<Q>()[si]) : 0.0;
+        const double s = ReadDouble(scale, si);
+        double v;
+        if (wide) v = (static_cast<double>(xp[i]) - z) * s;
+        else v = (static_cast<float>(xp[i]) - static_cast<float>(z)) * static_cast<float>(s);
+        yp[i] = FromAcc<T>(static_cast<Acc<T>>(v));
+      }
+      return Status::Ok();
+    });
+  });
+}
+
+}  // namespace
+
+OUTPOST_REGISTER_OP(DequantizeLinear, "", 10, 23, DequantizeLinearKernel);
+
+}  // namespace outpost::kernels::cpu

@@ -1,0 +1,68 @@
+// MaxPool: max over N-d windows, with the optional Indices output (storage_order 0/1).
+#include <limits>
+
+#include "cpu/common.h"
+#include "cpu/gemm.h"
+
+namespace outpost::kernels::cpu {
+namespace {
+
+template <typename T>
+void RunMaxPool(KernelContext& ctx, const ConvGeom& g, bool col_major, Tensor* y, Tensor* ind) {
+  const Tensor& x = ctx.input(0);
+  const T* xp = x.data<T>();
+  T* yp = y ? y->data<T>() : nullptr;
+  int64_t* ip = ind ? ind->data<int64_t>() : nullptr;
+  ForEachWindow(&ctx.pool(), g, x.dim(0) * x.dim(1), [&](int64_t p, int64_t o, const int64_t* st) {
+    const T* xc = xp + p * g.in_size;
+    Acc<T> best = std::numeric_limits<Acc<T>>::lowest();
+    if constexpr (std::is_floating_point_v<Acc<T>>) best = -std::numeric_limits<Acc<T>>::infinity();
+    int64_t arg = -1;
+    ForWindowElems(g, st, [&](int64_t i) {
+      const Acc<T> v = static_cast<Acc<T>>(xc[i]);
+      if (v > best || arg < 0) {
+        if (arg >= 0 || !(v != v)) best = v, arg = i;
+      }
+    });
+    if (yp) yp[p * g.out_size + o] = FromAcc<T>(best);
+    if (ip) {
+      int64_t idx = std::max<int64_t>(arg, 0);
+      if (col_major) {  // spatial index in column-major order
+        const int64_t iw = idx % g.in[2], ih = (idx / g.in[2]) % g.in[1], id = idx / (g.in[2] * g.in[1]);
+        idx = id + g.in[0] * (ih + g.in[1] * iw);
+      }
+      ip[p * g.out_size + o] = p * g.in_size + idx;
+    }
+  });
+}
+
+Status MaxPoolKernel(KernelContext& ctx) {
+  if (!ctx.has_input(0)) return ctx.Fail("missing input X");
+  const Tensor& x = ctx.input(0);
+  OP_ASSIGN_OR_RETURN(auto ks, PoolKernelShape(ctx, x.shape()));
+  const bool ceil_mode = ctx.attrs().Int("ceil_mode", 0) != 0;
+  const bool col_major = ctx.attrs().Int("storage_order", 0) != 0;
+  OP_ASSIGN_OR_RETURN(ConvGeom g, MakeConvGeom(ctx, x.shape(), ks, ceil_mode));
+  const DataType dt = x.dtype();
+  if (!IsFloating(dt) && dt != DataType::kInt8 && dt != DataType::kUInt8)
+    return ctx.NotSupported("data type " + std::string(DataTypeName(dt)));
+  const Shape out = ConvOutShape(g, x.dim(0), x.dim(1));
+  OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, dt, out));
+  OP_ASSIGN_OR_RETURN(Tensor * ind, ctx.Output(1, DataType::kInt64, out));
+  if (ctx.infer_only() || out.numel() == 0) return Status::Ok();
+  return DispatchNumeric(ctx, dt, [&]<typename T>() {
+    if constexpr (std::is_floating_point_v<Acc<T>> || std::is_same_v<T, int8_t> ||
+                  std::is_same_v<T, uint8_t>) {
+      RunMaxPool<T>(ctx, g, col_major, y, ind);
+      return Status::Ok();
+    } else {
+      return ctx.NotSupported("data type " + std::string(DataTypeName(dt)));
+    }
+  });
+}
+
+}  // namespace
+
+OUTPOST_REGISTER_OP(MaxPool, "", 1, 23, MaxPoolKernel);
+
+}  // namespace outpost::kernels::cpu

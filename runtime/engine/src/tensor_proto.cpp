@@ -1,0 +1,297 @@
+// TensorProto decoding (inline and external data), and .pb / .npy tensor files.
+#include "tensor_proto.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <onnx/onnx_pb.h>
+
+#include "outpost/engine/session.h"
+
+namespace outpost {
+namespace fs = std::filesystem;
+
+namespace {
+
+Status ReadExternal(const onnx::TensorProto& tp, const std::string& base_dir, void* dst, size_t bytes) {
+  std::string location;
+  int64_t offset = 0, length = -1;
+  for (auto& kv : tp.external_data()) {
+    if (kv.key() == "location") location = kv.value();
+    else if (kv.key() == "offset") offset = std::strtoll(kv.value().c_str(), nullptr, 10);
+    else if (kv.key() == "length") length = std::strtoll(kv.value().c_str(), nullptr, 10);
+  }
+  if (location.empty()) return InvalidModel("external data without a location");
+  fs::path rel(location);
+  if (rel.is_absolute()) return InvalidModel("external data location '" + location + "' is an absolute path");
+  for (auto& part : rel)
+    if (part == "..") return InvalidModel("external data location '" + location + "' leaves the model directory");
+  if (base_dir.empty()) return InvalidModel("external data '" + location + "' but the model was not loaded from a file");
+  std::error_code ec;
+  fs::path base = fs::canonical(base_dir, ec);
+  if (ec) return NotFound("model directory '" + base_dir + "': " + ec.message());
+  fs::path full = fs::weakly_canonical(base / rel, ec);
+  if (ec) return NotFound("external data '" + location + "': " + ec.message());
+  auto [mis, _] = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
+  if (mis != base.end()) return InvalidModel("external data location '" + location + "' resolves outside the model directory");
+  if (offset < 0 || (length >= 0 && static_cast<size_t>(length) != bytes))
+    return InvalidModel("external data '" + location + "': offset " + std::to_string(offset) + " / length " +
+                        std::to_string(length) + " do not match the tensor's " + std::to_string(bytes) + " bytes");
+  int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFound("external data file '" + location + "': " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidModel("external data '" + location + "' is not a regular file");
+  }
+  if (static_cast<uint64_t>(offset) + bytes > static_cast<uint64_t>(st.st_size)) {
+    ::close(fd);
+    return InvalidModel("external data '" + location + "' is truncated: needs " + std::to_string(offset + bytes) +
+                        " bytes, file has " + std::to_string(st.st_size));
+  }
+  size_t done = 0;
+  while (done < bytes) {
+    ssize_t r = ::pread(fd, static_cast<char*>(dst) + done, bytes - done, offset + static_cast<off_t>(done));
+    if (r <= 0) {
+      ::close(fd);
+      return IoError("reading external data '" + location + "': " + (r < 0 ? std::strerror(errno) : "unexpected end"));
+    }
+    done += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+template <typename Field>
+Status CheckCount(const Field& f, int64_t n, const char* name) {
+  if (static_cast<int64_t>(f.size()) != n)
+    return InvalidModel(std::string(name) + " holds " + std::to_string(f.size()) + " values, the shape needs " +
+                        std::to_string(n));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Expected<Tensor> TensorFromProto(const onnx::TensorProto& tp, const std::string& base_dir) {
+  DataType dt = static_cast<DataType>(tp.data_type());
+  if (tp.has_segment()) return Unsupported("segmented tensors are not supported");
+  if (!IsStorable(dt))
+    return Unsupported("tensor '" + tp.name() + "' has data type " + std::string(DataTypeName(dt)) +
+                       " (" + std::to_string(tp.data_type()) + "), which is not supported");
+  std::vector<int64_t> dims(tp.dims().begin(), tp.dims().end());
+  for (int64_t d : dims)
+    if (d < 0) return InvalidModel("tensor '" + tp.name() + "' has negative dimension " + std::to_string(d));
+  OP_ASSIGN_OR_RETURN(Shape shape, Shape::From(dims));
+  OP_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dt, shape));
+  int64_t n = t.numel();
+  size_t bytes = t.nbytes();
+  if (tp.data_location() == onnx::TensorProto::EXTERNAL) {
+    if (dt == DataType::kString) return InvalidModel("string tensors cannot use external data");
+    OP_RETURN_IF_ERROR(ReadExternal(tp, base_dir, t.raw(), bytes).WithContext("tensor '" + tp.name() + "'"));
+    return t;
+  }
+  if (tp.has_raw_data()) {
+    if (dt == DataType::kString) return InvalidModel("string tensor '" + tp.name() + "' uses raw_data");
+    if (tp.raw_data().size() != bytes)
+      return InvalidModel("tensor '" + tp.name() + "' raw_data has " + std::to_string(tp.raw_data().size()) +
+                          " bytes, its type and shape need " + std::to_string(bytes));
+    if (bytes) std::memcpy(t.raw(), tp.raw_data().data(), bytes);
+    return t;
+  }
+  Status st;
+  switch (dt) {
+    case DataType::kFloat:
+      st = CheckCount(tp.float_data(), n, "float_data");
+      if (st.ok() && n) std::memcpy(t.raw(), tp.float_data().data(), bytes);
+      break;
+    case DataType::kDouble:
+      st = CheckCount(tp.double_data(), n, "double_data");
+      if (st.ok() && n) std::memcpy(t.raw(), tp.double_data().data(), bytes);
+      break;
+    case DataType::kInt64:
+      st = CheckCount(tp.int64_data(), n, "int64_data");
+      if (st.ok() && n) std::memcpy(t.raw(), tp.int64_data().data(), bytes);
+      break;
+    case DataType::kUInt32:
+    case DataType::kUInt64:
+      st = CheckCount(tp.uint64_data(), n, "uint64_data");
+      if (st.ok())
+        for (int64_t i = 0; i < n; ++i) {
+          if (dt == DataType::kUInt32) t.data<uint32_t>()[i] = static_cast<uint32_t>(tp.uint64_data(i));
+          else t.data<uint64_t>()[i] = tp.uint64_data(i);
+        }
+      break;
+    case DataType::kString:
+      st = CheckCount(tp.string_data(), n, "string_data");
+      if (st.ok())
+        for (int64_t i = 0; i < n; ++i) t.data<std::string>()[i] = tp.string_data(i);
+      break;
+    default: {  // everything narrower than 32 bits, and int32, lives in int32_data
+      st = CheckCount(tp.int32_data(), n, "int32_data");
+      if (!st.ok()) break;
+      size_t es = DataTypeSize(dt);
+      for (int64_t i = 0; i < n; ++i) {
+        int32_t v = tp.int32_data(i);
+        if (dt == DataType::kBool) v = v != 0;
+        std::memcpy(static_cast<char*>(t.raw()) + i * es, &v, es);  // little-endian truncation
+      }
+    }
+  }
+  if (!st.ok()) return st.WithContext("tensor '" + tp.name() + "'");
+  return t;
+}
+
+namespace engine {
+
+Expected<Tensor> ParseTensorProto(const std::string& bytes) {
+  onnx::TensorProto tp;
+  if (!tp.ParseFromString(bytes)) return InvalidArgument("not a serialized onnx TensorProto");
+  return TensorFromProto(tp, "");
+}
+
+namespace {
+
+Expected<Tensor> ParseNpy(const std::string& b, const std::string& path) {
+  auto bad = [&](const std::string& m) { return InvalidArgument("'" + path + "' is not a valid .npy file: " + m); };
+  if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) return bad("missing magic");
+  int major = static_cast<unsigned char>(b[6]);
+  size_t hlen, hstart;
+  if (major == 1) {
+    hlen = static_cast<unsigned char>(b[8]) | (static_cast<unsigned char>(b[9]) << 8);
+    hstart = 10;
+  } else if (major == 2 || major == 3) {
+    if (b.size() < 12) return bad("short header");
+    hlen = 0;
+    for (int i = 0; i < 4; ++i) hlen |= static_cast<size_t>(static_cast<unsigned char>(b[8 + i])) << (8 * i);
+    hstart = 12;
+  } else {
+    return bad("version " + std::to_string(major));
+  }
+  if (hstart + hlen > b.size()) return bad("header runs past the end");
+  std::string h = b.substr(hstart, hlen);
+  auto field = [&](const std::string& key) -> std::string {
+    size_t p = h.find("'" + key + "'");
+    if (p == std::string::npos) return "";
+    p = h.find(':', p);
+    if (p == std::string::npos) return "";
+    ++p;
+    while (p < h.size() && h[p] == ' ') ++p;
+    if (h[p] == '\'') {
+      size_t e = h.find('\'', p + 1);
+      return h.substr(p + 1, e - p - 1);
+    }
+    if (h[p] == '(') {
+      size_t e = h.find(')', p);
+      return h.substr(p + 1, e - p - 1);
+    }
+    size_t e = h.find_first_of(",}", p);
+    return h.substr(p, e - p);
+  };
+  std::string descr = field("descr"), fortran = field("fortran_order"), shp = field("shape");
+  if (fortran.find("True") != std::string::npos) return bad("fortran_order arrays are not supported");
+  if (descr.size() < 3) return bad("no dtype");
+  if (descr[0] == '>' && descr.substr(1) != "u1" && descr.substr(1) != "i1" && descr.substr(1) != "b1")
+    return bad("big-endian data is not supported");
+  std::string code = descr.substr(1);
+  DataType dt;
+  if (code == "f4") dt = DataType::kFloat;
+  else if (code == "f8") dt = DataType::kDouble;
+  else if (code == "f2") dt = DataType::kFloat16;
+  else if (code == "i1") dt = DataType::kInt8;
+  else if (code == "i2") dt = DataType::kInt16;
+  else if (code == "i4") dt = DataType::kInt32;
+  else if (code == "i8") dt = DataType::kInt64;
+  else if (code == "u1") dt = DataType::kUInt8;
+  else if (code == "u2") dt = DataType::kUInt16;
+  else if (code == "u4") dt = DataType::kUInt32;
+  else if (code == "u8") dt = DataType::kUInt64;
+  else if (code == "b1") dt = DataType::kBool;
+  else return bad("dtype '" + descr + "' is not supported");
+  std::vector<int64_t> dims;
+  std::stringstream ss(shp);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    size_t s = tok.find_first_not_of(' ');
+    if (s == std::string::npos) continue;
+    char* end = nullptr;
+    long long v = std::strtoll(tok.c_str() + s, &end, 10);
+    if (end == tok.c_str() + s || v < 0) return bad("shape '" + shp + "'");
+    dims.push_back(v);
+  }
+  OP_ASSIGN_OR_RETURN(Shape shape, Shape::From(dims));
+  OP_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dt, shape));
+  size_t start = hstart + hlen;
+  if (b.size() - start != t.nbytes())
+    return bad("data has " + std::to_string(b.size() - start) + " bytes, shape " + shape.ToString() + " needs " +
+               std::to_string(t.nbytes()));
+  if (t.nbytes()) std::memcpy(t.raw(), b.data() + start, t.nbytes());
+  return t;
+}
+
+}  // namespace
+
+Expected<Tensor> ReadTensorFile(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return NotFound("tensor file '" + path + "' does not exist");
+  auto size = fs::file_size(path, ec);
+  if (ec || size > (4ull << 30)) return InvalidArgument("tensor file '" + path + "' is unreadable or too large");
+  std::ifstream f(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (!f.good() && !f.eof()) return IoError("reading '" + path + "'");
+  if (path.size() >= 4 && path.substr(path.size() - 4) == ".npy") return ParseNpy(bytes, path);
+  auto t = ParseTensorProto(bytes);
+  if (!t.ok()) return t.status().WithContext("'" + path + "'");
+  return t;
+}
+
+Status WriteNpy(const std::string& path, const Tensor& t) {
+  const char* code = nullptr;
+  switch (t.dtype()) {
+    case DataType::kFloat: code = "<f4"; break;
+    case DataType::kDouble: code = "<f8"; break;
+    case DataType::kFloat16: code = "<f2"; break;
+    case DataType::kInt8: code = "|i1"; break;
+    case DataType::kInt16: code = "<i2"; break;
+    case DataType::kInt32: code = "<i4"; break;
+    case DataType::kInt64: code = "<i8"; break;
+    case DataType::kUInt8: code = "|u1"; break;
+    case DataType::kUInt16: code = "<u2"; break;
+    case DataType::kUInt32: code = "<u4"; break;
+    case DataType::kUInt64: code = "<u8"; break;
+    case DataType::kBool: code = "|b1"; break;
+    default: return Unsupported("cannot write " + std::string(DataTypeName(t.dtype())) + " tensors as .npy");
+  }
+  std::string shape = "(";
+  for (int i = 0; i < t.rank(); ++i) shape += std::to_string(t.dim(i)) + (t.rank() == 1 || i + 1 < t.rank() ? "," : "");
+  shape += ")";
+  std::string header = "{'descr': '" + std::string(code) + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  size_t total = 10 + header.size() + 1;
+  header += std::string((64 - total % 64) % 64, ' ') + "\n";
+  std::string out = "\x93NUMPY";
+  out += '\x01';
+  out += '\x00';
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return IoError("cannot create '" + tmp + "': " + std::strerror(errno));
+    f.write(out.data(), static_cast<std::streamsize>(out.size()));
+    f.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
+    if (!f.good()) return IoError("writing '" + tmp + "' failed (disk full?)");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return IoError("renaming '" + tmp + "': " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace engine
+}  // namespace outpost

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package Outpost needs to build, test and run. Idempotent: does nothing
+# (and needs no network) when everything is already installed.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libonnx-dev libprotobuf-dev protobuf-compiler
+  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
+  libopenblas-dev
+  libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+# Model generation and the benchmark's peer (only needed to regenerate models or run bench/).
+OPTIONAL=(python3-onnx python3-numpy python3-sklearn python3-torch python3-torchvision nodejs npm)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ "${1:-}" == "--with-optional" ]]; then
+  for p in "${OPTIONAL[@]}"; do
+    # Node may come from elsewhere on developer machines; only install Debian's if absent.
+    if [[ "$p" == nodejs || "$p" == npm ]] && command -v "${p/nodejs/node}" >/dev/null; then continue; fi
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
