@@ -214,33 +214,6 @@ Shape ConvOutShape(const ConvGeom& g, int64_t n, int64_t channels) {
   return s;
 }
 
-// Output positions o in [0, out) whose input position o * s + off lies in [0, in): [*lo, *hi).
-static inline void ValidRange(int64_t off, int64_t s, int64_t in, int64_t out, int64_t* lo,
-                              int64_t* hi) {
-  int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
-  int64_t h = in - off > 0 ? (in - off + s - 1) / s : 0;
-  *lo = std::min(l, out);
-  *hi = std::max(*lo, std::min(h, out));
-}
-
-// Visits every (output row, input row) pair of one kernel offset: fn(out_row_ptr_offset,
-// in_row_offset or -1 when the row lies in the padding, lo, hi, in_col_off).
-template <typename F>
-static inline void ForKernelRows(const ConvGeom& g, int64_t kd, int64_t kh, int64_t kw, F&& fn) {
-  const int64_t off_w = kw * g.d[2] - g.pb[2];
-  int64_t lo, hi;
-  ValidRange(off_w, g.s[2], g.in[2], g.out[2], &lo, &hi);
-  for (int64_t od = 0; od < g.out[0]; ++od) {
-    const int64_t id = od * g.s[0] + kd * g.d[0] - g.pb[0];
-    for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-      const int64_t ih = oh * g.s[1] + kh * g.d[1] - g.pb[1];
-      const bool inside = id >= 0 && id < g.in[0] && ih >= 0 && ih < g.in[1];
-      fn((od * g.out[1] + oh) * g.out[2], inside ? (id * g.in[1] + ih) * g.in[2] : -1, lo, hi,
-         off_w);
-    }
-  }
-}
-
 template <typename T>
 void Im2Col(ThreadPool* pool, const ConvGeom& g, int64_t channels, const T* x, T* col) {
   const int64_t rows = channels * g.k_size;
@@ -287,35 +260,73 @@ void Col2Im(const ConvGeom& g, int64_t channels, const T* col, T* y) {
   }
 }
 
-// Depthwise (group == C): each output channel m reads input channel m / (M / C).
+// ph[r * len + j] = x[r + j * s]: the s phases of a strided row.
+template <typename T>
+static void SplitPhases(const T* x, int64_t n, int64_t s, int64_t len, T* ph) {
+  int64_t j = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    if (s == 2) {
+      for (; 2 * j + 16 <= n; j += 8) {
+        const __m256 a = _mm256_loadu_ps(x + 2 * j), b = _mm256_loadu_ps(x + 2 * j + 8);
+        const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm256_storeu_ps(ph + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
+        _mm256_storeu_ps(ph + len + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0))));
+      }
+    }
+  }
+  for (int64_t r = 0; r < s; ++r)
+    for (int64_t i = j; r + i * s < n; ++i) ph[r * len + i] = x[r + i * s];
+}
+
+// Depthwise (group == C): each output channel m reads input channel m / (M / C). Output rows
+// are accumulated in place tap by tap; strided input rows are first split into `stride` phase
+// rows so every tap is a contiguous multiply-add along the row.
 template <typename T>
 static void DepthwiseConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, int64_t m,
                           const T* x, const T* w, const T* bias, T* y) {
-  const int64_t mult = m / c;
+  const int64_t mult = m / c, sw = g.s[2], iw = g.in[2], ow_n = g.out[2];
+  const int64_t phase_len = (iw + sw - 1) / sw;
   auto body = [&](int64_t p0, int64_t p1) {
+    std::vector<T> phases(sw > 1 ? g.in[0] * g.in[1] * sw * phase_len : 0);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t b = p / m, oc = p % m;
       const T* xc = x + (b * c + oc / mult) * g.in_size;
+      if (sw > 1 && (p == p0 || oc % mult == 0))  // split every input row into stride phases
+        for (int64_t row = 0; row < g.in[0] * g.in[1]; ++row)
+          SplitPhases(xc + row * iw, iw, sw, phase_len, phases.data() + row * sw * phase_len);
       const T* wc = w + oc * g.k_size;
       T* yc = y + p * g.out_size;
-      std::fill(yc, yc + g.out_size, bias ? bias[oc] : T(0));
-      const int64_t sw = g.s[2];
-      for (int64_t kd = 0; kd < g.k[0]; ++kd)
-        for (int64_t kh = 0; kh < g.k[1]; ++kh)
-          for (int64_t kw = 0; kw < g.k[2]; ++kw) {
-            const T wv = wc[(kd * g.k[1] + kh) * g.k[2] + kw];
-            ForKernelRows(g, kd, kh, kw,
-                          [&](int64_t o, int64_t i, int64_t lo, int64_t hi, int64_t ow_off) {
-                            if (i < 0) return;
-                            T* yr = yc + o;
-                            const T* xr = xc + i + ow_off;
-                            if (sw == 1) {
-                              for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow];
-                            } else {
-                              for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * sw];
-                            }
-                          });
+      for (int64_t od = 0; od < g.out[0]; ++od) {
+        for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+          T* yr = yc + (od * g.out[1] + oh) * ow_n;
+          std::fill(yr, yr + ow_n, bias ? bias[oc] : T(0));
+          for (int64_t kd = 0; kd < g.k[0]; ++kd) {
+            const int64_t id = od * g.s[0] + kd * g.d[0] - g.pb[0];
+            if (id < 0 || id >= g.in[0]) continue;
+            for (int64_t kh = 0; kh < g.k[1]; ++kh) {
+              const int64_t ih = oh * g.s[1] + kh * g.d[1] - g.pb[1];
+              if (ih < 0 || ih >= g.in[1]) continue;
+              const T* xr = xc + (id * g.in[1] + ih) * iw;
+              const T* wr = wc + (kd * g.k[1] + kh) * g.k[2];
+              for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+                const int64_t off = kw * g.d[2] - g.pb[2];
+                int64_t lo, hi;
+                ValidRange(off, sw, iw, ow_n, &lo, &hi);
+                const T wv = wr[kw];
+                const T* src;
+                if (sw == 1) {
+                  src = xr + off;
+                } else {  // position ow * sw + off == (ow + q) * sw + r
+                  const int64_t r = ((off % sw) + sw) % sw, q = (off - r) / sw;
+                  src = phases.data() + ((id * g.in[1] + ih) * sw + r) * phase_len + q;
+                }
+                if (hi > lo) Axpy(wv, src + lo, yr + lo, hi - lo);
+              }
+            }
           }
+        }
+      }
     }
   };
   if (pool) pool->ParallelFor(n * m, 1, body);

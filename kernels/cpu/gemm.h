@@ -2,6 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <immintrin.h>
+
+#include <algorithm>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -22,6 +25,22 @@ void Gemm(ThreadPool* pool, bool trans_a, bool trans_b, int64_t m, int64_t n, in
 // Index `slot` lets one caller hold several buffers at once.
 template <typename T>
 T* Scratch(size_t n, int slot = 0);
+
+// y[i] += a * x[i] (explicit AVX2: GCC's -O2 vectorizer skips loops that need alias checks).
+inline void Axpy(float a, const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  const __m256 va = _mm256_set1_ps(a);
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+inline void Axpy(double a, const double* x, double* y, int64_t n) {
+  int64_t i = 0;
+  const __m256d va = _mm256_set1_pd(a);
+  for (; i + 4 <= n; i += 4)
+    _mm256_storeu_pd(y + i, _mm256_fmadd_pd(va, _mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
 
 // Spatial geometry of a convolution or pooling window, padded to 3 spatial dims (leading dims 1).
 struct ConvGeom {
@@ -51,6 +70,33 @@ Expected<ConvGeom> ConvSetup(KernelContext& ctx, const Shape& x, const Shape& w,
 
 // Output shape [N, channels, geom.out...].
 Shape ConvOutShape(const ConvGeom& g, int64_t n, int64_t channels);
+
+// Output positions o in [0, out) whose input position o * s + off lies in [0, in): [*lo, *hi).
+inline void ValidRange(int64_t off, int64_t s, int64_t in, int64_t out, int64_t* lo,
+                              int64_t* hi) {
+  int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+  int64_t h = in - off > 0 ? (in - off + s - 1) / s : 0;
+  *lo = std::min(l, out);
+  *hi = std::max(*lo, std::min(h, out));
+}
+
+// Visits every (output row, input row) pair of one kernel offset: fn(out_row_ptr_offset,
+// in_row_offset or -1 when the row lies in the padding, lo, hi, in_col_off).
+template <typename F>
+inline void ForKernelRows(const ConvGeom& g, int64_t kd, int64_t kh, int64_t kw, F&& fn) {
+  const int64_t off_w = kw * g.d[2] - g.pb[2];
+  int64_t lo, hi;
+  ValidRange(off_w, g.s[2], g.in[2], g.out[2], &lo, &hi);
+  for (int64_t od = 0; od < g.out[0]; ++od) {
+    const int64_t id = od * g.s[0] + kd * g.d[0] - g.pb[0];
+    for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+      const int64_t ih = oh * g.s[1] + kh * g.d[1] - g.pb[1];
+      const bool inside = id >= 0 && id < g.in[0] && ih >= 0 && ih < g.in[1];
+      fn((od * g.out[1] + oh) * g.out[2], inside ? (id * g.in[1] + ih) * g.in[2] : -1, lo, hi,
+         off_w);
+    }
+  }
+}
 
 // col[c * k_size + kpos][opos] = x[c][window(opos) + kpos] (0 outside the input); x is [C, in].
 template <typename T>
@@ -149,6 +195,27 @@ int64_t ForWindowElems(const ConvGeom& g, const int64_t* st, F&& fn) {
     }
   }
   return padded;
+}
+
+// Row-wise pooling of one [in] plane into an [out] plane y (pre-initialized by the caller):
+// y[o] = op(y[o], x[i]) for every input position i inside window o. The inner loop runs along
+// output columns, so it vectorizes.
+template <typename A, typename T, typename Op>
+void PoolPlaneRows(const ConvGeom& g, const T* x, A* y, Op op) {
+  const int64_t sw = g.s[2];
+  for (int64_t kd = 0; kd < g.k[0]; ++kd)
+    for (int64_t kh = 0; kh < g.k[1]; ++kh)
+      for (int64_t kw = 0; kw < g.k[2]; ++kw)
+        ForKernelRows(g, kd, kh, kw, [&](int64_t o, int64_t i, int64_t lo, int64_t hi, int64_t off) {
+          if (i < 0) return;
+          A* yr = y + o;
+          const T* xr = x + i + off;
+          if (sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] = op(yr[ow], static_cast<A>(xr[ow]));
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] = op(yr[ow], static_cast<A>(xr[ow * sw]));
+          }
+        });
 }
 
 // Kernel spatial dims from the kernel_shape attribute (pooling ops).

@@ -1,4 +1,6 @@
 // AveragePool: mean over N-d windows (pads, auto_pad, ceil_mode, dilations, count_include_pad).
+#include <vector>
+
 #include "cpu/common.h"
 #include "cpu/gemm.h"
 
@@ -16,19 +18,43 @@ Status AveragePoolKernel(KernelContext& ctx) {
     return ctx.NotSupported("data type " + std::string(DataTypeName(x.dtype())));
   OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), ConvOutShape(g, x.dim(0), x.dim(1))));
   if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
+  // Window element count per output position: the product over dims of the positions inside
+  // the input (or, with count_include_pad, inside the padded input).
+  std::vector<double> inv(g.out_size);
+  {
+    std::vector<int64_t> cnt[ConvGeom::kDims];
+    for (int d = 0; d < ConvGeom::kDims; ++d) {
+      cnt[d].resize(g.out[d]);
+      const int64_t lo = include_pad ? -g.pb[d] : 0, hi = g.in[d] + (include_pad ? g.pe[d] : 0);
+      for (int64_t o = 0; o < g.out[d]; ++o) {
+        int64_t c = 0;
+        for (int64_t k = 0; k < g.k[d]; ++k) {
+          const int64_t pos = o * g.s[d] - g.pb[d] + k * g.d[d];
+          c += pos >= lo && pos < hi;
+        }
+        cnt[d][o] = c;
+      }
+    }
+    int64_t o = 0;
+    for (int64_t a = 0; a < g.out[0]; ++a)
+      for (int64_t b = 0; b < g.out[1]; ++b)
+        for (int64_t c = 0; c < g.out[2]; ++c, ++o) {
+          const int64_t n = cnt[0][a] * cnt[1][b] * cnt[2][c];
+          inv[o] = n ? 1.0 / static_cast<double>(n) : 0.0;
+        }
+  }
   return DispatchFloat(ctx, x.dtype(), [&]<typename T>() {
+    using A = Acc<T>;
     const T* xp = x.data<T>();
     T* yp = y->data<T>();
-    ForEachWindow(&ctx.pool(), g, x.dim(0) * x.dim(1), [&](int64_t p, int64_t o, const int64_t* st) {
-      const T* xc = xp + p * g.in_size;
-      Acc<T> sum = 0;
-      int64_t valid = 0;
-      const int64_t padded = ForWindowElems(g, st, [&](int64_t i) {
-        sum += static_cast<Acc<T>>(xc[i]);
-        ++valid;
-      });
-      const int64_t count = include_pad ? padded : valid;
-      yp[p * g.out_size + o] = FromAcc<T>(count ? sum / static_cast<Acc<T>>(count) : Acc<T>(0));
+    ctx.pool().ParallelFor(x.dim(0) * x.dim(1), 1, [&](int64_t p0, int64_t p1) {
+      std::vector<A> buf(g.out_size);
+      for (int64_t p = p0; p < p1; ++p) {
+        std::fill(buf.begin(), buf.end(), A(0));
+        PoolPlaneRows<A>(g, xp + p * g.in_size, buf.data(), [](A a, A b) { return a + b; });
+        for (int64_t o = 0; o < g.out_size; ++o)
+          yp[p * g.out_size + o] = FromAcc<T>(buf[o] * static_cast<A>(inv[o]));
+      }
     });
     return Status::Ok();
   });

@@ -178,7 +178,7 @@ Status CastTo(KernelContext& ctx, const Tensor& x, DataType to, bool saturate, T
         const S* in = x.data<S>();
         D* out = y->data<D>();
         ForRange(ctx, n, [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i) out[i] = Convert<D>(in[i]);
+          Blocked(b, e, [&](int64_t i) { out[i] = Convert<D>(in[i]); });
         });
         return Status::Ok();
       }

@@ -18,7 +18,8 @@ Status DropoutKernel(KernelContext& ctx) {
     bool ratio_zero = ctx.input_known(1) && ReadDouble(ctx.input(1), 0) == 0;
     // A training_mode fed at run time could switch random dropout on: refuse it at load.
     if (!ctx.input_known(2) && ctx.infer_only() && !ratio_zero)
-      return ctx.NotSupported("training_mode supplied at run time (random dropout is not supported)");
+      return ctx.NotSupported(
+          "training_mode supplied at run time (random dropout is not supported)");
     if (ctx.input_known(2) && tm.data<bool>()[0]) {
       if (!ctx.has_input(1)) return ctx.NotSupported("training mode (random dropout)");
       if (!ctx.input_known(1)) {

@@ -1,11 +1,32 @@
 // MaxPool: max over N-d windows, with the optional Indices output (storage_order 0/1).
 #include <limits>
+#include <vector>
 
 #include "cpu/common.h"
 #include "cpu/gemm.h"
 
 namespace outpost::kernels::cpu {
 namespace {
+
+// Without Indices: row-wise max (NaN never wins, as in the reference).
+template <typename T>
+void FastMaxPool(KernelContext& ctx, const ConvGeom& g, Tensor* y) {
+  const Tensor& x = ctx.input(0);
+  using A = Acc<T>;
+  const T* xp = x.data<T>();
+  T* yp = y->data<T>();
+  const int64_t planes = x.dim(0) * x.dim(1);
+  ctx.pool().ParallelFor(planes, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<A> buf(g.out_size);
+    for (int64_t p = p0; p < p1; ++p) {
+      A lowest = std::numeric_limits<A>::lowest();
+      if constexpr (std::is_floating_point_v<A>) lowest = -std::numeric_limits<A>::infinity();
+      std::fill(buf.begin(), buf.end(), lowest);
+      PoolPlaneRows<A>(g, xp + p * g.in_size, buf.data(), [](A a, A b) { return b > a ? b : a; });
+      for (int64_t o = 0; o < g.out_size; ++o) yp[p * g.out_size + o] = FromAcc<T>(buf[o]);
+    }
+  });
+}
 
 template <typename T>
 void RunMaxPool(KernelContext& ctx, const ConvGeom& g, bool col_major, Tensor* y, Tensor* ind) {
@@ -53,7 +74,8 @@ Status MaxPoolKernel(KernelContext& ctx) {
   return DispatchNumeric(ctx, dt, [&]<typename T>() {
     if constexpr (std::is_floating_point_v<Acc<T>> || std::is_same_v<T, int8_t> ||
                   std::is_same_v<T, uint8_t>) {
-      RunMaxPool<T>(ctx, g, col_major, y, ind);
+      if (ind) RunMaxPool<T>(ctx, g, col_major, y, ind);
+      else if (y) FastMaxPool<T>(ctx, g, y);
       return Status::Ok();
     } else {
       return ctx.NotSupported("data type " + std::string(DataTypeName(dt)));

@@ -18,15 +18,19 @@ Status MaxUnpoolKernel(KernelContext& ctx) {
   if (static_cast<int>(ks.size()) != nd || static_cast<int>(strides.size()) != nd ||
       static_cast<int>(pads.size()) != 2 * nd)
     return ctx.Fail("kernel_shape/strides/pads do not match the spatial dims");
-  Shape out{x.dim(0), x.dim(1)};
+  // Indices address the default output shape; an explicit output_shape pads it at the end
+  // (as the ONNX reference does), so positions are re-raveled into it.
+  Shape def{x.dim(0), x.dim(1)};
+  for (int i = 0; i < nd; ++i)
+    def.push_back((x.dim(2 + i) - 1) * strides[i] + ks[i] - pads[i] - pads[i + nd]);
+  Shape out = def;
   if (ctx.has_input(2)) {
     if (!ctx.input_known(2)) return ctx.DataDependent();
     auto os = ReadInts(ctx.input(2));
     OP_ASSIGN_OR_RETURN(out, Shape::From(os));
     if (out.rank() != x.rank()) return ctx.BadInput("output_shape rank differs from X");
-  } else {
-    for (int i = 0; i < nd; ++i)
-      out.push_back((x.dim(2 + i) - 1) * strides[i] + ks[i] - pads[i] - pads[i + nd]);
+    for (int i = 0; i < out.rank(); ++i)
+      if (out[i] < def[i]) return ctx.BadInput("output_shape " + out.ToString() + " is smaller than " + def.ToString());
   }
   if (!IsStorable(x.dtype()) || x.dtype() == DataType::kString || x.dtype() == DataType::kBool)
     return ctx.NotSupported("data type " + std::string(DataTypeName(x.dtype())));
@@ -35,9 +39,19 @@ Status MaxUnpoolKernel(KernelContext& ctx) {
   return DispatchNumeric(ctx, x.dtype(), [&]<typename T>() {
     T* yp = y->data<T>();
     std::fill(yp, yp + y->numel(), T());
+    const bool same = def == out;
     for (int64_t i = 0; i < x.numel(); ++i) {
-      const int64_t idx = ReadInt(ind, i);
-      if (idx < 0 || idx >= y->numel()) return ctx.BadInput("index out of range");
+      int64_t idx = ReadInt(ind, i);
+      if (idx < 0 || idx >= def.numel()) return ctx.BadInput("index out of range");
+      if (!same) {  // unravel in `def`, ravel in `out`
+        int64_t rem = idx, pos = 0, stride = 1;
+        for (int d = def.rank() - 1; d >= 0; --d) {
+          pos += (rem % def[d]) * stride;
+          rem /= def[d];
+          stride *= out[d];
+        }
+        idx = pos;
+      }
       yp[idx] = x.data<T>()[i];
     }
     return Status::Ok();

@@ -29,7 +29,14 @@ Status WhereKernel(KernelContext& ctx) {
       const T* b0 = pb + off[2];
       T* o = po + oo;
       if (st[0] && st[1] && st[2]) {
-        for (int64_t i = 0; i < n; ++i) o[i] = c0[i] ? a0[i] : b0[i];
+        if constexpr (std::is_trivially_copyable_v<T>) {
+          Blocked(0, n, [&](int64_t i) {  // both loads unconditional: a vector blend
+            const T av = a0[i], bv = b0[i];
+            o[i] = c0[i] ? av : bv;
+          });
+        } else {
+          for (int64_t i = 0; i < n; ++i) o[i] = c0[i] ? a0[i] : b0[i];
+        }
       } else {
         for (int64_t i = 0; i < n; ++i) o[i] = c0[i * st[0]] ? a0[i * st[1]] : b0[i * st[2]];
       }

@@ -168,7 +168,13 @@ int64_t ReadInt(const Tensor& t, int64_t i) {
     case DataType::kUInt32: return static_cast<const uint32_t*>(p)[i];
     case DataType::kUInt64: return static_cast<int64_t>(static_cast<const uint64_t*>(p)[i]);
     case DataType::kBool: return static_cast<const bool*>(p)[i] ? 1 : 0;
-    default: return static_cast<int64_t>(ReadDouble(t, i));
+    case DataType::kFloat:
+    case DataType::kDouble:
+    case DataType::kFloat16:
+    case DataType::kBFloat16: return static_cast<int64_t>(ReadDouble(t, i));
+    default:
+      assert(false && "ReadInt on a non-numeric tensor");
+      return 0;
   }
 }
 
@@ -179,6 +185,10 @@ double ReadDouble(const Tensor& t, int64_t i) {
     case DataType::kDouble: return static_cast<const double*>(p)[i];
     case DataType::kFloat16: return static_cast<const Float16*>(p)[i];
     case DataType::kBFloat16: return static_cast<const BFloat16*>(p)[i];
+    case DataType::kString:
+    case DataType::kUndefined:
+      assert(false && "ReadDouble on a non-numeric tensor");
+      return 0;
     default: return static_cast<double>(ReadInt(t, i));
   }
 }

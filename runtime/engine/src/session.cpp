@@ -227,8 +227,8 @@ Status SessionImpl::InferAndFold(Plan* p, std::vector<bool>* dynamic_node, std::
 Status SessionImpl::PlaceAndPrepare(Plan* p, const std::vector<bool>& dynamic_node,
                                     const std::vector<bool>& folded, bool fill_report) {
   // Which planned value holds graph value v on backend b (creating a mirror + copy if needed).
+  // Only mirrors are recorded here; a value's home is p->values[v].backend.
   std::map<std::pair<int, Backend*>, int> where;
-  for (size_t v = 0; v < graph_.values.size(); ++v) where[{static_cast<int>(v), p->values[v].backend}] = static_cast<int>(v);
   auto on_backend = [&](int v, Backend* b) -> int {
     PlannedValue& home = p->values[v];
     if (home.constant || home.backend == b) return v;
@@ -313,7 +313,6 @@ Status SessionImpl::PlaceAndPrepare(Plan* p, const std::vector<bool>& dynamic_no
       step.outputs.push_back(v);
       if (v < 0) continue;
       p->values[v].backend = chosen;
-      where[{v, chosen}] = v;
     }
     p->steps.push_back(std::move(step));
   }

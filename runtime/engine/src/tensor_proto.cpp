@@ -88,6 +88,13 @@ Expected<Tensor> TensorFromProto(const onnx::TensorProto& tp, const std::string&
   for (int64_t d : dims)
     if (d < 0) return InvalidModel("tensor '" + tp.name() + "' has negative dimension " + std::to_string(d));
   OP_ASSIGN_OR_RETURN(Shape shape, Shape::From(dims));
+  // An element count that overflows is a malformed (or hostile) file, not a memory shortage.
+  uint64_t count = 1;
+  for (int64_t d : dims) {
+    if (d != 0 && count > (uint64_t{1} << 62) / static_cast<uint64_t>(d))
+      return InvalidModel("tensor '" + tp.name() + "' has dims " + shape.ToString() + " whose element count overflows");
+    count *= static_cast<uint64_t>(d);
+  }
   OP_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dt, shape));
   int64_t n = t.numel();
   size_t bytes = t.nbytes();

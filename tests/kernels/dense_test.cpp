@@ -1,0 +1,189 @@
+// Unit tests for the dense ops (Conv, Gemm, MatMul, pools, softmax, quantization). Expected values
+// are hand-computed, or (for convolution) from a naive direct loop written here in the test.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/op_harness.h"
+
+namespace outpost {
+namespace {
+
+template <typename T>
+Tensor Make(DataType dt, Shape s, std::vector<T> v) {
+  Tensor t = Tensor::Allocate(dt, s).value();
+  for (size_t i = 0; i < v.size(); ++i) t.data<T>()[i] = v[i];
+  return t;
+}
+
+kernels::Attribute Ints(std::vector<int64_t> v) {
+  kernels::Attribute a;
+  a.kind = kernels::Attribute::Kind::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+kernels::Attribute Int(int64_t v) {
+  kernels::Attribute a;
+  a.kind = kernels::Attribute::Kind::kInt;
+  a.i = v;
+  return a;
+}
+kernels::Attribute Float(float v) {
+  kernels::Attribute a;
+  a.kind = kernels::Attribute::Kind::kFloat;
+  a.f = v;
+  return a;
+}
+
+// Naive 2-D grouped convolution (the definition), for comparison.
+std::vector<float> NaiveConv(const std::vector<float>& x, const std::vector<float>& w, int c, int h,
+                             int wd, int m, int k, int s, int p, int d, int group, int* oh,
+                             int* ow) {
+  *oh = (h + 2 * p - (d * (k - 1) + 1)) / s + 1;
+  *ow = (wd + 2 * p - (d * (k - 1) + 1)) / s + 1;
+  const int cg = c / group, mg = m / group;
+  std::vector<float> y(m * *oh * *ow, 0.f);
+  for (int o = 0; o < m; ++o)
+    for (int i = 0; i < *oh; ++i)
+      for (int j = 0; j < *ow; ++j) {
+        float acc = 0;
+        for (int ci = 0; ci < cg; ++ci)
+          for (int a = 0; a < k; ++a)
+            for (int b = 0; b < k; ++b) {
+              const int ih = i * s - p + a * d, iw = j * s - p + b * d;
+              if (ih < 0 || ih >= h || iw < 0 || iw >= wd) continue;
+              acc += x[((o / mg) * cg + ci) * h * wd + ih * wd + iw] * w[((o * cg + ci) * k + a) * k + b];
+            }
+        y[(o * *oh + i) * *ow + j] = acc;
+      }
+  return y;
+}
+
+void CheckConv(int c, int m, int hw, int k, int s, int p, int d, int group) {
+  std::vector<float> xv(c * hw * hw), wv(m * (c / group) * k * k);
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = std::sin(0.37f * i);
+  for (size_t i = 0; i < wv.size(); ++i) wv[i] = std::cos(0.11f * i);
+  Tensor x = Make<float>(DataType::kFloat, {1, c, hw, hw}, xv);
+  Tensor w = Make<float>(DataType::kFloat, {m, c / group, k, k}, wv);
+  kernels::Attributes at;
+  at.Set("strides", Ints({s, s}));
+  at.Set("pads", Ints({p, p, p, p}));
+  at.Set("dilations", Ints({d, d}));
+  at.Set("group", Int(group));
+  auto out = testing::RunOp("Conv", at, {&x, &w});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  int oh, ow;
+  std::vector<float> want = NaiveConv(xv, wv, c, hw, hw, m, k, s, p, d, group, &oh, &ow);
+  ASSERT_EQ((*out)[0].shape(), (Shape{1, m, oh, ow}));
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_NEAR((*out)[0].data<float>()[i], want[i], 1e-4) << "element " << i;
+}
+
+TEST(Dense, ConvMatchesDefinition) {
+  CheckConv(3, 4, 9, 3, 1, 1, 1, 1);    // im2col + GEMM
+  CheckConv(4, 6, 10, 3, 2, 1, 1, 2);   // groups
+  CheckConv(4, 8, 11, 3, 2, 1, 1, 4);   // depthwise, multiplier 2, stride 2
+  CheckConv(5, 5, 33, 3, 2, 1, 1, 5);   // depthwise stride 2, long rows (vector path)
+  CheckConv(3, 3, 12, 3, 1, 2, 2, 3);   // depthwise, dilation 2
+  CheckConv(8, 4, 6, 1, 1, 0, 1, 1);    // pointwise
+}
+
+TEST(Dense, GemmTransposeAlphaBetaRowBias) {
+  // Y = 2 * A^T * I + 0.5 * [1, 2] with A = [[1, 2], [3, 4]].
+  Tensor a = Make<float>(DataType::kFloat, {2, 2}, {1, 2, 3, 4});
+  Tensor b = Make<float>(DataType::kFloat, {2, 2}, {1, 0, 0, 1});
+  Tensor c = Make<float>(DataType::kFloat, {2}, {1, 2});
+  kernels::Attributes at;
+  at.Set("transA", Int(1));
+  at.Set("alpha", Float(2.f));
+  at.Set("beta", Float(0.5f));
+  auto out = testing::RunOp("Gemm", at, {&a, &b, &c}, 1, 13);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const float want[] = {2.5f, 7.f, 4.5f, 9.f};
+  for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ((*out)[0].data<float>()[i], want[i]);
+}
+
+TEST(Dense, MatMulBatchTimesVector) {
+  std::vector<float> av(12);
+  for (int i = 0; i < 12; ++i) av[i] = float(i + 1);
+  Tensor a = Make<float>(DataType::kFloat, {2, 2, 3}, av);
+  Tensor b = Make<float>(DataType::kFloat, {3}, {1, 1, 1});
+  auto out = testing::RunOp("MatMul", {}, {&a, &b}, 1, 13);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ((*out)[0].shape(), (Shape{2, 2}));
+  const float want[] = {6, 15, 24, 33};  // row sums
+  for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ((*out)[0].data<float>()[i], want[i]);
+}
+
+TEST(Dense, QuantizeRoundsHalfToEvenAndSaturates) {
+  Tensor x = Make<float>(DataType::kFloat, {7}, {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 300.f, -300.f});
+  Tensor s = Make<float>(DataType::kFloat, {}, {1.f});
+  Tensor z = Make<uint8_t>(DataType::kUInt8, {}, {128});
+  auto out = testing::RunOp("QuantizeLinear", {}, {&x, &s, &z}, 1, 21);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const uint8_t want[] = {128, 130, 130, 128, 126, 255, 0};
+  for (int i = 0; i < 7; ++i) EXPECT_EQ((*out)[0].data<uint8_t>()[i], want[i]) << i;
+}
+
+TEST(Dense, MaxPoolIndicesBothStorageOrders) {
+  Tensor x = Make<float>(DataType::kFloat, {1, 1, 2, 3}, {1, 5, 2, 4, 3, 6});
+  for (int order : {0, 1}) {
+    kernels::Attributes at;
+    at.Set("kernel_shape", Ints({2, 2}));
+    at.Set("storage_order", Int(order));
+    auto out = testing::RunOp("MaxPool", at, {&x}, 2, 12);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_FLOAT_EQ((*out)[0].data<float>()[0], 5);
+    EXPECT_FLOAT_EQ((*out)[0].data<float>()[1], 6);
+    // (0,1) and (1,2): row-major 1 and 5; column-major (h + w * H) 2 and 5.
+    EXPECT_EQ((*out)[1].data<int64_t>()[0], order ? 2 : 1);
+    EXPECT_EQ((*out)[1].data<int64_t>()[1], 5);
+  }
+}
+
+TEST(Dense, AveragePoolCountIncludePad) {
+  Tensor x = Make<float>(DataType::kFloat, {1, 1, 2, 2}, {1, 2, 3, 4});
+  for (int include : {0, 1}) {
+    kernels::Attributes at;
+    at.Set("kernel_shape", Ints({2, 2}));
+    at.Set("strides", Ints({2, 2}));
+    at.Set("pads", Ints({1, 1, 1, 1}));
+    at.Set("count_include_pad", Int(include));
+    auto out = testing::RunOp("AveragePool", at, {&x}, 1, 19);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    // Each window holds one input element (and three pads).
+    for (int i = 0; i < 4; ++i)
+      EXPECT_FLOAT_EQ((*out)[0].data<float>()[i], float(i + 1) / (include ? 4.f : 1.f));
+  }
+}
+
+TEST(Dense, SoftmaxLegacyCoercesTo2D) {
+  Tensor x = Make<float>(DataType::kFloat, {2, 2}, {0, 0, 0, 0});
+  kernels::Attributes at;
+  at.Set("axis", Int(0));
+  auto legacy = testing::RunOp("Softmax", at, {&x}, 1, 11);  // one row of 4
+  auto modern = testing::RunOp("Softmax", at, {&x}, 1, 13);  // columns of 2
+  ASSERT_TRUE(legacy.ok() && modern.ok());
+  EXPECT_FLOAT_EQ((*legacy)[0].data<float>()[0], 0.25f);
+  EXPECT_FLOAT_EQ((*modern)[0].data<float>()[0], 0.5f);
+}
+
+TEST(Dense, MatMulIntegerZeroPoints) {
+  Tensor a = Make<uint8_t>(DataType::kUInt8, {1, 2}, {10, 20});
+  Tensor b = Make<uint8_t>(DataType::kUInt8, {2, 1}, {1, 2});
+  Tensor az = Make<uint8_t>(DataType::kUInt8, {}, {10});
+  Tensor bz = Make<uint8_t>(DataType::kUInt8, {}, {1});
+  auto out = testing::RunOp("MatMulInteger", {}, {&a, &b, &az, &bz}, 1, 10);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ((*out)[0].data<int32_t>()[0], 10);  // (10-10)*(1-1) + (20-10)*(2-1)
+}
+
+TEST(Dense, RefusesUnsupportedTypes) {
+  Tensor a = Make<int8_t>(DataType::kInt8, {2, 2}, {1, 2, 3, 4});
+  auto out = testing::RunOp("Gemm", {}, {&a, &a}, 1, 13);
+  EXPECT_EQ(out.status().code(), Code::kUnsupported);
+}
+
+}  // namespace
+}  // namespace outpost
