@@ -10,12 +10,7 @@
 namespace outpost {
 namespace {
 
-template <typename T>
-Tensor Make(DataType dt, Shape s, std::vector<T> v) {
-  Tensor t = Tensor::Allocate(dt, s).value();
-  for (size_t i = 0; i < v.size(); ++i) t.data<T>()[i] = v[i];
-  return t;
-}
+using testing::Make;
 
 kernels::Attribute Ints(std::vector<int64_t> v) {
   kernels::Attribute a;

@@ -11,12 +11,7 @@
 namespace outpost {
 namespace {
 
-template <typename T>
-Tensor Make(DataType dt, Shape s, std::vector<T> v) {
-  Tensor t = Tensor::Allocate(dt, s).value();
-  for (size_t i = 0; i < v.size(); ++i) t.data<T>()[i] = v[i];
-  return t;
-}
+using testing::Make;
 Tensor F(Shape s, std::vector<float> v) { return Make<float>(DataType::kFloat, s, v); }
 Tensor I32(Shape s, std::vector<int32_t> v) { return Make<int32_t>(DataType::kInt32, s, v); }
 

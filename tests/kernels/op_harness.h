@@ -30,6 +30,14 @@ class OwnedSink : public kernels::OutputSink {
   bool meta_;
 };
 
+// A host tensor of type `dt` and shape `s` holding `v` (row-major).
+template <typename T>
+Tensor Make(DataType dt, Shape s, std::vector<T> v) {
+  Tensor t = Tensor::Allocate(dt, s).value();
+  for (size_t i = 0; i < v.size(); ++i) t.data<T>()[i] = v[i];
+  return t;
+}
+
 // Runs `op` (default domain unless given) at `opset` on `inputs` (nullptr = omitted input).
 inline Expected<std::vector<Tensor>> RunOp(const std::string& op, kernels::Attributes attrs,
                                            std::vector<const Tensor*> inputs, int num_outputs = 1,
