@@ -1,4 +1,5 @@
 // Clip: y = min(max(x, lo), hi). Bounds are attributes before opset 11, optional inputs after.
+#include <algorithm>
 #include <limits>
 
 #include "cpu/elementwise.h"
@@ -28,9 +29,11 @@ Status ClipKernel(KernelContext& ctx) {
       if (ctx.has_input(1)) lo = Load(ctx.input(1).data<T>()[0]);
       if (ctx.has_input(2)) hi = Load(ctx.input(2).data<T>()[0]);
     }
-    // When lo > hi every value becomes hi (the spec's rule); NaN inputs stay NaN.
+    // min(max(v, lo), hi): when lo > hi every value becomes hi (the spec's rule), and NaN stays
+    // NaN (std::max/min return their first argument on unordered compares). Branch-free, so the
+    // loop vectorizes: Clip is Relu6 in every MobileNet.
     UnaryMap(ctx, x.data<T>(), y->data<T>(), x.numel(),
-             [lo, hi](V v) -> V { return v > hi ? hi : (v < lo ? (lo > hi ? hi : lo) : v); });
+             [lo, hi](V v) -> V { return std::min(std::max(v, lo), hi); });
     return Status::Ok();
   });
 }
