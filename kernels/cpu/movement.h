@@ -18,17 +18,26 @@ inline char* ElemPtr(const Tensor& t, int64_t i) {
 }
 
 // Calls f.template operator()<S>() with S a trivially copyable type of the element size of `t`
-// (or std::string): for kernels that only move elements around.
+// (or std::string): for kernels that only move elements around. False when `t` has no storage.
+template <typename F>
+bool VisitStorage(DataType t, F&& f) {
+  if (t == DataType::kString) return f.template operator()<std::string>(), true;
+  switch (DataTypeSize(t)) {
+    case 1: return f.template operator()<uint8_t>(), true;
+    case 2: return f.template operator()<uint16_t>(), true;
+    case 4: return f.template operator()<uint32_t>(), true;
+    case 8: return f.template operator()<uint64_t>(), true;
+    default: return false;
+  }
+}
+
+// VisitStorage for kernels whose body returns a Status; unsupported types are refused by name.
 template <typename F>
 Status DispatchStorage(KernelContext& ctx, DataType t, F&& f) {
-  if (t == DataType::kString) return f.template operator()<std::string>();
-  switch (DataTypeSize(t)) {
-    case 1: return f.template operator()<uint8_t>();
-    case 2: return f.template operator()<uint16_t>();
-    case 4: return f.template operator()<uint32_t>();
-    case 8: return f.template operator()<uint64_t>();
-    default: return ctx.NotSupported("data type " + std::string(DataTypeName(t)));
-  }
+  Status st;
+  if (!VisitStorage(t, [&]<typename S>() { st = f.template operator()<S>(); }))
+    return ctx.NotSupported("data type " + std::string(DataTypeName(t)));
+  return st;
 }
 
 // NotSupported naming the type unless tensors of `t` can be held.

@@ -114,18 +114,6 @@ void CopyBoxT(S* dst, const S* src, const Box& box, ThreadPool* pool) {
   }
 }
 
-// Calls f.template operator()<S>() with S of the element size of t (std::string for strings).
-template <typename F>
-void BySize(DataType t, F&& f) {
-  if (t == DataType::kString) return f.template operator()<std::string>();
-  switch (DataTypeSize(t)) {
-    case 1: return f.template operator()<uint8_t>();
-    case 2: return f.template operator()<uint16_t>();
-    case 4: return f.template operator()<uint32_t>();
-    case 8: return f.template operator()<uint64_t>();
-    default: return;
-  }
-}
 
 }  // namespace
 
@@ -147,11 +135,11 @@ void FillElems(DataType t, void* dst, const void* value, int64_t n) {
     else v = *static_cast<const S*>(value);
     std::fill_n(static_cast<S*>(dst), n, v);
   };
-  BySize(t, fill);
+  VisitStorage(t, fill);
 }
 
 void FillZero(DataType t, void* dst, int64_t n) {
-  BySize(t, [&]<typename S>() { std::fill_n(static_cast<S*>(dst), n, S{}); });
+  VisitStorage(t, [&]<typename S>() { std::fill_n(static_cast<S*>(dst), n, S{}); });
 }
 
 void CopyBox(DataType t, void* dst, const void* src, std::span<const int64_t> dims,
@@ -184,7 +172,7 @@ void CopyBox(DataType t, void* dst, const void* src, std::span<const int64_t> di
   auto run = [&]<typename S>() {
     CopyBoxT<S>(static_cast<S*>(dst), static_cast<const S*>(src), box, pool);
   };
-  BySize(t, run);
+  VisitStorage(t, run);
 }
 
 std::vector<int64_t> StridesOf(const Shape& s) {
