@@ -329,6 +329,8 @@ Status ClNode::Execute(std::span<const Tensor* const> inputs, OutputSink* sink) 
   }
   for (auto& s : steps) {
     if (s.global[0] * s.global[1] * s.global[2] == 0) continue;
+    cl_mem mems[2] = {nullptr, nullptr};
+    size_t offs[2] = {0, 0};
     for (auto& [arg, b] : s.bindings) {
       cl_mem m = nullptr;
       size_t off_bytes = 0, esize = 1;
@@ -348,9 +350,19 @@ Status ClNode::Execute(std::span<const Tensor* const> inputs, OutputSink* sink) 
         off_bytes = t->offset();
         esize = DataTypeSize(t->dtype());
       }
+      if (!s.kernel && arg < 4) {  // a buffer copy step: (destination, source)
+        mems[arg / 2] = m, offs[arg / 2] = off_bytes;
+        continue;
+      }
       cl_int off = static_cast<cl_int>(off_bytes / std::max<size_t>(esize, 1));
       clSetKernelArg(s.kernel, arg, sizeof(cl_mem), &m);
       clSetKernelArg(s.kernel, arg + 1, sizeof(cl_int), &off);
+    }
+    if (!s.kernel) {
+      cl_int err = clEnqueueCopyBuffer(rt_->queue, mems[1], mems[0], offs[1] + s.copy_src,
+                                       offs[0] + s.copy_dst, s.global[0], 0, nullptr, nullptr);
+      if (err != CL_SUCCESS) return Internal("clEnqueueCopyBuffer: " + ClError(err));
+      continue;
     }
     bool has_local = s.local[0] != 0;
     cl_int err = clEnqueueNDRangeKernel(rt_->queue, s.kernel, s.dims, nullptr, s.global,

@@ -62,9 +62,12 @@ struct Binding {
   ClMem mem;   // kMem: a buffer owned by the node (uploaded constant, scratch)
 };
 
-// One enqueue: a kernel with its bindings (set per run) and fixed arguments (set at Prepare).
+// One enqueue: a kernel with its bindings (set per run) and fixed arguments (set at Prepare), or
+// without a kernel a buffer copy of global[0] bytes from binding 1 (+ copy_src bytes) to binding 0
+// (+ copy_dst bytes).
 struct Step {
   cl_kernel kernel = nullptr;
+  size_t copy_src = 0, copy_dst = 0;
   std::vector<std::pair<int, Binding>> bindings;  // (arg index, binding)
   size_t global[3] = {1, 1, 1};
   size_t local[3] = {0, 0, 0};  // 0 = let the runtime choose

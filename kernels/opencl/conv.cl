@@ -23,7 +23,8 @@ int sp_size(__global const int* p, int base) {
 /* in [N][C][in_sp], w [M][C/G][k], out [N][M][out_sp] */
 __kernel void conv_direct(__global float* out, int out_off, __global const float* in, int in_off,
                           __global const float* w, int w_off, __global const float* bias,
-                          int bias_off, __global const int* p, int C, int M, int G) {
+                          int bias_off, __global const int* p, int C, int M, int G, float lo,
+                          float hi) {
   const int i = get_global_id(0);
   SPLIT_OUT(i, M)
   const int Cg = C / G, Mg = M / G, g = ch / Mg;
@@ -49,14 +50,14 @@ __kernel void conv_direct(__global float* out, int out_off, __global const float
     __global const float* ib = in + in_off + ((size_t)img * C + g * Cg) * isz + off;
     for (int ci = 0; ci < Cg; ++ci) acc = fma(ib[(size_t)ci * isz], wb[ci * ksz + kk], acc);
   }
-  out[out_off + i] = acc;
+  out[out_off + i] = acc < lo ? lo : acc > hi ? hi : acc; /* the fused activation */
 }
 
 /* in [N][C][in_sp], w [C][M/G][k], out [N][M][out_sp] (p's in/out are the conv's x/y) */
 __kernel void conv_transpose(__global float* out, int out_off, __global const float* in,
                              int in_off, __global const float* w, int w_off,
                              __global const float* bias, int bias_off, __global const int* p,
-                             int C, int M, int G) {
+                             int C, int M, int G, float lo, float hi) {
   const int i = get_global_id(0);
   SPLIT_OUT(i, M)
   const int Cg = C / G, Mg = M / G, g = ch / Mg, mm = ch % Mg;
@@ -86,7 +87,7 @@ __kernel void conv_transpose(__global float* out, int out_off, __global const fl
                 w[w_off + ((size_t)cig * Mg + mm) * ksz + kk], acc);
     }
   }
-  out[out_off + i] = acc;
+  out[out_off + i] = acc < lo ? lo : acc > hi ? hi : acc; /* the fused activation */
 }
 #endif
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "opencl/gemm.h"
+#include "outpost/kernels/fusion.h"
 
 namespace outpost::kernels::opencl {
 namespace {
@@ -13,7 +14,8 @@ struct Geometry {
   std::vector<int64_t> in, out, k, stride, dil, pb, pe;
   std::vector<int> Params() const {
     std::vector<int> p;
-    for (const auto* v : {&in, &out, &k, &stride, &dil, &pb, &pe}) p.insert(p.end(), v->begin(), v->end());
+    for (const auto* v : {&in, &out, &k, &stride, &dil, &pb, &pe})
+      p.insert(p.end(), v->begin(), v->end());
     return p;
   }
 };
@@ -29,8 +31,8 @@ Status ResolvePads(const OpCtx& c, Geometry* g, bool transpose) {
   std::vector<int64_t> pads = c.node.attrs.Ints("pads");
   g->pb.assign(sd, 0);
   g->pe.assign(sd, 0);
-  bool explicit_pads = ap == "NOTSET" && !pads.empty() &&
-                       !(transpose && c.node.attrs.Has("output_shape"));
+  bool explicit_pads =
+      ap == "NOTSET" && !pads.empty() && !(transpose && c.node.attrs.Has("output_shape"));
   if (explicit_pads) {
     if (static_cast<int>(pads.size()) != 2 * sd) return c.No("pads size");
     for (int d = 0; d < sd; ++d) g->pb[d] = pads[d], g->pe[d] = pads[sd + d];
@@ -42,8 +44,8 @@ Status ResolvePads(const OpCtx& c, Geometry* g, bool transpose) {
   for (int d = 0; d < sd; ++d) {
     int64_t ext = (g->k[d] - 1) * g->dil[d] + 1, total;
     if (transpose)
-      total = g->stride[d] * (g->in[d] - 1) + (d < static_cast<int>(opad.size()) ? opad[d] : 0) + ext -
-              g->out[d];
+      total = g->stride[d] * (g->in[d] - 1) + (d < static_cast<int>(opad.size()) ? opad[d] : 0) +
+              ext - g->out[d];
     else
       total = std::max<int64_t>(0, (g->out[d] - 1) * g->stride[d] + ext - g->in[d]);
     bool upper = ap == "SAME_UPPER";
@@ -51,6 +53,99 @@ Status ResolvePads(const OpCtx& c, Geometry* g, bool transpose) {
     g->pe[d] = total - g->pb[d];
   }
   return Status::Ok();
+}
+
+// Whether the CPU-style kernels run (else the GPU-style ones, as for the GEMM).
+bool CpuStyle(const ClRuntime& rt) { return rt.is_cpu && !rt.force_tiled_gemm; }
+
+// The bias argument of a conv kernel (the weights stand in when there is none).
+Binding BiasOf(bool has_bias) { return {Binding::kIn, has_bias ? 2 : 1, nullptr}; }
+
+// Conv as GEMM per (image, group): Y[Mg][P] = W[Mg][K] * B[K][P]. B is the input itself for a
+// 1x1 stride-1 unpadded conv on a CPU device (read in place), else im2col into the packed layout.
+Status ConvGemm(const OpCtx& c, const Geometry& g, int G, bool has_bias, const FusedClamp& clamp) {
+  const Shape& x = c.input(0).shape();
+  int N = static_cast<int>(x[0]), C = static_cast<int>(x[1]);
+  int M = static_cast<int>(c.output(0).shape()[1]), Cg = C / G, Mg = M / G;
+  bool two = g.sd == 2;
+  auto at = [&](const std::vector<int64_t>& v, int64_t def) {
+    return static_cast<int>(two ? v[0] : def);
+  };
+  int H = at(g.in, 1), W = static_cast<int>(g.in.back());
+  int OH = at(g.out, 1), OW = static_cast<int>(g.out.back());
+  int P = OH * OW, K = Cg * at(g.k, 1) * static_cast<int>(g.k.back());
+  GemmConfig gc = ChooseGemm(c.rt);
+  const int nr = gc.nr();
+  GemmShape s;
+  s.M = Mg, s.N = P, s.K = K, s.sam = K, s.sak = 1, s.ldc = P, s.sbm = 1, s.sbn = 0;
+  s.has_bias = has_bias;
+  s.beta = 1.f;
+  s.lo = clamp.lo, s.hi = clamp.hi;
+  bool in_place = !gc.tiled && K == Cg && P == H * W;
+  for (int d = 0; d < g.sd; ++d) in_place = in_place && g.stride[d] == 1 && g.pb[d] == 0;
+  Binding b{Binding::kIn, 0, nullptr};
+  size_t per = in_place ? static_cast<size_t>(Cg) * P : static_cast<size_t>(Panels(P, nr) * K * nr);
+  if (in_place) {
+    s.ldb = P;
+  } else {
+    std::vector<int> q = {C, H, W, OH, OW};  // then k, stride, dil, pad_begin as (y, x), G
+    for (const auto* v : {&g.k, &g.stride, &g.dil, &g.pb})
+      q.insert(q.end(), {at(*v, v == &g.pb ? 0 : 1), static_cast<int>(v->back())});
+    q.push_back(G);
+    OP_ASSIGN_OR_RETURN(ClMem qm, Params(c, q));
+    OP_ASSIGN_OR_RETURN(ClMem scratch, c.rt.Alloc(per * N * G * sizeof(float)));
+    OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("gemm.cl", gc.Defines(), "im2col_pack"));
+    st->Mem(scratch).In(0).Buf(qm).Arg(K).Global(K, N * G);
+    st->local[0] = st->local[1] = 1;  // each work-item loops over the whole image
+    b = {Binding::kMem, 0, scratch};
+  }
+  std::vector<int> table;
+  for (int i = 0; i < N * G; ++i) {
+    int img = i / G, gr = i % G;
+    int boff = in_place ? (img * C + gr * Cg) * P : static_cast<int>(i * per);
+    table.insert(table.end(), {gr * Mg * K, boff, (img * M + gr * Mg) * P, gr * Mg});
+  }
+  return AddGemmStep(c, gc, s, {Binding::kIn, 1, nullptr}, b, BiasOf(has_bias), 0, table);
+}
+
+// CPU-style depthwise conv (one input channel per group, 2-D), or 2-D float max pool with `pool`:
+// false when the geometry is too large for its private tile or unrolled taps (the caller then
+// runs the generic kernel).
+Expected<bool> Depthwise(const OpCtx& c, const Geometry& g, bool has_bias, const FusedClamp& clamp,
+                         bool pool) {
+  auto I = [](int64_t v) { return static_cast<int>(v); };
+  const int OH = I(g.out[0]), OW = I(g.out[1]), KH = I(g.k[0]), KW = I(g.k[1]);
+  const int SH = I(g.stride[0]), SW = I(g.stride[1]), DH = I(g.dil[0]), DW = I(g.dil[1]);
+  const int fw = c.rt.float_width;
+  auto waste = [&](int vw) { return (OW + vw - 1) / vw * vw - OW; };
+  const int vw = fw == 16 && waste(8) < waste(16) ? 8 : fw, nb = (OW + vw - 1) / vw;
+  const int tw = std::max(nb * vw * SW + (KW - 1) * DW, I(g.pb[1] + g.in[1]));
+  auto rows = [&](int r) { return (r - 1) * SH + (KH - 1) * DH + 1; };
+  const int M = I(c.output(0).shape()[1]), planes = I(c.input(0).shape()[0]) * M;
+  // Rows per work-item: about 256 work-items in all, with a tile of at most 8K floats.
+  int r = std::clamp((planes * OH + 255) / 256, 1, OH);
+  while (r > 1 && rows(r) * tw > 8192) --r;
+  if (KH * KW > 64 || nb > 16 || rows(r) * tw > 8192) return false;
+  const std::vector<std::pair<const char*, int>> geometry = {
+      {"H", I(g.in[0])}, {"W", I(g.in[1])},  {"OH", OH},
+      {"OW", OW},        {"KH", KH},         {"KW", KW},
+      {"SH", SH},        {"SW", SW},         {"DH", DH},
+      {"DWL", DW},       {"PT", I(g.pb[0])}, {"PL", I(g.pb[1])},
+      {"R", r},          {"VW", vw},         {"NB", nb},
+      {"TR", rows(r)},   {"TW", tw},         {"HAS_BIAS", has_bias},
+      {"POOL_MAX", pool}};
+  std::string v = std::to_string(vw);
+  std::string defs =
+      Def("FLOATV", "float" + v) + Def("VLOADV", "vload" + v) + Def("VSTOREV", "vstore" + v);
+  for (auto [n, value] : geometry) defs += Def(n, value);
+  OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("dwconv.cl", defs, "conv_dw"));
+  const int C = I(c.input(0).shape()[1]);
+  Binding bias = pool ? Binding{Binding::kIn, 0, nullptr} : BiasOf(has_bias);
+  st->Out(0).In(0).In(pool ? 0 : 1).Bind(bias);
+  st->Arg(M).Arg(M / C).Arg(clamp.lo).Arg(clamp.hi);
+  st->Global((OH + r - 1) / r, planes);
+  st->local[0] = st->local[1] = 1;
+  return true;
 }
 
 Status Conv(const OpCtx& c) {
@@ -76,47 +171,22 @@ Status Conv(const OpCtx& c) {
   if (G <= 0 || C % G || M % G) return c.No("bad group");
   bool has_bias = c.has(2) && c.input(2).numel() > 0;
   if (c.check() || y.numel() == 0) return Status::Ok();
+  const FusedClamp clamp = GetFusedClamp(c.node.attrs);
   int Cg = C / G, Mg = M / G;
-  int64_t ksz = 1;
-  for (auto k : g.k) ksz *= k;
-  int K = static_cast<int>(Cg * ksz);
-  Binding bias = has_bias ? Binding{Binding::kIn, 2, nullptr} : Binding{Binding::kIn, 1, nullptr};
-  if (!transpose && g.sd <= 2 && Mg >= 8 && K >= 4) {
-    GemmConfig gc = ChooseGemm(c.rt);
-    const int nr = gc.nr();
-    int N = static_cast<int>(x[0]);
-    bool two = g.sd == 2;
-    int H = two ? static_cast<int>(g.in[0]) : 1, W = static_cast<int>(g.in[g.sd - 1]);
-    int OH = two ? static_cast<int>(g.out[0]) : 1, OW = static_cast<int>(g.out[g.sd - 1]);
-    int P = OH * OW;
-    int64_t panels = Panels(P, nr);
-    auto at = [&](const std::vector<int64_t>& v, int64_t def) { return two ? v[0] : def; };
-    std::vector<int> q = {C, H, W, OH, OW, static_cast<int>(at(g.k, 1)), static_cast<int>(g.k.back()),
-                          static_cast<int>(at(g.stride, 1)), static_cast<int>(g.stride.back()),
-                          static_cast<int>(at(g.dil, 1)), static_cast<int>(g.dil.back()),
-                          static_cast<int>(at(g.pb, 0)), static_cast<int>(g.pb.back()), G};
-    OP_ASSIGN_OR_RETURN(ClMem qm, Params(c, q));
-    size_t per = static_cast<size_t>(panels * K * nr);
-    OP_ASSIGN_OR_RETURN(ClMem scratch, c.rt.Alloc(per * N * G * sizeof(float)));
-    OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("gemm.cl", gc.Defines(), "im2col_pack"));
-    st->Mem(scratch).In(0).Buf(qm).Arg(K).Global(panels, K, N * G);
-    GemmShape s;
-    s.M = Mg, s.N = P, s.K = K, s.sam = K, s.sak = 1, s.ldc = P, s.sbm = 1, s.sbn = 0;
-    s.has_bias = has_bias;
-    s.beta = 1.f;
-    std::vector<int> table;
-    for (int b = 0; b < N * G; ++b) {
-      int img = b / G, gr = b % G;
-      table.insert(table.end(), {gr * Mg * K, static_cast<int>(b * per), (img * M + gr * Mg) * P,
-                                 gr * Mg});
-    }
-    return AddGemmStep(c, gc, s, {Binding::kIn, 1, nullptr}, {Binding::kMem, 0, scratch}, bias, 0,
-                       table);
+  int64_t K = Cg;
+  for (auto k : g.k) K *= k;
+  if (!transpose && g.sd <= 2 && Mg >= 8 && K >= 4) return ConvGemm(c, g, G, has_bias, clamp);
+  if (!transpose && Cg == 1 && g.sd == 2 && CpuStyle(c.rt)) {
+    Expected<bool> done = Depthwise(c, g, has_bias, clamp, false);
+    if (!done.ok() || *done) return done.status();
   }
   OP_ASSIGN_OR_RETURN(ClMem pm, Params(c, g.Params()));
   std::string defs = Def("CONV", 1) + Def("SD", g.sd) + Def("HAS_BIAS", has_bias ? 1 : 0);
-  OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("conv.cl", defs, transpose ? "conv_transpose" : "conv_direct"));
-  st->Out(0).In(0).In(1).Bind(bias).Buf(pm).Arg(C).Arg(M).Arg(G).Global(static_cast<size_t>(y.numel()));
+  OP_ASSIGN_OR_RETURN(Step * st,
+                      c.AddStep("conv.cl", defs, transpose ? "conv_transpose" : "conv_direct"));
+  st->Out(0).In(0).In(1).Bind(BiasOf(has_bias)).Buf(pm);
+  st->Arg(C).Arg(M).Arg(G).Arg(clamp.lo).Arg(clamp.hi);
+  st->Global(static_cast<size_t>(y.numel()));
   return Status::Ok();
 }
 
@@ -132,7 +202,8 @@ Status Pool(const OpCtx& c) {
   Geometry g;
   g.sd = x.rank() - 2;
   g.k = c.node.attrs.Ints("kernel_shape");
-  if (g.sd < 1 || g.sd > 3 || static_cast<int>(g.k.size()) != g.sd) return c.No("kernel_shape/rank");
+  if (g.sd < 1 || g.sd > 3 || static_cast<int>(g.k.size()) != g.sd)
+    return c.No("kernel_shape/rank");
   for (int d = 0; d < g.sd; ++d) g.in.push_back(x[d + 2]), g.out.push_back(y[d + 2]);
   OP_RETURN_IF_ERROR(ResolvePads(c, &g, false));
   bool with_index = c.has_out(1);
@@ -140,6 +211,10 @@ Status Pool(const OpCtx& c) {
   int64_t storage = c.attr_i("storage_order", 0);
   float lp = static_cast<float>(c.attr_i("p", 2));
   if (c.check() || y.numel() == 0) return Status::Ok();
+  if (is_max && t == DataType::kFloat && !with_index && g.sd == 2 && CpuStyle(c.rt)) {
+    Expected<bool> done = Depthwise(c, g, false, {}, true);
+    if (!done.ok() || *done) return done.status();
+  }
   int mode = is_max ? 0 : op == "AveragePool" ? 1 : 2;
   std::string defs = Def("POOL", 1) + Def("SD", g.sd) + Def("MODE", mode) + Def("T", ClType(t)) +
                      Def("WITH_INDEX", with_index ? 1 : 0) + Def("COLMAJOR", storage ? 1 : 0);
@@ -147,7 +222,9 @@ Status Pool(const OpCtx& c) {
   OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("conv.cl", defs, "pool"));
   st->Out(0).In(0);
   if (with_index) st->Out(1);
-  st->Buf(pm).Arg(static_cast<cl_int>(x[1])).Arg(static_cast<cl_int>(c.attr_i("count_include_pad", 0)));
+  st->Buf(pm)
+      .Arg(static_cast<cl_int>(x[1]))
+      .Arg(static_cast<cl_int>(c.attr_i("count_include_pad", 0)));
   st->Arg(lp).Global(static_cast<size_t>(y.numel()));
   return Status::Ok();
 }

@@ -307,6 +307,12 @@ Status Clip(const OpCtx& c) {
   bool has_lo = c.has(1) && c.input(1).numel() > 0, has_hi = c.has(2) && c.input(2).numel() > 0;
   for (int i = 1; i <= 2; ++i)
     if (c.has(i) && c.input(i).dtype() != t) return c.No("min/max type differs from input");
+  // Constant float bounds (Relu6 and friends) become kernel arguments: one flat operand.
+  if (t == DataType::kFloat && (!has_lo || (c.is_const(1) && c.input(1).numel() == 1)) &&
+      (!has_hi || (c.is_const(2) && c.input(2).numel() == 1)))
+    return AddEw(c, {0}, "((a) < alpha ? alpha : (a) > beta ? beta : (a))", t,
+                 has_lo ? c.input(1).data<float>()[0] : -std::numeric_limits<float>::infinity(),
+                 has_hi ? c.input(2).data<float>()[0] : std::numeric_limits<float>::infinity());
   const std::string lo = "((a) < (b) ? (b) : (a))";
   if (has_lo && has_hi) return AddEw(c, {0, 1, 2}, "(" + lo + " > (c) ? (c) : " + lo + ")", t);
   if (has_lo) return AddEw(c, {0, 1}, lo, t);

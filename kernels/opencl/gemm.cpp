@@ -2,20 +2,24 @@
 // local-memory tiled kernel (GPUs); constant B is packed at Prepare, others per run.
 #include "opencl/gemm.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
 namespace outpost::kernels::opencl {
 
-std::string GemmConfig::Defines() const {
-  return Def("VW", vw) + Def("NV", nv) + Def("MR", mr) + Def("HAS_BIAS", 0);
+std::string GemmConfig::Defines(bool has_bias, bool b_direct) const {
+  return Def("VW", vw) + Def("NV", nv) + Def("MR", mr) + Def("HAS_BIAS", has_bias) +
+         Def("B_DIRECT", b_direct);
 }
 
 GemmConfig ChooseGemm(const ClRuntime& rt) {
   GemmConfig g;
   g.tiled = !rt.is_cpu || rt.force_tiled_gemm;
-  if (g.tiled) g.vw = 16, g.nv = 1;
-  else g.vw = rt.float_width;  // MR 4 x NV 2 vectors: 8 accumulators
+  if (g.tiled)
+    g.vw = 16, g.nv = 1;
+  else
+    g.vw = rt.float_width;  // MR 4 x NV 2 vectors: 8 accumulators
   if (const char* e = std::getenv("OUTPOST_OPENCL_GEMM_VW"); e && !g.tiled) {
     // Tuning knob: "VW,NV,MR".
     std::sscanf(e, "%d,%d,%d", &g.vw, &g.nv, &g.mr);
@@ -37,20 +41,25 @@ std::vector<float> PackB(const float* b, int64_t K, int64_t N, int64_t sbk, int6
 
 Status AddGemmStep(const OpCtx& c, const GemmConfig& g, const GemmShape& s, Binding a, Binding bp,
                    Binding bias, int out, const std::vector<int>& table) {
-  std::string defs = g.Defines();
-  defs.replace(defs.find("HAS_BIAS 0"), 10, s.has_bias ? "HAS_BIAS 1" : "HAS_BIAS 0");
+  if (s.ldb > 0 && g.tiled) return Internal("in-place B needs the register-blocked GEMM");
+  std::string defs = g.Defines(s.has_bias, s.ldb > 0);
   OP_ASSIGN_OR_RETURN(ClMem bt, Params(c, table));
   OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("gemm.cl", defs, g.tiled ? "gemm_tile" : "gemm_rb"));
   st->Out(out).Bind(std::move(a)).Bind(std::move(bp)).Bind(std::move(bias)).Buf(bt);
   st->Arg(s.M).Arg(s.N).Arg(s.K).Arg(s.sam).Arg(s.sak).Arg(s.ldc).Arg(s.sbm).Arg(s.sbn);
-  st->Arg(s.alpha).Arg(s.beta);
   size_t batches = table.size() / 4;
   size_t panels = static_cast<size_t>(Panels(s.N, g.nr()));
+  size_t row_blocks = (static_cast<size_t>(s.M) + g.mr - 1) / g.mr;
+  // Panels per work-item: about 256 k-steps each (a work-group costs about a microsecond on a
+  // CPU device), keeping at least 64 work-items.
+  size_t jp = g.tiled ? 1 : std::clamp<size_t>(256 / std::max(s.K, 1), 1, 8);
+  while (jp > 1 && row_blocks * ((panels + jp - 1) / jp) * batches < 64) jp /= 2;
+  st->Arg(s.alpha).Arg(s.beta).Arg(s.ldb).Arg(s.lo).Arg(s.hi).Arg(static_cast<int>(jp));
   if (g.tiled) {
     st->Global(panels * g.nr(), (static_cast<size_t>(s.M) + 15) / 16 * 16, batches);
     st->local[0] = 16, st->local[1] = 16, st->local[2] = 1;
   } else {
-    st->Global((static_cast<size_t>(s.M) + g.mr - 1) / g.mr, panels, batches);
+    st->Global(row_blocks, (panels + jp - 1) / jp, batches);
     st->local[0] = st->local[1] = st->local[2] = 1;
   }
   return Status::Ok();

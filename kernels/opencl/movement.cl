@@ -8,13 +8,13 @@ __kernel void copy_nd(__global T* out, int out_off, __global const T* in, int in
                       __global const int* p, int in_base, int out_base) {
   int rem = get_global_id(0), ii = in_off + in_base, oi = out_off + out_base;
 #pragma unroll
-  for (int d = R - 1; d >= 0; --d) {
+  for (int d = R - 1; d > 0; --d) {
     const int x = rem % p[d];
     rem /= p[d];
     ii += x * p[R + d];
     oi += x * p[2 * R + d];
   }
-  out[oi] = in[ii];
+  out[oi + rem * p[2 * R]] = in[ii + rem * p[R]]; /* the outermost index needs no division */
 }
 #endif
 

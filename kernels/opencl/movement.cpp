@@ -34,6 +34,13 @@ Status AddCopy(const OpCtx& c, int in, int out, std::vector<int64_t> dims, std::
     }
   }
   if (d2.empty()) d2 = {1}, is2 = {1}, os2 = {1};
+  if (d2.size() == 1 && is2[0] == 1 && os2[0] == 1) {  // one contiguous block: a buffer copy
+    const size_t es = DataTypeSize(c.input(in).dtype());
+    Step& s = c.node_out->steps.emplace_back();
+    s.Out(out).In(in).Global(static_cast<size_t>(n) * es);
+    s.copy_src = static_cast<size_t>(in_base) * es, s.copy_dst = static_cast<size_t>(out_base) * es;
+    return Status::Ok();
+  }
   std::vector<int> p(d2.begin(), d2.end());
   p.insert(p.end(), is2.begin(), is2.end());
   p.insert(p.end(), os2.begin(), os2.end());
