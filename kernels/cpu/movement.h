@@ -48,8 +48,8 @@ inline Status CheckStorable(KernelContext& ctx, DataType t) {
 
 // Runs body(begin, end) over [0, rows): inline when the work (rows * per_row elements) is small,
 // else on the pool in chunks of about 16K elements.
-inline void ParallelRows(KernelContext& ctx, int64_t rows, int64_t per_row,
-                         const std::function<void(int64_t, int64_t)>& body) {
+template <typename F>
+void ParallelRows(KernelContext& ctx, int64_t rows, int64_t per_row, const F& body) {
   per_row = std::max<int64_t>(per_row, 1);
   if (rows < 2 || rows * per_row < (1 << 15)) {
     if (rows > 0) body(0, rows);
