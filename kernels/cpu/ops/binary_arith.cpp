@@ -194,6 +194,14 @@ Status PowKernel(KernelContext& ctx) {
       BinaryMap(ctx, a, s[0], ep, s[1], y->data<T>(), y->shape(),
                 [](Acc<T> x, E p) { return PowValue<T, E>(x, p); });
     };
+    if constexpr (std::is_floating_point_v<T>) {
+      // x^2 (LayerNorm exported as ReduceMean(Pow(x - mean, 2))): one multiply instead of a
+      // pow call per element; correctly rounded pow(x, 2) is exactly the rounded x * x.
+      if (et == bt && e.numel() == 1 && e.data<T>()[0] == T(2)) {
+        ew::UnaryMap(ctx, a, y->data<T>(), y->numel(), [](T x) { return x * x; });
+        return Status::Ok();
+      }
+    }
     if constexpr (!kIsHalf<T>) {
       if (et == bt) {
         run(e.data<T>());

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cpu/common.h"
+#include "cpu/vec_math.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -25,14 +26,31 @@ void SoftmaxRow(const T* x, T* y, int64_t len, int64_t stride, Acc<T>* buf) {
     return;
   }
   A sum = 0;
-  for (int64_t i = 0; i < len; ++i) {
-    buf[i] -= mx;
-    sum += std::exp(buf[i]);
-  }
   if constexpr (K == SoftKind::kSoftmax) {
+    int64_t i = 0;
+    if constexpr (std::is_same_v<A, float>) {  // 8 at a time; the sum order differs slightly
+      __m256 vs = _mm256_setzero_ps();
+      const __m256 vm = _mm256_set1_ps(mx);
+      for (; i + 8 <= len; i += 8) {
+        const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(buf + i), vm));
+        _mm256_storeu_ps(buf + i, e);
+        vs = _mm256_add_ps(vs, e);
+      }
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, vs);
+      for (float l : lanes) sum += l;
+    }
+    for (; i < len; ++i) {
+      buf[i] = std::exp(buf[i] - mx);  // one exp per element, kept for the output pass
+      sum += buf[i];
+    }
     const A inv = A(1) / sum;
-    for (int64_t i = 0; i < len; ++i) y[i * stride] = FromAcc<T>(std::exp(buf[i]) * inv);
+    for (int64_t i = 0; i < len; ++i) y[i * stride] = FromAcc<T>(buf[i] * inv);
   } else {
+    for (int64_t i = 0; i < len; ++i) {
+      buf[i] -= mx;
+      sum += std::exp(buf[i]);
+    }
     const A ls = std::log(sum);
     for (int64_t i = 0; i < len; ++i) y[i * stride] = FromAcc<T>(buf[i] - ls);
   }
