@@ -19,12 +19,12 @@ const char* AttributeKindName(Attribute::Kind k) {
   return "unknown";
 }
 
-int64_t Attributes::Int(const std::string& name, int64_t def) const {
+int64_t Attributes::Int(std::string_view name, int64_t def) const {
   auto* a = Find(name);
   return a && a->kind == Attribute::Kind::kInt ? a->i : def;
 }
 
-float Attributes::Float(const std::string& name, float def) const {
+float Attributes::Float(std::string_view name, float def) const {
   auto* a = Find(name);
   if (!a) return def;
   if (a->kind == Attribute::Kind::kFloat) return a->f;
@@ -32,12 +32,12 @@ float Attributes::Float(const std::string& name, float def) const {
   return def;
 }
 
-std::string Attributes::String(const std::string& name, const std::string& def) const {
+std::string Attributes::String(std::string_view name, const std::string& def) const {
   auto* a = Find(name);
   return a && a->kind == Attribute::Kind::kString ? a->s : def;
 }
 
-std::vector<int64_t> Attributes::Ints(const std::string& name, std::vector<int64_t> def) const {
+std::vector<int64_t> Attributes::Ints(std::string_view name, std::vector<int64_t> def) const {
   auto* a = Find(name);
   if (!a) return def;
   if (a->kind == Attribute::Kind::kInts) return a->ints;
@@ -45,7 +45,15 @@ std::vector<int64_t> Attributes::Ints(const std::string& name, std::vector<int64
   return def;
 }
 
-std::vector<float> Attributes::Floats(const std::string& name, std::vector<float> def) const {
+std::span<const int64_t> Attributes::IntsView(std::string_view name) const {
+  auto* a = Find(name);
+  if (!a) return {};
+  if (a->kind == Attribute::Kind::kInts) return a->ints;
+  if (a->kind == Attribute::Kind::kInt) return {&a->i, 1};
+  return {};
+}
+
+std::vector<float> Attributes::Floats(std::string_view name, std::vector<float> def) const {
   auto* a = Find(name);
   if (!a) return def;
   if (a->kind == Attribute::Kind::kFloats) return a->floats;
@@ -53,7 +61,7 @@ std::vector<float> Attributes::Floats(const std::string& name, std::vector<float
   return def;
 }
 
-std::vector<std::string> Attributes::Strings(const std::string& name) const {
+std::vector<std::string> Attributes::Strings(std::string_view name) const {
   auto* a = Find(name);
   if (!a) return {};
   if (a->kind == Attribute::Kind::kStrings) return a->strings;
@@ -61,7 +69,7 @@ std::vector<std::string> Attributes::Strings(const std::string& name) const {
   return {};
 }
 
-const Tensor* Attributes::TensorAttr(const std::string& name) const {
+const Tensor* Attributes::TensorAttr(std::string_view name) const {
   auto* a = Find(name);
   return a && a->kind == Attribute::Kind::kTensor ? a->t.get() : nullptr;
 }

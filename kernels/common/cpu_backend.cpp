@@ -25,14 +25,18 @@ class HostBuffer final : public Buffer {
 class CpuPreparedNode final : public PreparedNode {
  public:
   CpuPreparedNode(const NodeInfo& node, const OpDef* def, ThreadPool* pool, int num_outputs,
-                  std::vector<bool> wanted)
-      : node_(node), def_(def), pool_(pool), num_outputs_(num_outputs) {
+                  std::vector<bool> wanted, std::vector<bool> constant)
+      : node_(node), def_(def), pool_(pool), num_outputs_(num_outputs),
+        num_inputs_(constant.size()) {
     wanted_.reset(new bool[wanted.size() + 1]);
     for (size_t i = 0; i < wanted.size(); ++i) wanted_[i] = wanted[i];
+    constant_.reset(new bool[constant.size() + 1]);
+    for (size_t i = 0; i < constant.size(); ++i) constant_[i] = constant[i];
   }
   Status Execute(std::span<const Tensor* const> inputs, OutputSink* sink) override {
     KernelContext ctx(node_, inputs, num_outputs_, {wanted_.get(), static_cast<size_t>(num_outputs_)},
                       sink, pool_, /*infer_only=*/false);
+    ctx.set_prepared(&cache_, {constant_.get(), num_inputs_});
     return def_->fn(ctx);
   }
 
@@ -42,6 +46,9 @@ class CpuPreparedNode final : public PreparedNode {
   ThreadPool* pool_;
   int num_outputs_;
   std::unique_ptr<bool[]> wanted_;
+  size_t num_inputs_;
+  std::unique_ptr<bool[]> constant_;  // inputs that had data at prepare time: constants
+  PreparedCache cache_;
 };
 
 class CpuBackend final : public Backend {
@@ -59,14 +66,16 @@ class CpuBackend final : public Backend {
     return false;
   }
   Expected<std::unique_ptr<PreparedNode>> Prepare(
-      const NodeInfo& node, std::span<const Tensor* const>,
+      const NodeInfo& node, std::span<const Tensor* const> inputs,
       std::span<const Tensor* const> outputs) override {
     const OpDef* def = FindOp(node.domain, node.op_type, node.opset);
     if (!def) return Unsupported("no CPU kernel for " + node.op_type);
     std::vector<bool> wanted;
     for (auto* o : outputs) wanted.push_back(o != nullptr);
-    return std::unique_ptr<PreparedNode>(
-        new CpuPreparedNode(node, def, &pool_, static_cast<int>(outputs.size()), wanted));
+    std::vector<bool> constant;
+    for (auto* in : inputs) constant.push_back(in != nullptr && in->has_data());
+    return std::unique_ptr<PreparedNode>(new CpuPreparedNode(
+        node, def, &pool_, static_cast<int>(outputs.size()), wanted, constant));
   }
   Expected<std::shared_ptr<Buffer>> Allocate(size_t bytes) override {
     size_t n = (bytes + 63) / 64 * 64 + 64;

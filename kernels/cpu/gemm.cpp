@@ -1,42 +1,52 @@
 // Shared dense GEMM on OpenBLAS, partitioned over the runtime's thread pool.
 #include "cpu/gemm.h"
 
-#include <cblas.h>
-
-#include "cpu/common.h"
-
 #include <algorithm>
 #include <memory>
 
-extern "C" void openblas_set_num_threads(int num_threads);
+#include "cpu/blas.h"
+#include "cpu/common.h"
 
 namespace outpost::kernels::cpu {
 namespace {
 
+// The reference loops, used only when OpenBLAS cannot be loaded (logged and in a metric).
+template <typename T>
+void RefGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+             const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    T* cr = c + i * ldc;
+    for (int64_t j = 0; j < n; ++j) cr[j] = beta == T(0) ? T(0) : beta * cr[j];
+    for (int64_t p = 0; p < k; ++p) {
+      const T av = alpha * (ta ? a[p * lda + i] : a[i * lda + p]);
+      for (int64_t j = 0; j < n; ++j) cr[j] += av * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+    }
+  }
+}
+
 // OpenBLAS runs single-threaded inside our partitions: its own pthread pool would compete with
 // ours (and oversubscribe the cores when several kernels run at once).
-struct BlasInit {
-  BlasInit() { openblas_set_num_threads(1); }
-};
-const BlasInit kBlasInit;
-
 template <typename T>
 void BlasGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
               const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  const Blas& blas = GetBlas();
   auto op_a = ta ? CblasTrans : CblasNoTrans;
   auto op_b = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (blas.sgemm)
+      return blas.sgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   } else {
-    cblas_dgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (blas.dgemm)
+      return blas.dgemm(CblasRowMajor, op_a, op_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
+  RefGemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace
 
 template <typename T>
-void Gemm(ThreadPool* pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha,
-          const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+void Gemm(ThreadPool* pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // BLAS leaves C untouched scaled by beta; do it ourselves for clarity.
     for (int64_t i = 0; i < m; ++i)
@@ -62,8 +72,8 @@ void Gemm(ThreadPool* pool, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T
       if (split_n) {
         BlasGemm(ta, tb, m, len, k, alpha, a, lda, tb ? b + s * ldb : b + s, ldb, beta, c + s, ldc);
       } else {
-        BlasGemm(ta, tb, len, n, k, alpha, ta ? a + s : a + s * lda, lda, b, ldb, beta,
-                 c + s * ldc, ldc);
+        BlasGemm(ta, tb, len, n, k, alpha, ta ? a + s : a + s * lda, lda, b, ldb, beta, c + s * ldc,
+                 ldc);
       }
     }
   });
@@ -91,6 +101,8 @@ template void Gemm<double>(ThreadPool*, bool, bool, int64_t, int64_t, int64_t, d
                            int64_t);
 template float* Scratch<float>(size_t, int);
 template double* Scratch<double>(size_t, int);
+template uint32_t* Scratch<uint32_t>(size_t, int);
+template int64_t* Scratch<int64_t>(size_t, int);
 
 bool ConvGeom::pointwise() const {
   for (int i = 0; i < kDims; ++i)
@@ -108,13 +120,16 @@ Expected<ConvGeom> MakeConvGeom(KernelContext& ctx, const Shape& x, std::span<co
   if (static_cast<int>(kernel.size()) != nd)
     return ctx.Fail("kernel has " + std::to_string(kernel.size()) + " spatial dims, input " +
                     std::to_string(nd));
-  auto strides = at.Ints("strides"), dil = at.Ints("dilations"), pads = at.Ints("pads");
-  if (strides.empty()) strides.assign(nd, 1);
-  if (dil.empty()) dil.assign(nd, 1);
-  if (pads.empty()) pads.assign(2 * nd, 0);
-  if (static_cast<int>(strides.size()) != nd || static_cast<int>(dil.size()) != nd ||
-      static_cast<int>(pads.size()) != 2 * nd)
+  // Views into the attributes (no copies: this runs on every call); absent means the default.
+  const auto strides = at.IntsView("strides"), dil = at.IntsView("dilations");
+  const auto pads = at.IntsView("pads");
+  if ((!strides.empty() && static_cast<int>(strides.size()) != nd) ||
+      (!dil.empty() && static_cast<int>(dil.size()) != nd) ||
+      (!pads.empty() && static_cast<int>(pads.size()) != 2 * nd))
     return ctx.Fail("strides/dilations/pads do not match " + std::to_string(nd) + " spatial dims");
+  auto at_or = [](std::span<const int64_t> v, int i, int64_t def) {
+    return v.empty() ? def : v[i];
+  };
   const std::string ap = at.String("auto_pad", "NOTSET");
   if (ap != "NOTSET" && ap != "VALID" && ap != "SAME_UPPER" && ap != "SAME_LOWER")
     return ctx.Fail("bad auto_pad '" + ap + "'");
@@ -127,9 +142,10 @@ Expected<ConvGeom> MakeConvGeom(KernelContext& ctx, const Shape& x, std::span<co
   const int off = ConvGeom::kDims - nd;
   for (int i = 0; i < nd; ++i) {
     const int j = off + i;
-    const int64_t in = x[2 + i], k = kernel[i], s = strides[i], d = dil[i];
+    const int64_t in = x[2 + i], k = kernel[i], s = at_or(strides, i, 1), d = at_or(dil, i, 1);
+    const int64_t pad_b = at_or(pads, i, 0), pad_e = at_or(pads, i + nd, 0);
     if (k < 1 || s < 1 || d < 1) return ctx.Fail("kernel, strides and dilations must be >= 1");
-    if (pads[i] < 0 || pads[i + nd] < 0) return ctx.Fail("negative pads");
+    if (pad_b < 0 || pad_e < 0) return ctx.Fail("negative pads");
     const int64_t ek = (k - 1) * d + 1;
     int64_t out, pb = 0, pe = 0;
     if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
@@ -138,7 +154,7 @@ Expected<ConvGeom> MakeConvGeom(KernelContext& ctx, const Shape& x, std::span<co
       pb = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
       pe = total - pb;
     } else {
-      if (ap == "NOTSET") pb = pads[i], pe = pads[i + nd];
+      if (ap == "NOTSET") pb = pad_b, pe = pad_e;
       const int64_t span = in + pb + pe - ek;
       if (span < 0) return ctx.BadInput("kernel larger than the padded input " + x.ToString());
       out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
@@ -202,9 +218,10 @@ Expected<ConvGeom> ConvSetup(KernelContext& ctx, const Shape& x, const Shape& w,
   if (*group < 1 || c % *group != 0 || m % *group != 0 || w[1] * *group != c)
     return ctx.Fail("channels " + std::to_string(c) + " / W " + w.ToString() +
                     " do not match group " + std::to_string(*group));
-  std::vector<int64_t> ks(w.begin() + 2, w.end());
-  auto attr_ks = ctx.attrs().Ints("kernel_shape");
-  if (!attr_ks.empty() && attr_ks != ks) return ctx.Fail("kernel_shape does not match W");
+  const std::span<const int64_t> ks(w.begin() + 2, w.end());
+  const auto attr_ks = ctx.attrs().IntsView("kernel_shape");
+  if (!attr_ks.empty() && !std::equal(attr_ks.begin(), attr_ks.end(), ks.begin(), ks.end()))
+    return ctx.Fail("kernel_shape does not match W");
   return MakeConvGeom(ctx, x, ks);
 }
 
@@ -224,25 +241,28 @@ void Im2Col(ThreadPool* pool, const ConvGeom& g, int64_t channels, const T* x, T
       const T* xc = x + c * g.in_size;
       T* dst = col + r * g.out_size;
       const int64_t sw = g.s[2];
-      ForKernelRows(g, kd, kh, kw, [&](int64_t o, int64_t i, int64_t lo, int64_t hi, int64_t ow_off) {
-        T* drow = dst + o;
-        if (i < 0) {
-          std::fill(drow, drow + g.out[2], T(0));
-          return;
-        }
-        const T* srow = xc + i + ow_off;
-        std::fill(drow, drow + lo, T(0));
-        if (sw == 1) {
-          std::copy(srow + lo, srow + hi, drow + lo);
-        } else {
-          for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[ow * sw];
-        }
-        std::fill(drow + hi, drow + g.out[2], T(0));
-      });
+      ForKernelRows(g, kd, kh, kw,
+                    [&](int64_t o, int64_t i, int64_t lo, int64_t hi, int64_t ow_off) {
+                      T* drow = dst + o;
+                      if (i < 0) {
+                        std::fill(drow, drow + g.out[2], T(0));
+                        return;
+                      }
+                      const T* srow = xc + i + ow_off;
+                      std::fill(drow, drow + lo, T(0));
+                      if (sw == 1) {
+                        std::copy(srow + lo, srow + hi, drow + lo);
+                      } else {
+                        for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[ow * sw];
+                      }
+                      std::fill(drow + hi, drow + g.out[2], T(0));
+                    });
     }
   };
-  if (pool && rows * g.out_size > 16384) pool->ParallelFor(rows, 4, body);
-  else body(0, rows);
+  if (pool && rows * g.out_size > 16384)
+    pool->ParallelFor(rows, 4, body);
+  else
+    body(0, rows);
 }
 
 template <typename T>
@@ -270,8 +290,10 @@ static void SplitPhases(const T* x, int64_t n, int64_t s, int64_t len, T* ph) {
         const __m256 a = _mm256_loadu_ps(x + 2 * j), b = _mm256_loadu_ps(x + 2 * j + 8);
         const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
         const __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-        _mm256_storeu_ps(ph + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
-        _mm256_storeu_ps(ph + len + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0))));
+        _mm256_storeu_ps(ph + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e),
+                                                                        _MM_SHUFFLE(3, 1, 2, 0))));
+        _mm256_storeu_ps(ph + len + j, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                           _mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0))));
       }
     }
   }
@@ -329,8 +351,10 @@ static void DepthwiseConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_
       }
     }
   };
-  if (pool) pool->ParallelFor(n * m, 1, body);
-  else body(0, n * m);
+  if (pool)
+    pool->ParallelFor(n * m, 1, body);
+  else
+    body(0, n * m);
 }
 
 template <typename T>
@@ -349,17 +373,17 @@ void ConvForward(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, int6
         for (int64_t o = 0; o < mg; ++o)
           std::fill(yg + o * g.out_size, yg + (o + 1) * g.out_size, bias[gi * mg + o]);
       }
-      Gemm<T>(pool, false, false, mg, g.out_size, kk, T(1), w + gi * mg * kk, kk,
-              direct ? xg : col, g.out_size, bias ? T(1) : T(0), yg, g.out_size);
+      Gemm<T>(pool, false, false, mg, g.out_size, kk, T(1), w + gi * mg * kk, kk, direct ? xg : col,
+              g.out_size, bias ? T(1) : T(0), yg, g.out_size);
     }
   }
 }
 
-#define OUTPOST_DENSE_INSTANTIATE(T)                                                       \
-  template void Im2Col<T>(ThreadPool*, const ConvGeom&, int64_t, const T*, T*);            \
-  template void Col2Im<T>(const ConvGeom&, int64_t, const T*, T*);                         \
-  template void ConvForward<T>(ThreadPool*, const ConvGeom&, int64_t, int64_t, int64_t,    \
-                               int64_t, const T*, const T*, const T*, T*);
+#define OUTPOST_DENSE_INSTANTIATE(T)                                                             \
+  template void Im2Col<T>(ThreadPool*, const ConvGeom&, int64_t, const T*, T*);                  \
+  template void Col2Im<T>(const ConvGeom&, int64_t, const T*, T*);                               \
+  template void ConvForward<T>(ThreadPool*, const ConvGeom&, int64_t, int64_t, int64_t, int64_t, \
+                               const T*, const T*, const T*, T*);
 OUTPOST_DENSE_INSTANTIATE(float)
 OUTPOST_DENSE_INSTANTIATE(double)
 #undef OUTPOST_DENSE_INSTANTIATE
@@ -418,8 +442,8 @@ template void RunMatMul<float>(ThreadPool*, const MatMulPlan&, const float*, con
 template void RunMatMul<double>(ThreadPool*, const MatMulPlan&, const double*, const double*,
                                 double*);
 
-Expected<std::vector<int64_t>> PoolKernelShape(KernelContext& ctx, const Shape& x) {
-  auto ks = ctx.attrs().Ints("kernel_shape");
+Expected<std::span<const int64_t>> PoolKernelShape(KernelContext& ctx, const Shape& x) {
+  auto ks = ctx.attrs().IntsView("kernel_shape");
   if (ks.empty()) return ctx.Fail("kernel_shape is required");
   if (static_cast<int>(ks.size()) != x.rank() - 2)
     return ctx.Fail("kernel_shape " + std::to_string(ks.size()) + "-D for input " + x.ToString());

@@ -218,7 +218,7 @@ void PoolPlaneRows(const ConvGeom& g, const T* x, A* y, Op op) {
         });
 }
 
-// Kernel spatial dims from the kernel_shape attribute (pooling ops).
-Expected<std::vector<int64_t>> PoolKernelShape(KernelContext& ctx, const Shape& x);
+// Kernel spatial dims from the kernel_shape attribute (pooling ops), viewing the attribute.
+Expected<std::span<const int64_t>> PoolKernelShape(KernelContext& ctx, const Shape& x);
 
 }  // namespace outpost::kernels::cpu

@@ -14,12 +14,14 @@ namespace outpost::cli {
 namespace {
 const char* kBenchUsage =
     "usage: outpost bench MODEL [--backend cpu|opencl] [--threads N] [--warmup N] [--runs N]\n"
-    "                     [--input NAME=FILE ...] [--dim N] [--json]\n"
+    "                     [--input NAME=FILE ...] [--dim N] [--json] [--profile]\n"
     "\n"
     "Measures load time, first-run time, p50/p90/p99 latency over --runs runs (after --warmup),\n"
     "and peak RSS. Inputs default to deterministic random data, symbolic dimensions set to --dim\n"
     "(default 1). --json prints one object with load_ms, first_run_ms, p50_ms, p90_ms, p99_ms,\n"
-    "mean_ms, peak_rss_mb, runs and the placement summary.\n";
+    "mean_ms, peak_rss_mb, runs and the placement summary. --profile times every node (the device\n"
+    "is synchronized after each one, so latencies rise) and prints the time per op type and\n"
+    "backend per run (in --json: \"profile\": [{op, backend, calls, ms}]).\n";
 
 double Ms(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -34,6 +36,7 @@ int CmdBench(int argc, char** argv) {
   specs.push_back({"--input", true, true});
   specs.push_back({"--dim"});
   specs.push_back({"--json", false});
+  specs.push_back({"--profile", false});
   if (!a.Parse(argc, argv, 2, specs, 1, 1)) return Usage(kBenchUsage, a.error());
   if (a.help()) return std::fputs(kBenchUsage, stdout), 0;
   engine::SessionOptions o;
@@ -43,6 +46,7 @@ int CmdBench(int argc, char** argv) {
   if (!a.GetInt("--warmup", 5, 0, 1000000, &warmup) || !a.GetInt("--runs", 50, 1, 10000000, &runs) ||
       !a.GetInt("--dim", 1, 1, 1 << 20, &dim))
     return Usage(kBenchUsage, a.error());
+  o.profile = a.Has("--profile");
   auto t0 = std::chrono::steady_clock::now();
   auto s = engine::Session::Load(a.positional()[0], o);
   auto t1 = std::chrono::steady_clock::now();
@@ -63,6 +67,7 @@ int CmdBench(int argc, char** argv) {
     return 1;
   }
   for (long long i = 0; i < warmup; ++i) (void)(*s)->Run(*inputs);
+  const std::vector<engine::OpProfile> before = (*s)->Profile();
   std::vector<double> lat;
   lat.reserve(runs);
   for (long long i = 0; i < runs; ++i) {
@@ -84,6 +89,21 @@ int CmdBench(int argc, char** argv) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;
+  // Per-run time by op type over the measured runs (warmup and first run subtracted).
+  nlohmann::json prof = nlohmann::json::array();
+  std::string prof_text;
+  for (const auto& p : (*s)->Profile()) {
+    double ms = p.total_ms;
+    int64_t calls = p.calls;
+    for (const auto& q : before)
+      if (q.op_type == p.op_type && q.backend == p.backend) ms -= q.total_ms, calls -= q.calls;
+    const double per_run = ms / static_cast<double>(runs);
+    prof.push_back({{"op", p.op_type}, {"backend", p.backend}, {"calls", calls / runs}, {"ms", per_run}});
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-28s %-7s %5lld calls %9.3f ms\n", p.op_type.c_str(), p.backend.c_str(),
+                  static_cast<long long>(calls / runs), per_run);
+    prof_text += line;
+  }
   std::map<std::string, int> placement;
   for (auto& p : (*s)->report().placement) placement[p.backend]++;
   if (a.Has("--json")) {
@@ -92,6 +112,7 @@ int CmdBench(int argc, char** argv) {
                         {"p90_ms", pct(0.9)}, {"p99_ms", pct(0.99)}, {"mean_ms", mean}, {"min_ms", sorted.front()},
                         {"peak_rss_mb", rss_mb}, {"runs", runs}, {"placement", placement},
                         {"planned_peak_mb", static_cast<double>((*s)->report().planned_peak_bytes) / 1e6}};
+    if (o.profile) j["profile"] = prof;
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("model: %s (backend %s)\n", a.positional()[0].c_str(), o.backend.c_str());
@@ -101,6 +122,7 @@ int CmdBench(int argc, char** argv) {
     std::printf("peak RSS: %.1f MB\nplacement:", rss_mb);
     for (auto& [b, n] : placement) std::printf(" %s=%d", b.c_str(), n);
     std::printf("\n");
+    if (o.profile) std::printf("time per run by op (profiled, device synchronized per node):\n%s", prof_text.c_str());
   }
   return 0;
 }

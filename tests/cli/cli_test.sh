@@ -54,6 +54,12 @@ for k in load_ms first_run_ms p50_ms p90_ms p99_ms peak_rss_mb runs; do
   check "bench key $k" grep -q "\"$k\"" "$tmp/out"
 done
 
+# bench --profile reports time per op type; the digits CNN's Conv+Relu pairs are fused.
+check "bench profile" test "$(rc "$bin" bench "$model" --runs 3 --warmup 1 --profile)" = 0
+check "profile lists fused conv" grep -q "^  Conv+Relu  *cpu" "$tmp/out"
+check "inspect shows fusion" test "$(rc "$bin" inspect "$model")" = 0
+check "inspect fused op" grep -q "Conv+Relu" "$tmp/out"
+
 # conformance on a filtered subset writes the report shape the issue specifies.
 check "conformance subset" test "$(rc "$bin" conformance "$suite" --filter '^test_(relu|abs)$' --report "$tmp/r.json")" = 0
 check "report counts" grep -q '"passed": 2' "$tmp/r.json"

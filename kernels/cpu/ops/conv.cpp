@@ -2,7 +2,9 @@
 #include <vector>
 
 #include "cpu/common.h"
+#include "cpu/packed.h"
 #include "cpu/gemm.h"
+#include "outpost/kernels/fusion.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -12,11 +14,39 @@ void RunConv(KernelContext& ctx, const ConvGeom& g, int64_t group, Tensor* y) {
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   const Tensor* b = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  const FusedClamp clamp = GetFusedClamp(ctx.attrs());
+  if constexpr (std::is_same_v<T, float>) {
+    if (PackedDepthwiseApplies(g, x.dim(1), w.dim(0), group)) {
+      PackedDepthwise(&ctx.pool(), g, x.dim(0), x.dim(1), x.data<float>(), w.data<float>(),
+                      b ? b->data<float>() : nullptr, clamp, y->data<float>());
+      return;
+    }
+    if (PackedConvApplies(g, x.dim(1), group)) {
+      const int64_t m = w.dim(0), kk = w.numel() / m;
+      auto pack = [&] { return PackConvWeights(w.data<float>(), m, group, kk); };
+      PackedConvWeights local;
+      const PackedConvWeights* pw = &local;
+      if (ctx.cache() && ctx.input_constant(1)) {
+        pw = &ctx.cache()->Get<PackedConvWeights>(pack);
+      } else {
+        local = pack();
+      }
+      PackedConv(&ctx.pool(), g, x.dim(0), x.dim(1), *pw, x.data<float>(),
+                 b ? b->data<float>() : nullptr, clamp, y->data<float>());
+      return;
+    }
+  }
   std::vector<Compute<T>> xb, wb, bb, yb;
   const auto* xp = ComputeIn<T>(x, &xb);
   const auto* wp = ComputeIn<T>(w, &wb);
+  auto* yp = ComputeOut<T>(y, &yb);
   ConvForward(&ctx.pool(), g, x.dim(0), x.dim(1), w.dim(0), group, xp, wp,
-              b ? ComputeIn<T>(*b, &bb) : nullptr, ComputeOut<T>(y, &yb));
+              b ? ComputeIn<T>(*b, &bb) : nullptr, yp);
+  if (clamp.active) {
+    using C = Compute<T>;
+    const C lo = static_cast<C>(clamp.lo), hi = static_cast<C>(clamp.hi);
+    for (int64_t i = 0; i < y->numel(); ++i) yp[i] = std::min(std::max(yp[i], lo), hi);
+  }
   FinishOut<T>(y, yb);
 }
 

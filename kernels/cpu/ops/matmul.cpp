@@ -1,6 +1,7 @@
 // MatMul: numpy-style matrix product with batch broadcasting and 1-D operands.
 #include "cpu/common.h"
 #include "cpu/gemm.h"
+#include "cpu/packed.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -39,6 +40,17 @@ Status MatMulKernel(KernelContext& ctx) {
     if constexpr (std::is_integral_v<T>) {
       NaiveMatMul<T>(p, a.data<T>(), b.data<T>(), y->data<T>());
     } else {
+      if constexpr (std::is_same_v<T, float>) {
+        // Constant 2-D weights (the usual linear layer): packed once, reused every run.
+        if (PackedConvAvailable() && ctx.cache() && ctx.input_constant(1) && b.rank() == 2 &&
+            (p.fold_a || p.batch == 1)) {
+          const auto& packed = ctx.cache()->Get<PackedMatMulWeights>(
+              [&] { return PackMatMulWeights(b.data<float>(), p.k, p.n); });
+          PackedMatMul(&ctx.pool(), p.fold_a ? p.batch * p.m : p.m, a.data<float>(), packed,
+                       y->data<float>());
+          return Status::Ok();
+        }
+      }
       std::vector<Compute<T>> ab, bb, yb;
       const Compute<T>* ap = ComputeIn<T>(a, &ab);
       const Compute<T>* bp = ComputeIn<T>(b, &bb);

@@ -4,6 +4,7 @@
 
 #include "cpu/common.h"
 #include "cpu/gemm.h"
+#include "cpu/packed.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -74,8 +75,15 @@ Status MaxPoolKernel(KernelContext& ctx) {
   return DispatchNumeric(ctx, dt, [&]<typename T>() {
     if constexpr (std::is_floating_point_v<Acc<T>> || std::is_same_v<T, int8_t> ||
                   std::is_same_v<T, uint8_t>) {
-      if (ind) RunMaxPool<T>(ctx, g, col_major, y, ind);
-      else if (y) FastMaxPool<T>(ctx, g, y);
+      bool packed = false;
+      if constexpr (std::is_same_v<T, float>) packed = !ind && y && PackedPoolApplies(g);
+      if (packed) {
+        PackedMaxPool(&ctx.pool(), g, x.dim(0) * x.dim(1), x.data<float>(), y->data<float>());
+      } else if (ind) {
+        RunMaxPool<T>(ctx, g, col_major, y, ind);
+      } else if (y) {
+        FastMaxPool<T>(ctx, g, y);
+      }
       return Status::Ok();
     } else {
       return ctx.NotSupported("data type " + std::string(DataTypeName(dt)));

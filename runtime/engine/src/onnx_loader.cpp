@@ -1,5 +1,6 @@
 // ONNX loading: ModelProto -> Graph, with validation of everything a hostile file could abuse.
 #include "onnx_loader.h"
+#include "outpost/kernels/fusion.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -189,6 +190,9 @@ Expected<std::shared_ptr<const Graph>> ConvertGraph(const onnx::GraphProto& gp,
     n.info.opset = os->second;
     for (auto& a : np.attribute()) {
       if (a.name().empty()) return InvalidModel("node '" + n.info.name + "' has an attribute without a name");
+      if (a.name().rfind(kernels::kReservedAttrPrefix, 0) == 0)
+        return InvalidModel("node '" + n.info.name + "' attribute '" + a.name() + "': names starting with '" +
+                            kernels::kReservedAttrPrefix + "' are reserved for the runtime");
       if (!a.ref_attr_name().empty())
         return Unsupported("node '" + n.info.name + "' attribute '" + a.name() + "' references a function attribute");
       OP_ASSIGN_OR_RETURN(Attribute attr, ConvertAttribute(a, n.info.name, opsets, base_dir, depth));

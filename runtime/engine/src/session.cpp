@@ -6,10 +6,12 @@
 #include <mutex>
 #include <set>
 
+#include "fuse.h"
 #include "onnx_loader.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
 #include "outpost/engine/session.h"
+#include "outpost/kernels/fusion.h"
 #include "plan.h"
 
 namespace outpost::engine {
@@ -120,6 +122,13 @@ class SessionImpl final : public Session {
     std::lock_guard<std::mutex> lk(mu_);
     return last_backends_;
   }
+  std::vector<OpProfile> Profile() const override {
+    std::lock_guard<std::mutex> lk(mu_);
+    std::vector<OpProfile> out;
+    for (auto& [key, p] : profile_) out.push_back(p);
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.total_ms > b.total_ms; });
+    return out;
+  }
 
   Expected<std::vector<Tensor>> Run(const std::vector<std::pair<std::string, Tensor>>& given) override;
 
@@ -137,6 +146,7 @@ class SessionImpl final : public Session {
   Expected<std::unique_ptr<ExecState>> AcquireState(const std::shared_ptr<Plan>& p);
   void ReleaseState(const std::shared_ptr<Plan>& p, std::unique_ptr<ExecState> st);
   Status Execute(Plan& p, ExecState& st);
+  void Record(const Node& n, const std::string& backend, double ms);
 
   Graph graph_;
   SessionOptions opts_;
@@ -150,6 +160,7 @@ class SessionImpl final : public Session {
   std::vector<std::shared_ptr<Plan>> plans_;  // most recent last; a few kept
   std::map<const Plan*, std::vector<std::unique_ptr<ExecState>>> free_states_;
   std::vector<std::string> last_backends_;
+  std::map<std::pair<std::string, std::string>, OpProfile> profile_;  // guarded by mu_
   std::mutex accel_mu_;  // runs that touch the accelerator are serialised (one queue)
 };
 
@@ -252,7 +263,8 @@ Status SessionImpl::PlaceAndPrepare(Plan* p, const std::vector<bool>& dynamic_no
   std::set<std::string> used;
   for (size_t ni = 0; ni < graph_.nodes.size(); ++ni) {
     const Node& n = graph_.nodes[ni];
-    NodePlacement np{n.info.name, n.info.op_type, "cpu", ""};
+    const std::string fused = n.info.attrs.String(kernels::kFusedName, "");
+    NodePlacement np{n.info.name, fused.empty() ? n.info.op_type : n.info.op_type + "+" + fused, "cpu", ""};
     if (folded[ni]) {
       np.backend = "folded";
       if (fill_report) report_.placement.push_back(np);
@@ -521,13 +533,30 @@ Status SessionImpl::Execute(Plan& p, ExecState& st) {
       ins[k] = p.values[v].constant ? p.values[v].constant.get() : &st.tensors[v];
     }
     RunSink sink(p, st, step);
+    const double t0 = opts_.profile ? NowMs() : 0;
     Status s = step.prepared->Execute(ins, &sink);
+    if (s.ok() && opts_.profile) {
+      s = step.backend->Synchronize();
+      Record(n, step.backend->name(), NowMs() - t0);
+    }
     if (!s.ok()) {
       if (s.message().find(n.info.name) != std::string::npos) return s;
       return s.WithContext("node '" + n.info.name + "' (" + n.info.op_type + ") on " + step.backend->name());
     }
   }
   return Status::Ok();
+}
+
+void SessionImpl::Record(const Node& n, const std::string& backend, double ms) {
+  std::string op = n.info.op_type;
+  const std::string fused = n.info.attrs.String(kernels::kFusedName, "");
+  if (!fused.empty()) op += "+" + fused;
+  std::lock_guard<std::mutex> lk(mu_);
+  OpProfile& p = profile_[{op, backend}];
+  p.op_type = op;
+  p.backend = backend;
+  p.calls++;
+  p.total_ms += ms;
 }
 
 Expected<std::vector<Tensor>> SessionImpl::Run(const std::vector<std::pair<std::string, Tensor>>& given) {
@@ -623,6 +652,7 @@ std::string ValueInfo::ToString() const {
 Expected<std::unique_ptr<Session>> Session::LoadFromBytes(const std::string& bytes, const std::string& base_dir,
                                                           const SessionOptions& options) {
   OP_ASSIGN_OR_RETURN(Graph g, LoadOnnxGraph(bytes, base_dir));
+  if (options.fuse_activations) FuseActivations(&g);
   auto s = std::make_unique<SessionImpl>(std::move(g), options);
   OP_RETURN_IF_ERROR(s->Init());
   return std::unique_ptr<Session>(std::move(s));

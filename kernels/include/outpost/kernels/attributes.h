@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "outpost/core/tensor.h"
@@ -30,25 +32,28 @@ struct Attribute {
 
 const char* AttributeKindName(Attribute::Kind k);
 
+// Lookups take string_view and do not allocate (kernels read attributes on every run).
 class Attributes {
  public:
   void Set(const std::string& name, Attribute a) { map_[name] = std::move(a); }
-  bool Has(const std::string& name) const { return map_.count(name) != 0; }
-  const Attribute* Find(const std::string& name) const {
+  bool Has(std::string_view name) const { return map_.find(name) != map_.end(); }
+  const Attribute* Find(std::string_view name) const {
     auto it = map_.find(name);
     return it == map_.end() ? nullptr : &it->second;
   }
-  int64_t Int(const std::string& name, int64_t def) const;
-  float Float(const std::string& name, float def) const;
-  std::string String(const std::string& name, const std::string& def) const;
-  std::vector<int64_t> Ints(const std::string& name, std::vector<int64_t> def = {}) const;
-  std::vector<float> Floats(const std::string& name, std::vector<float> def = {}) const;
-  std::vector<std::string> Strings(const std::string& name) const;
-  const Tensor* TensorAttr(const std::string& name) const;
-  const std::map<std::string, Attribute>& all() const { return map_; }
+  int64_t Int(std::string_view name, int64_t def) const;
+  float Float(std::string_view name, float def) const;
+  std::string String(std::string_view name, const std::string& def) const;
+  std::vector<int64_t> Ints(std::string_view name, std::vector<int64_t> def = {}) const;
+  // The ints (or the single int) stored under `name`, without copying; empty when absent.
+  std::span<const int64_t> IntsView(std::string_view name) const;
+  std::vector<float> Floats(std::string_view name, std::vector<float> def = {}) const;
+  std::vector<std::string> Strings(std::string_view name) const;
+  const Tensor* TensorAttr(std::string_view name) const;
+  const std::map<std::string, Attribute, std::less<>>& all() const { return map_; }
 
  private:
-  std::map<std::string, Attribute> map_;
+  std::map<std::string, Attribute, std::less<>> map_;
 };
 
 }  // namespace kernels

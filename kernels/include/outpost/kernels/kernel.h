@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +40,23 @@ class OutputSink {
  public:
   virtual ~OutputSink() = default;
   virtual Expected<Tensor*> Allocate(int index, DataType dtype, const Shape& shape) = 0;
+};
+
+// Data a kernel derives from its constant inputs (packed weights), built on first use and then
+// shared by every run of the prepared node, including concurrent ones (MNN's prepare/execute
+// split, without a second entry point per kernel).
+class PreparedCache {
+ public:
+  // Returns the cached T, calling make() (which returns a T) the first time.
+  template <typename T, typename F>
+  const T& Get(F&& make) {
+    std::call_once(once_, [&] { data_ = std::make_shared<T>(make()); });
+    return *static_cast<const T*>(data_.get());
+  }
+
+ private:
+  std::once_flag once_;
+  std::shared_ptr<void> data_;
 };
 
 class KernelContext {
@@ -72,6 +91,18 @@ class KernelContext {
 
   // True while the engine only infers shapes and types: return after declaring outputs.
   bool infer_only() const { return infer_only_; }
+
+  // Set by a backend's prepared node: its cache, and which inputs are constants (the same tensor
+  // on every run). Both are absent while inferring and folding.
+  void set_prepared(PreparedCache* cache, std::span<const bool> constant_inputs) {
+    cache_ = cache;
+    constant_ = constant_inputs;
+  }
+  // The prepared node's cache, or nullptr (derive data per call then).
+  PreparedCache* cache() const { return cache_; }
+  bool input_constant(int i) const {
+    return i < static_cast<int>(constant_.size()) && constant_[i];
+  }
   ThreadPool& pool() const { return *pool_; }
 
   // During inference: the output shape depends on the value of an input that is not known yet
@@ -91,6 +122,8 @@ class KernelContext {
   OutputSink* sink_;
   ThreadPool* pool_;
   bool infer_only_;
+  PreparedCache* cache_ = nullptr;
+  std::span<const bool> constant_;
 };
 
 using KernelFn = Status (*)(KernelContext&);

@@ -24,11 +24,24 @@ struct SessionOptions {
   std::string backend = "cpu";
   kernels::BackendOptions backend_options;
   bool fold_constants = true;
+  // Fold Relu/Clip into the Conv before them (one pass over the output instead of two).
+  bool fuse_activations = true;
   // Largest model file accepted (protects against hostile inputs).
   uint64_t max_model_bytes = 2ull << 30;
   // Backends shared between sessions (a daemon serving many models); created when null.
   std::shared_ptr<kernels::Backend> cpu;
   std::shared_ptr<kernels::Backend> accelerator;
+  // Time every node (synchronizing the device after each one) and keep per-op totals; for
+  // `outpost bench --profile`. Slows runs down: never on in serving.
+  bool profile = false;
+};
+
+// Per op type and backend, accumulated over the runs since load (profile mode only).
+struct OpProfile {
+  std::string op_type;  // fused nodes read "Conv+Relu"
+  std::string backend;
+  int64_t calls = 0;
+  double total_ms = 0;
 };
 
 struct ValueInfo {
@@ -81,6 +94,8 @@ class Session {
       const std::vector<std::pair<std::string, Tensor>>& inputs) = 0;
   // Backends that executed at least one node in the last run ("cpu", "opencl").
   virtual std::vector<std::string> BackendsUsed() const = 0;
+  // Profile totals, largest first; empty unless SessionOptions::profile.
+  virtual std::vector<OpProfile> Profile() const = 0;
 };
 
 // Reads an ONNX TensorProto (.pb) or NumPy (.npy) file into a host tensor.
