@@ -119,3 +119,10 @@ for m in models:
         print(f"{m:<18} opencl cold-cache run error: {err(m, 'opencl-load-cold')[-300:]}")
 print(f"\nraw results: {sys.argv[1]}")
 PY
+
+# The machine's FP32 FMA peak, the yardstick for the kernels' GFLOP/s (bench/fma_peak.cpp).
+if g++ -O2 -std=c++20 -pthread -Wno-psabi "$HERE/fma_peak.cpp" -o "$WORK/fma_peak" 2>"$WORK/err"; then
+  echo "FP32 FMA peak, GFLOP/s: $("$WORK/fma_peak")"
+else
+  echo "fma_peak did not build: $(tail -3 "$WORK/err")"
+fi
