@@ -117,6 +117,30 @@ TEST(Session, PlansMemoryByLiveness) {
   EXPECT_EQ((*out)[0].data<float>()[1000], 1007.0f);
 }
 
+TEST(Session, FoldsShapeOfNonConstantInputs) {
+  // Shape reads only the (known) shape of x: folded at planning time, so the Reshape that
+  // consumes it is planned statically, also when x has a symbolic dimension.
+  ModelBuilder b;
+  b.Input("x", {-1, 6}, {"batch"});
+  b.Node("Relu", {"x"}, {"r"});
+  b.Node("Shape", {"r"}, {"s"}, "shape_of_r");
+  b.Node("Reshape", {"r", "s"}, {"y"});
+  b.Output("y");
+  auto s = b.Load();
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  int found = 0;
+  for (const auto& p : (*s)->report().placement) {
+    if (p.node != "shape_of_r") continue;
+    ++found;
+    EXPECT_EQ(p.backend, "folded");
+  }
+  EXPECT_EQ(found, 1);
+  auto out = (*s)->Run({{"x", Filled(Shape{3, 6}, 1)}});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ((*out)[0].shape(), (Shape{3, 6}));
+  EXPECT_EQ((*out)[0].data<float>()[17], 18.0f);
+}
+
 TEST(Session, ConcurrentRunsAreIndependent) {
   ModelBuilder b;
   b.Input("x", {64, 64});

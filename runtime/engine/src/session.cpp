@@ -195,7 +195,10 @@ Status SessionImpl::InferAndFold(Plan* p, std::vector<bool>* dynamic_node, std::
     std::unique_ptr<bool[]> wanted(new bool[n.outputs.size() + 1]);
     for (size_t k = 0; k < n.outputs.size(); ++k) wanted[k] = n.outputs[k] >= 0;
     const kernels::OpDef* def = kernels::FindOp(n.info.domain, n.info.op_type, n.info.opset);
-    bool fold = opts_.fold_constants && all_const && Deterministic(n.info.op_type);
+    // Shape and Size read only the input's shape, known here: fold them too, so that shape
+    // arithmetic downstream (Gather, Concat, Reshape) folds or becomes static.
+    const bool shape_only = n.info.domain.empty() && (n.info.op_type == "Shape" || n.info.op_type == "Size");
+    bool fold = opts_.fold_constants && (all_const || shape_only) && Deterministic(n.info.op_type);
     CollectSink sink(n.outputs.size(), !fold);
     kernels::KernelContext ctx(n.info, ins, static_cast<int>(n.outputs.size()),
                                {wanted.get(), n.outputs.size()}, &sink, cpu_->pool(), !fold);
