@@ -1,6 +1,6 @@
 // Steady-state runs of a static-shape CNN allocate only what Run hands back (and a fixed
-// handful for binding): nothing per node. (Models with shape-input ops - Reshape/Slice with
-// computed shapes, broadcast MatMul plans - still allocate per node; see docs/architecture.md.)
+// handful for binding): nothing per node. (Movement/shape ops and batched MatMul plans still
+// allocate per call, so the transformer block is not held to this yet; docs/architecture.md.)
 #include <gtest/gtest.h>
 
 #include <atomic>
