@@ -15,6 +15,7 @@
 #include "cpu/blas.h"
 
 #include <dlfcn.h>
+#include <strings.h>
 
 #include <cstdlib>
 #include <mutex>
@@ -67,6 +68,10 @@ Blas Load() {
   }
   set_threads(1);
   b.core = corename ? corename() : "unknown";
+  // OpenBLAS ignores a kernel-set name it does not know and detects the CPU instead.
+  if (forced && strcasecmp(forced, b.core.c_str()) != 0)
+    OP_LOG_WARN("OUTPOST_BLAS_CORETYPE={} is not a kernel set OpenBLAS knows; it chose {}", forced,
+                b.core);
   return b;
 }
 
