@@ -65,8 +65,8 @@ Expected<int> NormalizeAxis(KernelContext& ctx, int64_t axis, int rank) {
   return static_cast<int>(axis < 0 ? axis + rank : axis);
 }
 
-std::vector<int64_t> ReadInts(const Tensor& t) {
-  std::vector<int64_t> v(t.numel());
+IntList ReadInts(const Tensor& t) {
+  IntList v(static_cast<size_t>(t.numel()));
   for (int64_t i = 0; i < t.numel(); ++i) v[i] = ReadInt(t, i);
   return v;
 }

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "outpost/core/small_vector.h"
 #include "outpost/core/tensor.h"
 #include "outpost/kernels/kernel.h"
 
@@ -95,7 +96,7 @@ class BroadcastIndexer {
 // Normalizes a possibly negative axis into [0, rank). Fails naming the axis when out of range.
 Expected<int> NormalizeAxis(KernelContext& ctx, int64_t axis, int rank);
 
-// Reads a 1-D integer input (int32 or int64) into a vector.
-std::vector<int64_t> ReadInts(const Tensor& t);
+// Reads a 1-D integer input (int32 or int64) into a list (inline up to 24 values).
+IntList ReadInts(const Tensor& t);
 
 }  // namespace outpost::kernels::cpu

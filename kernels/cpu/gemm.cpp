@@ -405,14 +405,9 @@ Expected<MatMulPlan> PlanMatMul(KernelContext& ctx, const Shape& a, const Shape&
   if (a.rank() > 1) p.out.push_back(p.m);
   if (b.rank() > 1) p.out.push_back(p.n);
   p.batch = batch.numel();
-  BroadcastIndexer ia(ab, batch), ib(bb, batch);
-  p.a_off.resize(p.batch);
-  p.b_off.resize(p.batch);
-  for (int64_t i = 0; i < p.batch; ++i) {
-    p.a_off[i] = ia.Offset(i) * p.m * p.k;
-    p.b_off[i] = ib.Offset(i) * p.k * p.n;
-  }
-  p.fold_a = bb.numel() == 1 && ia.identity();
+  p.ia = BroadcastIndexer(ab, batch);
+  p.ib = BroadcastIndexer(bb, batch);
+  p.fold_a = bb.numel() == 1 && p.ia.identity();
   return p;
 }
 
@@ -427,7 +422,7 @@ void RunMatMul(ThreadPool* pool, const MatMulPlan& p, const T* a, const T* b, T*
   const int threads = pool ? pool->size() : 1;
   const bool per_batch = p.batch >= threads && 2.0 * p.m * p.n * p.k < 4e6;
   auto one = [&](int64_t i, ThreadPool* inner) {
-    Gemm<T>(inner, false, false, p.m, p.n, p.k, T(1), a + p.a_off[i], p.k, b + p.b_off[i], p.n,
+    Gemm<T>(inner, false, false, p.m, p.n, p.k, T(1), a + p.a_off(i), p.k, b + p.b_off(i), p.n,
             T(0), y + i * p.m * p.n, p.n);
   };
   if (per_batch && pool) {

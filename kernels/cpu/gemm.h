@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu/common.h"
 #include "outpost/core/thread_pool.h"
 #include "outpost/kernels/kernel.h"
 
@@ -146,8 +147,12 @@ void FinishOut(Tensor* t, const std::vector<Compute<T>>& buf) {
 struct MatMulPlan {
   Shape out;
   int64_t m = 0, n = 0, k = 0, batch = 0;
-  std::vector<int64_t> a_off, b_off;  // element offsets of each batch's A and B matrices
+  // Map a batch index to the batch of A and of B it reads (numpy broadcasting); fixed size, so
+  // planning a MatMul allocates nothing.
+  BroadcastIndexer ia{Shape{}, Shape{}}, ib{Shape{}, Shape{}};
   bool fold_a = false;  // B is shared by every batch and A is contiguous: one [batch*m, k] GEMM
+  int64_t a_off(int64_t i) const { return ia.Offset(i) * m * k; }  // element offsets of batch i
+  int64_t b_off(int64_t i) const { return ib.Offset(i) * k * n; }
 };
 Expected<MatMulPlan> PlanMatMul(KernelContext& ctx, const Shape& a, const Shape& b);
 // y = a @ b per the plan. T: float or double.

@@ -75,16 +75,16 @@ void CopyBox(DataType t, void* dst, const void* src, std::span<const int64_t> di
              ThreadPool* pool);
 
 // Row-major element strides of `s` as a vector.
-std::vector<int64_t> StridesOf(const Shape& s);
+IntList StridesOf(const Shape& s);
 
 // Reads input i (a 1-D or scalar integer tensor) when present; fails when it is not an integer.
-Expected<std::vector<int64_t>> IntsInput(KernelContext& ctx, int i);
+Expected<IntList> IntsInput(KernelContext& ctx, int i);
 
 // Reads an int list given as attribute `name` before opset `input_from` and as input `index`
 // from then on. Sets *present to whether it was given; DataDependent (in inference) when the
 // input exists but is not known.
-Expected<std::vector<int64_t>> IntsArg(KernelContext& ctx, int input_from, int index,
-                                       const char* name, bool* present);
+Expected<IntList> IntsArg(KernelContext& ctx, int input_from, int index, const char* name,
+                          bool* present);
 
 // Element offsets into a tensor of shape `data` for GatherElements/ScatterElements: one per
 // element of `indices` (same rank as data), the index replacing the coordinate on `axis`.

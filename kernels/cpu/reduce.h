@@ -10,6 +10,9 @@
 
 namespace outpost::kernels::cpu {
 
+// Which axes a reduction folds (rank <= Shape::kMaxRank, so it never allocates).
+using AxisMask = SmallVector<bool, Shape::kMaxRank>;
+
 // The input shape with size-1 dims dropped and adjacent dims of the same kind (reduced or kept)
 // merged. ostride is the output stride of a merged dim (0 for reduced dims).
 struct ReducePlan {
@@ -22,7 +25,7 @@ struct ReducePlan {
   int64_t count = 1;  // input elements folded into each output
 };
 
-inline ReducePlan MakeReducePlan(const Shape& in, const std::vector<bool>& reduced) {
+inline ReducePlan MakeReducePlan(const Shape& in, const AxisMask& reduced) {
   ReducePlan p;
   for (int i = 0; i < in.rank(); ++i) {
     int64_t d = in[i];
@@ -103,8 +106,8 @@ void ReduceAccumulate(ThreadPool& pool, const ReducePlan& p, const T* x, A* acc,
 // Returns kUnavailable (DataDependent) when the axes input is not known during inference.
 // *noop is set when the op must copy its input (noop_with_empty_axes with empty axes).
 inline Status ReadReduceAxes(KernelContext& ctx, int rank, int input_opset,
-                             std::vector<bool>* mask, bool* noop) {
-  std::vector<int64_t> axes;
+                             AxisMask* mask, bool* noop) {
+  IntList axes;
   bool axes_from_input = ctx.opset() >= input_opset;
   *noop = false;
   if (axes_from_input) {
@@ -115,9 +118,10 @@ inline Status ReadReduceAxes(KernelContext& ctx, int rank, int input_opset,
     }
     if (axes.empty() && ctx.attrs().Int("noop_with_empty_axes", 0)) *noop = true;
   } else {
-    axes = ctx.attrs().Ints("axes");
+    axes = IntList(ctx.attrs().IntsView("axes"));
   }
-  mask->assign(rank, axes.empty() && !*noop);
+  mask->clear();
+  mask->resize(static_cast<size_t>(rank), axes.empty() && !*noop);
   for (int64_t a : axes) {
     OP_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, a, rank));
     if (rank == 0) continue;
@@ -127,7 +131,7 @@ inline Status ReadReduceAxes(KernelContext& ctx, int rank, int input_opset,
 }
 
 // The output shape of a reduction.
-inline Shape ReducedShape(const Shape& in, const std::vector<bool>& mask, bool keepdims) {
+inline Shape ReducedShape(const Shape& in, const AxisMask& mask, bool keepdims) {
   Shape out;
   for (int i = 0; i < in.rank(); ++i) {
     if (!mask[i]) out.push_back(in[i]);

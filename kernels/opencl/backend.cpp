@@ -309,8 +309,14 @@ Status ClNode::Execute(std::span<const Tensor* const> inputs, OutputSink* sink) 
       return Unsupported("OpenCL node prepared for input shape " + in_shapes[i].ToString() +
                          ", got " + inputs[i]->shape().ToString());
   // Copies of the output views: a sink may move its tensors while handing out later ones.
-  std::vector<Tensor> out_v(outs.size());
-  std::vector<const Tensor*> out_t(outs.size(), nullptr);
+  std::vector<Tensor>& out_v = out_v_;
+  std::vector<const Tensor*>& out_t = out_t_;
+  struct DropViews {  // hold no output storage alive past this call (the capacity stays)
+    std::vector<Tensor>& v;
+    ~DropViews() { v.clear(); }
+  } drop_views{out_v};
+  out_v.resize(outs.size());
+  out_t.assign(outs.size(), nullptr);
   for (size_t i = 0; i < outs.size(); ++i) {
     if (!outs[i].wanted) continue;
     OP_ASSIGN_OR_RETURN(Tensor * t, sink->Allocate(static_cast<int>(i), outs[i].dtype, outs[i].shape));

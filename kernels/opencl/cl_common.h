@@ -125,6 +125,9 @@ class ClNode final : public PreparedNode {
  private:
   const ClRuntime* rt_;
   std::mutex mu_;
+  // Execute's scratch, guarded by mu_ and reused so that steady-state runs do not allocate.
+  std::vector<Tensor> out_v_;
+  std::vector<const Tensor*> out_t_;
 };
 
 // What an op builder sees. In check mode (`node_out` null) it only validates.

@@ -8,7 +8,7 @@ Status AffineGridKernel(KernelContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Fail("missing input");
   const Tensor& theta = ctx.input(0);
   if (!ctx.input_known(1)) return ctx.DataDependent();
-  const std::vector<int64_t> size = ReadInts(ctx.input(1));
+  const IntList size = ReadInts(ctx.input(1));
   const bool is3d = size.size() == 5;
   if (size.size() != 4 && !is3d) return ctx.Fail("size must have 4 or 5 elements");
   const int nd = is3d ? 3 : 2;

@@ -209,7 +209,7 @@ Status PowKernel(KernelContext& ctx) {
       }
     }
     if (IsInteger(et)) {
-      std::vector<int64_t> v = ReadInts(e);
+      IntList v = ReadInts(e);
       run(v.data());
     } else {
       std::vector<double> v(e.numel());

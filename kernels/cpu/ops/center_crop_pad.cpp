@@ -11,13 +11,13 @@ Status CenterCropPadKernel(KernelContext& ctx) {
   if (!ctx.input_known(1)) return ctx.DataDependent();
   OP_ASSIGN_OR_RETURN(auto sizes, IntsInput(ctx, 1));
   const int r = x.rank();
-  std::vector<int64_t> axes = ctx.attrs().Ints("axes");
+  IntList axes(ctx.attrs().IntsView("axes"));
   if (!ctx.attrs().Has("axes")) {
     for (int k = 0; k < r; ++k) axes.push_back(k);
   }
   if (axes.size() != sizes.size()) return ctx.Fail("shape needs one size per axis");
   Shape out = x.shape();
-  std::vector<int64_t> src0(r, 0), dst0(r, 0);
+  IntList src0(r, 0), dst0(r, 0);
   for (size_t i = 0; i < axes.size(); ++i) {
     OP_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, axes[i], r));
     if (sizes[i] < 0) return ctx.BadInput("negative size");
@@ -29,7 +29,7 @@ Status CenterCropPadKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), out));
   if (ctx.infer_only() || !y) return Status::Ok();
   FillZero(x.dtype(), y->raw(), y->numel());
-  std::vector<int64_t> xs = StridesOf(x.shape()), ys = StridesOf(out), dims(r);
+  IntList xs = StridesOf(x.shape()), ys = StridesOf(out), dims(r);
   int64_t soff = 0, doff = 0;
   for (int k = 0; k < r; ++k) {
     dims[k] = std::min(x.dim(k), out[k]);

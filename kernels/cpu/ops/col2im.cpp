@@ -14,7 +14,7 @@ Status Col2ImKernel(KernelContext& ctx) {
   if (!IsFloating(x.dtype()))
     return ctx.NotSupported("data type " + std::string(DataTypeName(x.dtype())));
   if (!ctx.input_known(1) || !ctx.input_known(2)) return ctx.DataDependent();
-  const std::vector<int64_t> image = ReadInts(ctx.input(1)), block = ReadInts(ctx.input(2));
+  const IntList image = ReadInts(ctx.input(1)), block = ReadInts(ctx.input(2));
   const size_t nd = image.size();
   if (block.size() != nd || nd == 0) return ctx.Fail("image_shape and block_shape differ in size");
   const Attributes& at = ctx.attrs();

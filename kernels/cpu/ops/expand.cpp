@@ -16,7 +16,7 @@ Status ExpandKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), out));
   if (ctx.infer_only() || !y) return Status::Ok();
   const int r = out.rank(), off = r - x.rank();
-  std::vector<int64_t> xs = StridesOf(x.shape()), ss(r, 0);
+  IntList xs = StridesOf(x.shape()), ss(r, 0);
   for (int k = off; k < r; ++k) ss[k] = x.dim(k - off) == 1 ? 0 : xs[k - off];
   CopyBox(x.dtype(), y->raw(), x.raw(), out.dims(), StridesOf(out), ss, &ctx.pool());
   return Status::Ok();

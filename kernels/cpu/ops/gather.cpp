@@ -20,7 +20,7 @@ Status GatherKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), out));
   if (ctx.infer_only() || !y) return Status::Ok();
   const int64_t d = x.dim(axis), n = ind.numel();
-  std::vector<int64_t> idx = ReadInts(ind);
+  IntList idx = ReadInts(ind);
   for (int64_t& v : idx) {
     if (v < -d || v >= d)
       return ctx.BadInput("index " + std::to_string(v) + " out of range for dim " +

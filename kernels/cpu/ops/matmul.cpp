@@ -9,8 +9,8 @@ namespace {
 template <typename T>
 void NaiveMatMul(const MatMulPlan& p, const T* a, const T* b, T* y) {
   for (int64_t bi = 0; bi < p.batch; ++bi) {
-    const T* ab = a + p.a_off[bi];
-    const T* bb = b + p.b_off[bi];
+    const T* ab = a + p.a_off(bi);
+    const T* bb = b + p.b_off(bi);
     T* yb = y + bi * p.m * p.n;
     for (int64_t i = 0; i < p.m; ++i) {
       T* yr = yb + i * p.n;

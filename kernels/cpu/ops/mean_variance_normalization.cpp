@@ -11,7 +11,7 @@ Status MvnKernel(KernelContext& ctx) {
   if (!ctx.has_input(0)) return ctx.Fail("missing input");
   const Tensor& x = ctx.input(0);
   std::vector<int64_t> axes = ctx.attrs().Ints("axes", {0, 2, 3});
-  std::vector<bool> mask(x.rank(), false);
+  AxisMask mask(x.rank(), false);
   for (int64_t a : axes) {
     OP_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, a, x.rank()));
     mask[ax] = true;

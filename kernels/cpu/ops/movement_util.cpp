@@ -175,8 +175,8 @@ void CopyBox(DataType t, void* dst, const void* src, std::span<const int64_t> di
   VisitStorage(t, run);
 }
 
-std::vector<int64_t> StridesOf(const Shape& s) {
-  std::vector<int64_t> st(s.rank());
+IntList StridesOf(const Shape& s) {
+  IntList st(static_cast<size_t>(s.rank()));
   int64_t acc = 1;
   for (int i = s.rank() - 1; i >= 0; --i) {
     st[i] = acc;
@@ -185,7 +185,7 @@ std::vector<int64_t> StridesOf(const Shape& s) {
   return st;
 }
 
-Expected<std::vector<int64_t>> IntsInput(KernelContext& ctx, int i) {
+Expected<IntList> IntsInput(KernelContext& ctx, int i) {
   const Tensor& t = ctx.input(i);
   if (!IsInteger(t.dtype()))
     return ctx.Fail("input " + std::to_string(i) + " must be an integer tensor, got " +
@@ -194,14 +194,14 @@ Expected<std::vector<int64_t>> IntsInput(KernelContext& ctx, int i) {
   return ReadInts(t);
 }
 
-Expected<std::vector<int64_t>> IntsArg(KernelContext& ctx, int input_from, int index,
-                                       const char* name, bool* present) {
+Expected<IntList> IntsArg(KernelContext& ctx, int input_from, int index, const char* name,
+                          bool* present) {
   if (ctx.opset() < input_from) {
     *present = ctx.attrs().Has(name);
-    return ctx.attrs().Ints(name);
+    return IntList(ctx.attrs().IntsView(name));
   }
   *present = ctx.has_input(index);
-  if (!*present) return std::vector<int64_t>{};
+  if (!*present) return IntList{};
   if (!ctx.input_known(index)) return ctx.DataDependent();
   return IntsInput(ctx, index);
 }
@@ -226,7 +226,8 @@ Expected<std::vector<int64_t>> ElementOffsets(KernelContext& ctx, const Shape& d
     if (k != axis && indices.dim(k) > data[k])
       return ctx.BadInput("indices " + indices.shape().ToString() + " exceed data " +
                           data.ToString());
-  std::vector<int64_t> ds = StridesOf(data), offsets(indices.numel());
+  IntList ds = StridesOf(data);
+  std::vector<int64_t> offsets(indices.numel());
   std::vector<int64_t> idx(r, 0);
   int64_t base = 0;
   for (int64_t i = 0; i < indices.numel(); ++i) {
@@ -252,7 +253,7 @@ Expected<std::vector<int64_t>> NdOffsets(KernelContext& ctx, const Shape& data,
   if (k > r - batch_dims) return ctx.Fail("index tuples longer than the data rank");
   for (int b = 0; b < batch_dims; ++b)
     if (indices.dim(b) != data[b]) return ctx.BadInput("batch dims differ");
-  std::vector<int64_t> ds = StridesOf(data);
+  IntList ds = StridesOf(data);
   *slice = 1;
   for (int d = batch_dims + static_cast<int>(k); d < r; ++d) *slice *= data[d];
   int64_t nbatch = 1;

@@ -28,10 +28,10 @@ Status PadKernel(KernelContext& ctx) {
   const int mode = mode_s == "constant" ? 0 : mode_s == "reflect" ? 1 : mode_s == "edge" ? 2
                  : mode_s == "wrap" && ctx.opset() >= 19 ? 3 : -1;
   if (mode < 0) return ctx.NotSupported("mode '" + mode_s + "'");
-  std::vector<int64_t> pads, axes;
+  IntList pads, axes;
   OP_ASSIGN_OR_RETURN(auto value, Tensor::Allocate(x.dtype(), Shape{}));
   if (ctx.opset() < 11) {
-    pads = ctx.attrs().Ints(ctx.opset() < 2 ? "paddings" : "pads");
+    pads = IntList(ctx.attrs().IntsView(ctx.opset() < 2 ? "paddings" : "pads"));
     const float f = ctx.attrs().Float("value", 0.f);
     if (x.dtype() == DataType::kBool) {
       value.data<bool>()[0] = f != 0;
@@ -59,7 +59,7 @@ Status PadKernel(KernelContext& ctx) {
   }
   const size_t na = axes.size();
   if (pads.size() != 2 * na) return ctx.Fail("pads needs two entries per axis");
-  std::vector<int64_t> before(r, 0), after(r, 0);
+  IntList before(r, 0), after(r, 0);
   Shape out = x.shape();
   for (size_t i = 0; i < na; ++i) {
     OP_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, axes[i], r));
@@ -72,10 +72,10 @@ Status PadKernel(KernelContext& ctx) {
   }
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), out));
   if (ctx.infer_only() || !y || out.numel() == 0) return Status::Ok();
-  std::vector<std::vector<int64_t>> maps(r);
+  std::vector<std::vector<int64_t>> maps(r);  // per-dim index maps: sized by the output
   for (int k = 0; k < r; ++k)
     for (int64_t i = 0; i < out[k]; ++i) maps[k].push_back(MapIndex(mode, i, before[k], x.dim(k)));
-  std::vector<int64_t> xs = StridesOf(x.shape());
+  IntList xs = StridesOf(x.shape());
   return DispatchStorage(ctx, x.dtype(), [&]<typename S>() {
     const S* src = x.data<S>();
     S* dst = y->data<S>();
@@ -86,7 +86,7 @@ Status PadKernel(KernelContext& ctx) {
     }
     const int64_t inner = out[r - 1], rows = out.numel() / inner;
     const std::vector<int64_t>& last = maps[r - 1];
-    std::vector<int64_t> idx(r, 0);
+    IntList idx(r, 0);
     for (int64_t row = 0; row < rows; ++row, dst += inner) {
       int64_t off = 0;
       bool pad = false;

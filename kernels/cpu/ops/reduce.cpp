@@ -30,20 +30,29 @@ template <Kind K, typename T>
 void RunReduce(ThreadPool& pool, const ReducePlan& p, const T* x, T* y) {
   using A = Acc<T>;
   using F = std::conditional_t<std::is_same_v<A, double>, double, float>;  // for sqrt/log
-  std::vector<A> acc(p.out_numel);
+  // Accumulate straight into y when it has the accumulator's type (inputs never share a buffer
+  // with the output: the planner's lifetimes overlap at the producing step); else in a scratch.
+  std::vector<A> acc_heap;
+  A* acc;
+  if constexpr (std::is_same_v<A, T>) {
+    acc = y;
+  } else {
+    acc_heap.resize(p.out_numel);
+    acc = acc_heap.data();
+  }
   auto add = [](A a, A v) { return static_cast<A>(a + v); };
   if constexpr (K == Kind::kMax || K == Kind::kLogSumExp) {
-    std::fill(acc.begin(), acc.end(), Lowest<A>());
-    ReduceAccumulate(pool, p, x, acc.data(), [](T v, int64_t) { return A(v); }, MaxOf<A>);
+    std::fill(acc, acc + p.out_numel, Lowest<A>());
+    ReduceAccumulate(pool, p, x, acc, [](T v, int64_t) { return A(v); }, MaxOf<A>);
   } else if constexpr (K == Kind::kMin) {
-    std::fill(acc.begin(), acc.end(), Highest<A>());
-    ReduceAccumulate(pool, p, x, acc.data(), [](T v, int64_t) { return A(v); }, MinOf<A>);
+    std::fill(acc, acc + p.out_numel, Highest<A>());
+    ReduceAccumulate(pool, p, x, acc, [](T v, int64_t) { return A(v); }, MinOf<A>);
   } else if constexpr (K == Kind::kProd) {
-    std::fill(acc.begin(), acc.end(), A(1));
-    ReduceAccumulate(pool, p, x, acc.data(), [](T v, int64_t) { return A(v); },
+    std::fill(acc, acc + p.out_numel, A(1));
+    ReduceAccumulate(pool, p, x, acc, [](T v, int64_t) { return A(v); },
                      [](A a, A v) { return static_cast<A>(a * v); });
   } else {
-    std::fill(acc.begin(), acc.end(), A(0));
+    std::fill(acc, acc + p.out_numel, A(0));
     auto map = [](T t, int64_t) {
       A v = A(t);
       if constexpr (K == Kind::kL1) {
@@ -55,11 +64,11 @@ void RunReduce(ThreadPool& pool, const ReducePlan& p, const T* x, T* y) {
         return v;
       }
     };
-    ReduceAccumulate(pool, p, x, acc.data(), map, add);
+    ReduceAccumulate(pool, p, x, acc, map, add);
   }
   if constexpr (K == Kind::kLogSumExp) {
     std::vector<F> sum(p.out_numel, F(0));
-    const A* mx = acc.data();
+    const A* mx = acc;
     ReduceAccumulate(
         pool, p, x, sum.data(),
         [mx](T v, int64_t j) {
@@ -92,7 +101,7 @@ Status ReduceKernel(KernelContext& ctx) {
   if (!ctx.has_input(0)) return ctx.Fail("missing input 0");
   const Tensor& x = ctx.input(0);
   const int input_opset = (K == Kind::kSum) ? 13 : 18;
-  std::vector<bool> mask;
+  AxisMask mask;
   bool noop = false;
   DataType dt = x.dtype();
   const bool minmax = K == Kind::kMax || K == Kind::kMin;

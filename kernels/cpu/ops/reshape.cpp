@@ -7,9 +7,9 @@ namespace {
 Status ReshapeKernel(KernelContext& ctx) {
   if (!ctx.has_input(0)) return ctx.Fail("missing input 0");
   const Tensor& x = ctx.input(0);
-  std::vector<int64_t> dims;
+  IntList dims;
   if (ctx.opset() < 5) {
-    dims = ctx.attrs().Ints("shape");
+    dims = IntList(ctx.attrs().IntsView("shape"));
   } else {
     if (!ctx.has_input(1)) return ctx.Fail("missing shape input");
     if (!ctx.input_known(1)) return ctx.DataDependent();

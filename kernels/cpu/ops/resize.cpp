@@ -144,7 +144,7 @@ Status Nearest(KernelContext& ctx, const Tensor& x, Tensor* y, const std::vector
       return Status::Ok();
     }));
   }
-  std::vector<int64_t> xs = StridesOf(x.shape());
+  IntList xs = StridesOf(x.shape());
   return DispatchStorage(ctx, x.dtype(), [&]<typename S>() {
     const S* src = x.data<S>();
     S* dst = y->data<S>();
@@ -270,7 +270,7 @@ Status ResizeKernel(KernelContext& ctx) {
   }
   const size_t na = axes.size();
   std::vector<double> scales, roi;
-  std::vector<int64_t> sizes;
+  IntList sizes;
   if (upsample && ctx.opset() < 9) {
     for (float f : at.Floats("scales")) scales.push_back(f);
   } else {

@@ -11,12 +11,12 @@ Status SliceKernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   OP_RETURN_IF_ERROR(CheckStorable(ctx, x.dtype()));
   const int r = x.rank();
-  std::vector<int64_t> starts, ends, axes, steps;
+  IntList starts, ends, axes, steps;
   bool has_axes = false, has_steps = false, has_se = false;
   if (ctx.opset() < 10) {
-    starts = ctx.attrs().Ints("starts");
-    ends = ctx.attrs().Ints("ends");
-    axes = ctx.attrs().Ints("axes");
+    starts = IntList(ctx.attrs().IntsView("starts"));
+    ends = IntList(ctx.attrs().IntsView("ends"));
+    axes = IntList(ctx.attrs().IntsView("axes"));
     has_axes = ctx.attrs().Has("axes");
   } else {
     for (int i = 1; i < 5; ++i)
@@ -34,9 +34,9 @@ Status SliceKernel(KernelContext& ctx) {
   }
   if (!has_steps) steps.assign(n, 1);
   if (axes.size() != n || steps.size() != n) return ctx.Fail("slice inputs differ in length");
-  std::vector<int64_t> begin(r, 0), step(r, 1);
+  IntList begin(r, 0), step(r, 1);
   Shape out = x.shape();
-  std::vector<bool> seen(r, false);
+  SmallVector<bool, Shape::kMaxRank> seen(r, false);
   for (size_t i = 0; i < n; ++i) {
     OP_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, axes[i], r));
     if (seen[ax]) return ctx.Fail("repeated axis " + std::to_string(axes[i]));
@@ -60,7 +60,7 @@ Status SliceKernel(KernelContext& ctx) {
   }
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), out));
   if (ctx.infer_only() || !y || out.numel() == 0) return Status::Ok();
-  std::vector<int64_t> xs = StridesOf(x.shape()), ss(r);
+  IntList xs = StridesOf(x.shape()), ss(r);
   int64_t off = 0;
   for (int k = 0; k < r; ++k) {
     off += begin[k] * xs[k];

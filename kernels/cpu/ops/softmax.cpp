@@ -78,10 +78,18 @@ Status SoftmaxKernel(KernelContext& ctx) {
     const T* xp = x.data<T>();
     T* yp = y->data<T>();
     ctx.pool().ParallelFor(outer * inner, std::max<int64_t>(1, 4096 / len), [&](int64_t r0, int64_t r1) {
-      std::vector<Acc<T>> buf(len);
+      // A row's scratch: on the stack for the usual lengths, on the heap for very long rows.
+      constexpr int64_t kStackRow = 2048;
+      Acc<T> stack_row[kStackRow];
+      std::vector<Acc<T>> heap_row;
+      Acc<T>* buf = stack_row;
+      if (len > kStackRow) {
+        heap_row.resize(len);
+        buf = heap_row.data();
+      }
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t o = r / inner, in = r % inner, base = o * len * inner + in;
-        SoftmaxRow<K, T>(xp + base, yp + base, len, inner, buf.data());
+        SoftmaxRow<K, T>(xp + base, yp + base, len, inner, buf);
       }
     });
     return Status::Ok();

@@ -13,7 +13,7 @@ Status SplitKernel(KernelContext& ctx) {
   const int64_t dim = x.dim(axis);
   const int n = ctx.num_outputs();
   bool present = false;
-  std::vector<int64_t> split;
+  IntList split;
   if (ctx.opset() < 2 && ctx.has_input(1)) {
     if (!ctx.input_known(1)) return ctx.DataDependent();
     OP_ASSIGN_OR_RETURN(split, IntsInput(ctx, 1));

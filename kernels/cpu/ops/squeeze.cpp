@@ -9,7 +9,7 @@ Status SqueezeKernel(KernelContext& ctx) {
   const Shape& s = ctx.input(0).shape();
   bool present = false;
   OP_ASSIGN_OR_RETURN(auto axes, IntsArg(ctx, 13, 1, "axes", &present));
-  std::vector<bool> drop(s.rank(), false);
+  SmallVector<bool, Shape::kMaxRank> drop(s.rank(), false);
   if (!present) {
     for (int i = 0; i < s.rank(); ++i) drop[i] = s[i] == 1;
   }

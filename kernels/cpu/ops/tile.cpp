@@ -19,11 +19,14 @@ Status TileKernel(KernelContext& ctx) {
   }
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), out));
   if (ctx.infer_only() || !y) return Status::Ok();
-  std::vector<int64_t> xs = StridesOf(x.shape()), os = StridesOf(out), dims, ds, ss;
+  IntList xs = StridesOf(x.shape()), os = StridesOf(out), dims, ds, ss;
   for (int k = 0; k < r; ++k) {
-    dims.insert(dims.end(), {reps[k], x.dim(k)});
-    ds.insert(ds.end(), {x.dim(k) * os[k], os[k]});
-    ss.insert(ss.end(), {0, xs[k]});
+    dims.push_back(reps[k]);
+    dims.push_back(x.dim(k));
+    ds.push_back(x.dim(k) * os[k]);
+    ds.push_back(os[k]);
+    ss.push_back(0);
+    ss.push_back(xs[k]);
   }
   CopyBox(x.dtype(), y->raw(), x.raw(), dims, ds, ss, &ctx.pool());
   return Status::Ok();

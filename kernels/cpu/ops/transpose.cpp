@@ -9,12 +9,12 @@ Status TransposeKernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   OP_RETURN_IF_ERROR(CheckStorable(ctx, x.dtype()));
   const int r = x.rank();
-  std::vector<int64_t> perm = ctx.attrs().Ints("perm");
+  IntList perm(ctx.attrs().IntsView("perm"));
   if (perm.empty()) {
     for (int i = r - 1; i >= 0; --i) perm.push_back(i);
   }
   if (static_cast<int>(perm.size()) != r) return ctx.Fail("perm length differs from the rank");
-  std::vector<bool> seen(r, false);
+  SmallVector<bool, Shape::kMaxRank> seen(r, false);
   Shape out;
   for (int64_t& p : perm) {
     OP_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, p, r));
@@ -25,7 +25,7 @@ Status TransposeKernel(KernelContext& ctx) {
   }
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), out));
   if (ctx.infer_only() || !y) return Status::Ok();
-  std::vector<int64_t> xs = StridesOf(x.shape()), ss(r);
+  IntList xs = StridesOf(x.shape()), ss(r);
   for (int i = 0; i < r; ++i) ss[i] = xs[perm[i]];
   CopyBox(x.dtype(), y->raw(), x.raw(), out.dims(), StridesOf(out), ss, &ctx.pool());
   return Status::Ok();

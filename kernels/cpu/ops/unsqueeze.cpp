@@ -12,7 +12,7 @@ Status UnsqueezeKernel(KernelContext& ctx) {
   if (!present) return ctx.Fail("missing axes");
   const int rank = s.rank() + static_cast<int>(axes.size());
   if (rank > Shape::kMaxRank) return ctx.NotSupported("rank " + std::to_string(rank));
-  std::vector<bool> ins(rank, false);
+  SmallVector<bool, Shape::kMaxRank> ins(rank, false);
   for (int64_t a : axes) {
     OP_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, a, rank));
     if (ins[ax]) return ctx.BadInput("repeated axis " + std::to_string(a));

@@ -53,6 +53,7 @@ struct ExecState {
   std::vector<std::shared_ptr<kernels::Buffer>> arenas;
   std::vector<Tensor> tensors;                       // per planned value
   std::vector<std::shared_ptr<kernels::Buffer>> dynamic_buffers;
+  std::vector<const Tensor*> ins;  // the current node's inputs (scratch reused across nodes)
 };
 
 Counter& DynamicAllocs() {
@@ -509,7 +510,7 @@ class RunSink final : public OutputSink {
 };
 
 Status SessionImpl::Execute(Plan& p, ExecState& st) {
-  std::vector<const Tensor*> ins;
+  std::vector<const Tensor*>& ins = st.ins;  // reused: no allocation per node or run
   for (const Step& step : p.steps) {
     if (step.kind == Step::kCopy) {
       int src = step.inputs[0], dst = step.outputs[0];

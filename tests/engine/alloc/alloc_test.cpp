@@ -1,6 +1,5 @@
-// Steady-state runs of a static-shape CNN allocate only what Run hands back (and a fixed
-// handful for binding): nothing per node. (Movement/shape ops and batched MatMul plans still
-// allocate per call, so the transformer block is not held to this yet; docs/architecture.md.)
+// Steady-state runs of static-shape models allocate only what Run hands back
+// (and a fixed handful for binding): nothing per node.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -28,13 +27,18 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 namespace outpost::engine {
 namespace {
 
-int64_t AllocsPerRun(const std::string& model, const std::string& backend) {
+struct RunCount {
+  int64_t allocs = -1;
+  int64_t outputs = 0;
+};
+
+RunCount AllocsPerRun(const std::string& model, const std::string& backend) {
   SessionOptions o;
   o.backend = backend;
   o.backend_options.threads = 2;
   auto s = Session::Load(model, o);
   EXPECT_TRUE(s.ok()) << s.status().ToString();
-  if (!s.ok()) return -1;
+  if (!s.ok()) return {};
   std::vector<std::pair<std::string, Tensor>> inputs;
   for (const auto& in : (*s)->inputs()) {
     std::vector<int64_t> dims;
@@ -48,17 +52,30 @@ int64_t AllocsPerRun(const std::string& model, const std::string& backend) {
   g_counting = true;
   for (int i = 0; i < kRuns; ++i) (void)(*s)->Run(inputs);
   g_counting = false;
-  return g_allocs.load() / kRuns;
+  return {g_allocs.load() / kRuns, static_cast<int64_t>((*s)->outputs().size())};
 }
 
 // Per run: the input binding and plan key vectors and the returned vector (6), and per output
-// its storage and shared state (3). Independent of the number of nodes: digits_cnn runs 8,
-// MobileNetV2 66 (after folding and fusion).
+// its storage and shared state (3). Independent of the number of nodes: digits_cnn runs 8 nodes,
+// MobileNetV2 66 (after folding and fusion), the transformer block's movement, reduction,
+// Softmax and batched MatMul nodes plan from fixed-capacity lists.
 TEST(Allocations, SteadyStateRunsAllocateNothingPerNode) {
   const std::string dir = OUTPOST_TEST_MODELS_DIR;
-  for (const char* m : {"digits_cnn", "mobilenet_v2", "squeezenet1_1", "resnet18"}) {
-    const int64_t n = AllocsPerRun(dir + "/" + m + ".onnx", "cpu");
-    EXPECT_LE(n, 6 + 3) << m << ": " << n << " heap allocations per run";
+  for (const char* m : {"digits_cnn", "mobilenet_v2", "squeezenet1_1", "resnet18",
+                        "transformer_block", "iris_mlp"}) {
+    const RunCount n = AllocsPerRun(dir + "/" + m + ".onnx", "cpu");
+    EXPECT_GT(n.outputs, 0) << m;
+    EXPECT_LE(n.allocs, 6 + 3 * n.outputs) << m << ": " << n.allocs << " heap allocations per run";
+  }
+}
+
+// The same on the OpenCL backend (PoCL here): OpenCL nodes reuse their scratch under their lock.
+TEST(Allocations, SteadyStateOpenClRunsAllocateNothingPerNode) {
+  const std::string dir = OUTPOST_TEST_MODELS_DIR;
+  for (const char* m : {"digits_cnn", "transformer_block", "iris_mlp"}) {
+    const RunCount n = AllocsPerRun(dir + "/" + m + ".onnx", "opencl");
+    EXPECT_GT(n.outputs, 0) << m;
+    EXPECT_LE(n.allocs, 6 + 3 * n.outputs) << m << ": " << n.allocs << " heap allocations per run";
   }
 }
 
