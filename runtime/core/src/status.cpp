@@ -13,6 +13,8 @@ const char* CodeName(Code c) {
     case Code::kResourceExhausted: return "RESOURCE_EXHAUSTED";
     case Code::kInternal: return "INTERNAL";
     case Code::kUnavailable: return "UNAVAILABLE";
+    case Code::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case Code::kCancelled: return "CANCELLED";
   }
   return "UNKNOWN";
 }

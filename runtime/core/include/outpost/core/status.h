@@ -18,6 +18,8 @@ enum class Code {
   kResourceExhausted,
   kInternal,         // a bug in Outpost
   kUnavailable,      // a device or service is not there right now
+  kDeadlineExceeded,  // the work could not finish before its deadline
+  kCancelled,         // the caller went away
 };
 
 const char* CodeName(Code c);
@@ -48,6 +50,8 @@ inline Status IoError(std::string m) { return {Code::kIoError, std::move(m)}; }
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 inline Status ResourceExhausted(std::string m) { return {Code::kResourceExhausted, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
+inline Status DeadlineExceeded(std::string m) { return {Code::kDeadlineExceeded, std::move(m)}; }
+inline Status Cancelled(std::string m) { return {Code::kCancelled, std::move(m)}; }
 
 template <typename T>
 class [[nodiscard]] Expected {
