@@ -1,0 +1,310 @@
+// outpostd: the on-device serving daemon. Reads the device config and model manifests, loads and
+// warms the models, serves the KServe V2 / Open Inference Protocol over HTTP, and talks to
+// systemd (READY=1 once the models are loaded, WATCHDOG=1 from a liveness probe of the serving
+// path, STATUS= lines, graceful drain on SIGTERM, reload on SIGHUP or changed manifests).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/systemd_sink.h>
+#include <string>
+#include <vector>
+
+#include "outpost/config/device_config.h"
+#include "outpost/config/manifest.h"
+#include "outpost/core/log.h"
+#include "outpost/core/metrics.h"
+#include "outpost/serve/http/server.h"
+#include "outpost/serve/registry.h"
+#include "outpost/serve/service.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace outpost;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kUsage =
+    "usage: outpostd [--config FILE] [--listen ADDR:PORT] [--manifests DIR] [--models DIR]\n"
+    "\n"
+    "Serves ONNX models over the KServe V2 / Open Inference Protocol (HTTP/1.1).\n"
+    "  --config FILE      device config (YAML; keys in config/README.md); default: built-in\n"
+    "  --listen ADDR:PORT listen address, overrides server.listen_address/port\n"
+    "  --manifests DIR    InferenceService manifests, overrides models.manifest_dir\n"
+    "  --models DIR       model files, overrides models.model_dir\n"
+    "  --version          print the version\n"
+    "Without a config, serves the bundled example models (Iris, digits) on 127.0.0.1:8080.\n"
+    "Signals: SIGHUP reloads the manifests; SIGTERM/SIGINT drain and exit.\n";
+
+struct Args {
+  std::string config, listen, manifests, models;
+};
+
+int Usage(const std::string& error) {
+  std::fprintf(stderr, "outpostd: %s\n%s", error.c_str(), kUsage);
+  return 2;
+}
+
+// Where the bundled example models and manifests are: $OUTPOST_DATA_DIR, an installed
+// share/outpost next to the binary, or the source tree this binary was built from.
+std::string BundledDir(const char* sub) {
+  if (const char* env = std::getenv("OUTPOST_DATA_DIR")) return (fs::path(env) / sub).string();
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path installed = exe.parent_path().parent_path() / "share" / "outpost" / sub;
+    if (fs::is_directory(installed, ec)) return installed.string();
+  }
+  return (fs::path(OUTPOST_SOURCE_DIR) / (std::string(sub) == "models" ? "tests/models"
+                                                                       : "config/examples/manifests"))
+      .string();
+}
+
+void SetupLogging(const config::LogConfig& log) {
+  // Under systemd (journald attached to stderr, or started as a unit) log to the journal with
+  // priorities; else to stderr.
+  const bool journal = std::getenv("JOURNAL_STREAM") || std::getenv("INVOCATION_ID");
+  std::shared_ptr<spdlog::logger> logger;
+  if (journal) {
+    logger = std::make_shared<spdlog::logger>(
+        "outpost", std::make_shared<spdlog::sinks::systemd_sink_mt>("outpostd"));
+  } else {
+    logger = spdlog::stderr_color_mt("outpost");
+  }
+  const char* env = std::getenv("OUTPOST_LOG_LEVEL");
+  logger->set_level(spdlog::level::from_str(env ? env : log.level));
+  if (log.format == "json")
+    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%v"})");
+  spdlog::set_default_logger(logger);
+}
+
+void Notify(const std::string& s) { sd_notify(0, s.c_str()); }
+
+// The watchdog's proof of life: GET /v2/health/live answered 200 by our own server in time.
+bool ProbeLive(const std::string& addr, uint16_t port) {
+  int fd = ::socket(addr.find(':') != std::string::npos ? AF_INET6 : AF_INET,
+                    SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  bool ok = false;
+  std::string host = addr == "0.0.0.0" ? "127.0.0.1" : addr == "::" ? "::1" : addr;
+  int rc = -1;
+  if (host.find(':') != std::string::npos) {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons(port);
+    if (inet_pton(AF_INET6, host.c_str(), &sa.sin6_addr) == 1)
+      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  } else {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) == 1)
+      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  }
+  if (rc == 0) {
+    const char req[] = "GET /v2/health/live HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n";
+    if (::send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof req - 1)) {
+      char buf[64];
+      ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+      ok = n >= 12 && std::memcmp(buf, "HTTP/1.1 200", 12) == 0;
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+std::string ModelSummary(const serve::ModelRegistry& reg) {
+  std::string s;
+  for (const auto& m : reg.Index())
+    s += (s.empty() ? "" : ", ") + m.name + "@" + m.version + (m.state == "READY" ? "" : " (" + m.state + ")");
+  return s.empty() ? "no models" : s;
+}
+
+int Run(const Args& args) {
+  config::DeviceConfig cfg = config::DefaultDeviceConfig();
+  if (!args.config.empty()) {
+    auto c = config::LoadDeviceConfig(args.config);
+    if (!c.ok()) {
+      std::fprintf(stderr, "outpostd: %s\n", c.status().message().c_str());
+      return 2;
+    }
+    cfg = std::move(c).value();
+  }
+  if (!args.listen.empty()) {
+    if (Status s = config::ApplyListenOverride(cfg, args.listen); !s.ok()) {
+      std::fprintf(stderr, "outpostd: --listen: %s\n", s.message().c_str());
+      return 2;
+    }
+  }
+  if (!args.manifests.empty()) cfg.models.manifest_dir = args.manifests;
+  if (!args.models.empty()) cfg.models.model_dir = args.models;
+  const bool bundled = cfg.models.manifest_dir.empty();
+  if (cfg.models.manifest_dir.empty()) cfg.models.manifest_dir = BundledDir("manifests");
+  if (cfg.models.model_dir.empty() && bundled) cfg.models.model_dir = BundledDir("models");
+  SetupLogging(cfg.log);
+  if (!cfg.compute.opencl_platform_name.empty() || !cfg.compute.opencl_device_name.empty()) {
+    OP_LOG_ERROR("compute.opencl_platform_name / opencl_device_name are not supported by this "
+                 "build yet; choose the device with compute.opencl_platform / opencl_device");
+    return 2;
+  }
+
+  // Signals go to the main loop only (blocked before any thread starts).
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&sigs, s);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  serve::RegistryOptions ro;
+  ro.default_threads = cfg.compute.threads;
+  ro.backend_options.opencl_platform = cfg.compute.opencl_platform;
+  ro.backend_options.opencl_device = cfg.compute.opencl_device;
+  ro.backend_options.opencl_cache_dir = cfg.compute.kernel_cache_dir;
+  ro.drain_timeout = std::chrono::milliseconds(cfg.server.drain_timeout_ms);
+  serve::ModelRegistry registry(ro);
+
+  auto& manifest_errors = MetricsRegistry::Global().GetGauge(
+      "outpost_manifest_errors", "Manifests that failed to parse at the last scan");
+  auto scan = [&]() {
+    std::vector<Status> errors;
+    auto ms = config::LoadManifestDir(cfg.models.manifest_dir, cfg, &errors);
+    if (!ms.ok()) {
+      OP_LOG_ERROR("manifest directory: {}", ms.status().message());
+      manifest_errors.Set(1);
+      return;
+    }
+    for (const auto& e : errors) OP_LOG_ERROR("manifest skipped: {}", e.message());
+    auto load_errors = registry.Reconcile(*ms);
+    manifest_errors.Set(static_cast<double>(errors.size()));
+    (void)load_errors;  // logged and counted by the registry
+  };
+
+  Notify("STATUS=loading models from " + cfg.models.manifest_dir);
+  OP_LOG_INFO("outpostd {} starting: manifests {}, models {}", OUTPOST_VERSION,
+              cfg.models.manifest_dir, cfg.models.model_dir);
+  scan();
+
+  serve::ServiceOptions so;
+  so.server_version = OUTPOST_VERSION;
+  so.find_manifest = [&cfg](const std::string& name) -> Expected<config::ModelManifest> {
+    std::vector<Status> errors;
+    OP_ASSIGN_OR_RETURN(auto ms, config::LoadManifestDir(cfg.models.manifest_dir, cfg, &errors));
+    for (auto& m : ms)
+      if (m.name == name) return m;
+    for (const auto& e : errors)
+      if (e.message().find(name) != std::string::npos) return e;
+    return NotFound("no manifest in " + cfg.models.manifest_dir + " declares model '" + name + "'");
+  };
+  serve::InferenceService service(&registry, so);
+
+  serve::http::ServerOptions ho;
+  ho.address = cfg.server.listen_address;
+  ho.port = cfg.server.port;
+  ho.io_threads = cfg.server.io_threads;
+  ho.max_header_bytes = cfg.server.max_header_bytes;
+  ho.max_body_bytes = cfg.server.max_body_bytes;
+  ho.max_connections = cfg.server.max_connections;
+  ho.header_timeout_ms = cfg.server.header_timeout_ms;
+  ho.idle_timeout_ms = cfg.server.idle_timeout_ms;
+  auto server = serve::http::Server::Start(ho, service.handler());
+  if (!server.ok()) {
+    OP_LOG_ERROR("cannot listen on {}:{}: {}", cfg.server.listen_address, cfg.server.port,
+                 server.status().message());
+    Notify("STATUS=cannot listen: " + server.status().message());
+    return 1;
+  }
+  const uint16_t port = (*server)->port();
+  service.set_ready(true);
+  const std::string summary = ModelSummary(registry);
+  OP_LOG_INFO("serving {} on http://{}:{}", summary, cfg.server.listen_address, port);
+  // Machine-readable line for scripts and tests that asked for port 0.
+  std::printf("outpostd listening on %s:%u\n", cfg.server.listen_address.c_str(), port);
+  std::fflush(stdout);
+  Notify("READY=1\nSTATUS=serving " + summary + " on port " + std::to_string(port) +
+         "\nMAINPID=" + std::to_string(getpid()));
+
+  uint64_t watchdog_us = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_us) > 0;
+  const auto tick = std::chrono::milliseconds(
+      watchdog ? std::max<uint64_t>(100, watchdog_us / 2000) : 1000);
+  auto next_watch = Clock::now() + std::chrono::milliseconds(cfg.models.watch_interval_ms);
+  for (;;) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(tick).count();
+    timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
+    int sig = sigtimedwait(&sigs, nullptr, &ts);
+    if (sig == SIGTERM || sig == SIGINT) {
+      OP_LOG_INFO("signal {}: draining (up to {} ms)", sig, cfg.server.drain_timeout_ms);
+      Notify("STOPPING=1\nSTATUS=draining");
+      service.set_draining(true);
+      const bool clean = (*server)->Drain(std::chrono::milliseconds(cfg.server.drain_timeout_ms));
+      registry.DrainAll(std::chrono::milliseconds(cfg.server.drain_timeout_ms));
+      OP_LOG_INFO("stopped{}", clean ? "" : " (drain timed out; open requests were cut)");
+      return 0;
+    }
+    if (sig == SIGHUP) {
+      OP_LOG_INFO("SIGHUP: reloading manifests from {}", cfg.models.manifest_dir);
+      Notify("RELOADING=1\nSTATUS=reloading");
+      scan();
+      Notify("READY=1\nSTATUS=serving " + ModelSummary(registry));
+    } else if (cfg.models.watch && Clock::now() >= next_watch) {
+      const std::string before = ModelSummary(registry);
+      scan();
+      const std::string after = ModelSummary(registry);
+      if (after != before) Notify("STATUS=serving " + after);
+      next_watch = Clock::now() + std::chrono::milliseconds(cfg.models.watch_interval_ms);
+    }
+    if (watchdog) {
+      if (ProbeLive(cfg.server.listen_address, port)) {
+        Notify("WATCHDOG=1");
+      } else {
+        MetricsRegistry::Global()
+            .GetCounter("outpost_watchdog_probe_failures_total",
+                        "Liveness probes of the own HTTP server that failed")
+            .Inc();
+        OP_LOG_WARN("watchdog: the HTTP server did not answer its liveness probe");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (a == "--version") {
+      std::printf("outpostd %s\n", OUTPOST_VERSION);
+      return 0;
+    }
+    std::string* dst = a == "--config"      ? &args.config
+                       : a == "--listen"    ? &args.listen
+                       : a == "--manifests" ? &args.manifests
+                       : a == "--models"    ? &args.models
+                                            : nullptr;
+    if (!dst) return Usage("unknown argument '" + a + "'");
+    if (!value(dst)) return Usage(a + " needs a value");
+  }
+  return Run(args);
+}

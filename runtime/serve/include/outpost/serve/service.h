@@ -1,0 +1,57 @@
+// InferenceService: the KServe V2 / Open Inference Protocol REST API over the model registry.
+// Routes HTTP requests (health, metadata, infer, model repository, /metrics) and answers them;
+// inference is queued on the model's runner and answered from its worker thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "outpost/serve/http/server.h"
+#include "outpost/serve/registry.h"
+#include "outpost/serve/v2/v2.h"
+
+namespace outpost::serve {
+
+struct ServiceOptions {
+  std::string server_name = "outpost";
+  std::string server_version;
+  v2::Limits limits;
+  // Model repository extension: load/unload by name resolve a manifest through this (the
+  // daemon looks in its manifest directory); null disables load (unload still works).
+  std::function<Expected<config::ModelManifest>(const std::string& name)> find_manifest;
+};
+
+class InferenceService {
+ public:
+  InferenceService(ModelRegistry* registry, ServiceOptions options);
+
+  // The http::Handler.
+  void Handle(http::Request&& req, std::shared_ptr<http::Responder> resp);
+  http::Handler handler() {
+    return [this](http::Request&& r, std::shared_ptr<http::Responder> s) {
+      Handle(std::move(r), std::move(s));
+    };
+  }
+
+  // /v2/health/ready answers ready only while this is set and every model serves.
+  void set_ready(bool ready) { ready_.store(ready); }
+  // While draining, readiness is false and new inference is refused with 503.
+  void set_draining(bool draining) { draining_.store(draining); }
+  // Requests accepted and not yet answered (for drain and the watchdog's view).
+  int64_t in_flight() const { return in_flight_.load(); }
+
+ private:
+  void Infer(http::Request&& req, std::shared_ptr<http::Responder> resp,
+             std::shared_ptr<ModelRunner> runner);
+  void Repository(const http::Request& req, std::string_view rest, http::Responder& resp);
+
+  ModelRegistry* registry_;
+  const ServiceOptions opts_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> in_flight_{0};
+};
+
+}  // namespace outpost::serve

@@ -1,0 +1,389 @@
+#include "outpost/serve/service.h"
+
+#include <charconv>
+#include <mutex>
+#include <unordered_map>
+
+#include "outpost/core/log.h"
+#include "outpost/core/metrics.h"
+
+namespace outpost::serve {
+namespace {
+
+using http::Request;
+using http::Responder;
+using http::Response;
+
+constexpr std::string_view kOutcomes[] = {"success", "bad_request", "rejected", "deadline",
+                                          "cancelled", "error"};
+enum Outcome { kSuccess, kBadRequest, kRejected, kDeadline, kCancelledOutcome, kError };
+
+Outcome OutcomeOf(Code c) {
+  switch (c) {
+    case Code::kOk: return kSuccess;
+    case Code::kInvalidArgument:
+    case Code::kUnsupported:
+    case Code::kNotFound:
+    case Code::kInvalidModel: return kBadRequest;
+    case Code::kResourceExhausted:
+    case Code::kUnavailable: return kRejected;
+    case Code::kDeadlineExceeded: return kDeadline;
+    case Code::kCancelled: return kCancelledOutcome;
+    case Code::kIoError:
+    case Code::kInternal: return kError;
+  }
+  return kError;
+}
+
+// Per model version: the series every request touches, looked up once.
+struct ModelMetrics {
+  Counter* requests[6];
+  Histogram* queue;
+  Histogram* compute;
+  Histogram* total;
+};
+
+const std::vector<double>& LatencyBounds() {
+  static const std::vector<double> b = {50e-6, 100e-6, 250e-6, 500e-6, 1e-3,  2.5e-3, 5e-3, 10e-3,
+                                        25e-3, 50e-3,  100e-3, 250e-3, 500e-3, 1.0,  2.5,  10.0};
+  return b;
+}
+
+ModelMetrics* MetricsFor(const std::string& model, const std::string& version) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::unique_ptr<ModelMetrics>> cache;
+  const std::string key = model + '\0' + version;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = cache[key];
+  if (!slot) {
+    auto m = std::make_unique<ModelMetrics>();
+    auto& reg = MetricsRegistry::Global();
+    const Labels l = {{"model", model}, {"version", version}};
+    for (int i = 0; i < 6; ++i) {
+      Labels o = l;
+      o.push_back({"outcome", std::string(kOutcomes[i])});
+      m->requests[i] = &reg.GetCounter("outpost_requests_total",
+                                       "Inference requests by model, version and outcome", o);
+    }
+    m->queue = &reg.GetHistogram("outpost_request_queue_seconds",
+                                 "Time from accepting a request to the start of its batch",
+                                 LatencyBounds(), l);
+    m->compute = &reg.GetHistogram("outpost_request_compute_seconds",
+                                   "Model execution time of the request's batch", LatencyBounds(),
+                                   l);
+    m->total = &reg.GetHistogram("outpost_request_duration_seconds",
+                                 "Time from the complete request to its response being handed "
+                                 "to the connection",
+                                 LatencyBounds(), l);
+    slot = std::move(m);
+  }
+  return slot.get();
+}
+
+Counter& UnroutedCounter(const char* reason) {
+  return MetricsRegistry::Global().GetCounter(
+      "outpost_http_unrouted_total", "Requests answered without reaching a model, by reason",
+      {{"reason", reason}});
+}
+
+Response Json(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+Response Error(int status, std::string_view message) {
+  return Json(status, v2::EncodeError(message));
+}
+
+// Error for a status, with Retry-After on overload answers (429, 503).
+Response ErrorFor(const Status& s, int retry_after_s) {
+  Response r = Error(v2::HttpStatusFor(s.code()), s.message());
+  if (r.status == 429 || r.status == 503)
+    r.headers.push_back({"Retry-After", std::to_string(std::max(1, retry_after_s))});
+  return r;
+}
+
+bool IsGet(const Request& r) { return r.method == "GET" || r.method == "HEAD"; }
+
+// Splits "a/b/c" off `path` after `prefix`; returns false when `path` does not start with it.
+bool StripPrefix(std::string_view path, std::string_view prefix, std::string_view* rest) {
+  if (path.substr(0, prefix.size()) != prefix) return false;
+  *rest = path.substr(prefix.size());
+  return true;
+}
+
+std::string_view NextSegment(std::string_view* rest) {
+  size_t slash = rest->find('/');
+  std::string_view seg = rest->substr(0, slash);
+  *rest = slash == std::string_view::npos ? std::string_view() : rest->substr(slash + 1);
+  return seg;
+}
+
+std::vector<v2::TensorMetadata> Metadata(const std::vector<engine::ValueInfo>& vs) {
+  std::vector<v2::TensorMetadata> out;
+  for (const auto& v : vs) out.push_back({v.name, v.dtype, v.dims});
+  return out;
+}
+
+// Checks the decoded inputs against the model's: every input given once, known names, types,
+// ranks and fixed dims. The message names the input and both sides.
+Status CheckInputs(const std::string& model, const std::vector<engine::ValueInfo>& want,
+                   const std::vector<v2::InferInput>& got) {
+  for (const auto& in : got) {
+    const engine::ValueInfo* w = nullptr;
+    for (const auto& v : want)
+      if (v.name == in.name) w = &v;
+    if (!w) {
+      std::string names;
+      for (const auto& v : want) names += (names.empty() ? "'" : ", '") + v.name + "'";
+      return InvalidArgument("model '" + model + "' has no input '" + in.name +
+                             "' (its inputs: " + names + ")");
+    }
+    if (in.dtype != w->dtype)
+      return InvalidArgument("input '" + in.name + "' of model '" + model + "' must be " +
+                             std::string(DataTypeV2Name(w->dtype)) + ", got " +
+                             std::string(DataTypeV2Name(in.dtype)));
+    bool ok = in.shape.rank() == static_cast<int>(w->dims.size());
+    for (int d = 0; ok && d < in.shape.rank(); ++d)
+      ok = w->dims[d] < 0 || w->dims[d] == in.shape[d];
+    if (!ok)
+      return InvalidArgument("input '" + in.name + "' of model '" + model + "' must have shape " +
+                             w->ToString().substr(w->ToString().find('[')) + ", got " +
+                             in.shape.ToString());
+  }
+  for (const auto& v : want) {
+    bool given = false;
+    for (const auto& in : got) given = given || in.name == v.name;
+    if (!given)
+      return InvalidArgument("model '" + model + "' needs input '" + v.name + "' (" +
+                             v.ToString() + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+InferenceService::InferenceService(ModelRegistry* registry, ServiceOptions options)
+    : registry_(registry), opts_(std::move(options)) {}
+
+void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
+  std::string_view path = req.path;
+  std::string_view rest;
+  if (path == "/metrics") {
+    if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for /metrics"));
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = MetricsRegistry::Global().RenderPrometheus();
+    return (void)resp->Send(std::move(r));
+  }
+  if (path == "/v2" || path == "/v2/") {
+    if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for /v2"));
+    return (void)resp->Send(Json(
+        200, v2::EncodeServerMetadata(opts_.server_name, opts_.server_version,
+                                      {std::string(v2::kExtensionBinaryTensorData),
+                                       std::string(v2::kExtensionModelRepository)})));
+  }
+  if (path == "/v2/health/live") {
+    if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for health"));
+    return (void)resp->Send(Json(200, v2::EncodeServerLive(true)));
+  }
+  if (path == "/v2/health/ready") {
+    if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for health"));
+    const bool ready = ready_.load() && !draining_.load() && registry_->AllReady();
+    return (void)resp->Send(Json(ready ? 200 : 503, v2::EncodeServerReady(ready)));
+  }
+  if (StripPrefix(path, "/v2/repository/", &rest)) {
+    return Repository(req, rest, *resp);
+  }
+  if (StripPrefix(path, "/v2/models/", &rest)) {
+    const std::string_view name = NextSegment(&rest);
+    std::string_view version;
+    if (rest.substr(0, 9) == "versions/") {
+      rest.remove_prefix(9);
+      version = NextSegment(&rest);
+    }
+    auto runner = registry_->Find(name, version);
+    if (!runner) {
+      UnroutedCounter("unknown_model").Inc();
+      const std::string what = version.empty() ? "model '" + std::string(name) + "'"
+                                               : "version '" + std::string(version) +
+                                                     "' of model '" + std::string(name) + "'";
+      return (void)resp->Send(Error(404, what + " is not being served"));
+    }
+    if (rest.empty()) {
+      if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for model metadata"));
+      const auto& s = runner->session();
+      auto outputs = Metadata(s.outputs());
+      for (size_t i = 0; i < outputs.size() && i < runner->output_dims().size(); ++i)
+        outputs[i].shape = runner->output_dims()[i];
+      auto body = v2::EncodeModelMetadata(runner->name(), {runner->version()}, v2::kPlatformOnnx,
+                                          Metadata(s.inputs()), outputs);
+      if (!body.ok()) return (void)resp->Send(ErrorFor(body.status(), 1));
+      return (void)resp->Send(Json(200, std::move(body).value()));
+    }
+    if (rest == "ready") {
+      if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for model readiness"));
+      return (void)resp->Send(Json(200, v2::EncodeModelReady(runner->name(), true)));
+    }
+    if (rest == "infer") {
+      if (req.method != "POST") return (void)resp->Send(Error(405, "use POST for infer"));
+      return Infer(std::move(req), std::move(resp), std::move(runner));
+    }
+  }
+  UnroutedCounter("unknown_path").Inc();
+  resp->Send(Error(404, "no such endpoint: " + req.method + " " + req.path));
+}
+
+void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
+                             std::shared_ptr<ModelRunner> runner) {
+  const auto t0 = Clock::now();
+  ModelMetrics* mm = MetricsFor(runner->name(), runner->version());
+  auto fail = [&](const Status& s) {
+    mm->requests[OutcomeOf(s.code())]->Inc();
+    resp->Send(ErrorFor(s, runner->RetryAfterSeconds()));
+  };
+  if (draining_.load()) return fail(Unavailable("server is shutting down"));
+  const engine::Session& session = runner->session();
+
+  // The binary tensor data extension: the JSON header's length.
+  std::optional<size_t> json_length;
+  if (req.HasHeader("Inference-Header-Content-Length")) {
+    std::string_view v = req.Header("Inference-Header-Content-Length");
+    size_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size() || v.empty())
+      return fail(InvalidArgument("Inference-Header-Content-Length is not a byte count: '" +
+                                  std::string(v) + "'"));
+    if (n > req.body.size())
+      return fail(InvalidArgument("Inference-Header-Content-Length " + std::to_string(n) +
+                                  " exceeds the body's " + std::to_string(req.body.size()) +
+                                  " bytes"));
+    json_length = n;
+  }
+  Expected<v2::InferRequest> parsed = Status(Code::kInternal, "unparsed");
+  if (json_length && *json_length == 0) {
+    // Raw binary request: the whole body is the single input's data.
+    if (session.inputs().size() != 1)
+      return fail(InvalidArgument("a raw binary request (Inference-Header-Content-Length: 0) "
+                                  "needs a one-input model; '" +
+                                  runner->name() + "' has " +
+                                  std::to_string(session.inputs().size())));
+    const auto& in = session.inputs()[0];
+    parsed = v2::ParseRawBinaryInput(req.body, in.name, in.dtype, in.dims, opts_.limits);
+    if (parsed.ok()) parsed->all_outputs_binary = true;
+  } else {
+    parsed = v2::ParseInferRequest(req.body, json_length, opts_.limits);
+  }
+  if (!parsed.ok()) return fail(parsed.status());
+  auto request = std::make_shared<v2::InferRequest>(std::move(parsed).value());
+  if (Status s = CheckInputs(runner->name(), session.inputs(), request->inputs); !s.ok())
+    return fail(s);
+  for (const auto& o : request->outputs) {
+    bool known = false;
+    for (const auto& v : session.outputs()) known = known || v.name == o.name;
+    if (!known) return fail(InvalidArgument("model '" + runner->name() + "' has no output '" +
+                                            o.name + "'"));
+  }
+
+  // Deadline: the request's `timeout` parameter (microseconds, as Triton), else the manifest's.
+  InferCall call;
+  std::chrono::microseconds timeout = runner->options().default_timeout;
+  if (request->parameters.is_object()) {
+    auto it = request->parameters.find("timeout");
+    if (it != request->parameters.end()) {
+      if (!it->is_number_integer() || it->get<int64_t>() <= 0)
+        return fail(InvalidArgument("parameter 'timeout' must be a positive integer of "
+                                    "microseconds"));
+      timeout = std::chrono::microseconds(it->get<int64_t>());
+    }
+  }
+  if (timeout.count() > 0) call.deadline = t0 + timeout;
+  call.inputs.reserve(request->inputs.size());
+  for (auto& in : request->inputs) call.inputs.push_back({in.name, std::move(in.tensor)});
+  call.cancelled = std::make_shared<std::atomic<bool>>(false);
+  resp->OnDisconnect([flag = call.cancelled] { flag->store(true); });
+
+  in_flight_.fetch_add(1);
+  call.done = [this, resp, request, runner, mm, t0](Expected<std::vector<Tensor>> out,
+                                                    const CallTiming& timing) {
+    mm->queue->Observe(timing.queue_us * 1e-6);
+    if (timing.compute_us > 0) mm->compute->Observe(timing.compute_us * 1e-6);
+    Response r;
+    Code code = out.ok() ? Code::kOk : out.status().code();
+    if (!out.ok()) {
+      r = ErrorFor(out.status(), runner->RetryAfterSeconds());
+    } else {
+      std::vector<std::string> names;
+      for (const auto& v : runner->session().outputs()) names.push_back(v.name);
+      auto selected = v2::SelectOutputs(*request, names, *out);
+      Expected<v2::EncodedResponse> enc =
+          selected.ok() ? v2::EncodeInferResponse(runner->name(), runner->version(), request->id,
+                                                  request->parameters, *selected)
+                        : Expected<v2::EncodedResponse>(selected.status());
+      if (!enc.ok()) {
+        code = enc.status().code();
+        r = ErrorFor(enc.status(), 1);
+      } else {
+        r.status = 200;
+        r.content_type = std::string(enc->content_type);
+        if (enc->json_length)
+          r.headers.push_back({"Inference-Header-Content-Length",
+                               std::to_string(*enc->json_length)});
+        r.body = std::move(enc->body);
+      }
+    }
+    mm->requests[OutcomeOf(code)]->Inc();
+    mm->total->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+    if (code != Code::kCancelled) resp->Send(std::move(r));
+    in_flight_.fetch_sub(1);
+  };
+  Status s = runner->Submit(std::move(call));
+  if (!s.ok()) {
+    in_flight_.fetch_sub(1);
+    return fail(s);
+  }
+}
+
+void InferenceService::Repository(const Request& req, std::string_view rest, Responder& resp) {
+  if (req.method != "POST")
+    return (void)resp.Send(Error(405, "use POST for the model repository extension"));
+  if (rest == "index") {
+    auto r = v2::ParseRepositoryIndexRequest(req.body);
+    if (!r.ok()) return (void)resp.Send(ErrorFor(r.status(), 1));
+    std::vector<v2::RepositoryIndexEntry> entries;
+    for (const auto& m : registry_->Index()) {
+      if (r->ready && m.state != "READY") continue;
+      entries.push_back({m.name, m.version, m.state, m.reason});
+    }
+    return (void)resp.Send(Json(200, v2::EncodeRepositoryIndex(entries)));
+  }
+  std::string_view tail;
+  if (StripPrefix(rest, "models/", &tail)) {
+    const std::string name(NextSegment(&tail));
+    if (tail == "load") {
+      auto body = v2::ParseRepositoryModelRequest(req.body);
+      if (!body.ok()) return (void)resp.Send(ErrorFor(body.status(), 1));
+      if (!opts_.find_manifest)
+        return (void)resp.Send(Error(400, "this server has no manifest directory to load from"));
+      auto m = opts_.find_manifest(name);
+      if (!m.ok()) return (void)resp.Send(ErrorFor(m.status(), 1));
+      // Loads synchronously on the I/O thread: explicit loads are rare operator actions.
+      Status s = registry_->Load(*m);
+      if (!s.ok()) return (void)resp.Send(Error(400, s.message()));
+      return (void)resp.Send(Json(200, "{}"));
+    }
+    if (tail == "unload") {
+      auto body = v2::ParseRepositoryModelRequest(req.body);
+      if (!body.ok()) return (void)resp.Send(ErrorFor(body.status(), 1));
+      Status s = registry_->Unload(name);
+      if (!s.ok()) return (void)resp.Send(ErrorFor(s, 1));
+      return (void)resp.Send(Json(200, "{}"));
+    }
+  }
+  UnroutedCounter("unknown_path").Inc();
+  resp.Send(Error(404, "no such repository endpoint: " + req.path));
+}
+
+}  // namespace outpost::serve
