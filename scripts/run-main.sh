@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds, and runs the bundled example model end to end.
-# (The serving daemon outpostd is the next step of the roadmap; until it lands, the main job is
-# the engine: classify a held-out digit with the bundled digits CNN on both backends.)
+# Installs what is needed, builds, and starts outpostd serving the bundled example models (the
+# Iris classifier and the digits CNN) on the embedded defaults: http://127.0.0.1:8080.
+# Extra arguments go to outpostd (e.g. --listen 0.0.0.0:8080, --config config/examples/device.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
-model=tests/models/digits_cnn.onnx
-sample=tests/models/golden/digits_cnn/input_0.npy
-build/bin/outpost inspect "$model" | sed -n '1,12p'
-for backend in cpu opencl; do
-  echo "== outpost run ($backend)"
-  build/bin/outpost run "$model" --input "input=$sample" --backend "$backend" --output-dir "build/out-$backend"
-done
+cat <<'MSG'
+
+outpostd is starting. In another terminal, classify an Iris flower (sepal/petal lengths in cm):
+
+  curl -s localhost:8080/v2/models/iris/infer -H 'Content-Type: application/json' \
+    -d '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
+
+  -> "probabilities" for setosa, versicolor, virginica (this one: setosa, ~0.99998)
+
+More: curl -s localhost:8080/v2/models/iris (metadata), curl -s localhost:8080/metrics,
+      curl -s -X POST localhost:8080/v2/repository/index -d '{}'. Ctrl-C drains and stops.
+
+MSG
+exec build/bin/outpostd "$@"
