@@ -827,7 +827,7 @@ TEST(Examples, BundledManifestsServeIrisAndDigits) {
   EXPECT_EQ(iris.backend, "cpu");
   EXPECT_EQ(iris.threads, 1);
   EXPECT_EQ(iris.max_batch_size, 8);
-  EXPECT_EQ(iris.max_queue_delay_us, 500);
+  EXPECT_EQ(iris.max_queue_delay_us, 0);
   EXPECT_EQ(iris.queue_size, 128);
   EXPECT_EQ(iris.timeout_ms, 1000);
   EXPECT_EQ(iris.requests.cpu_millis, 100);
