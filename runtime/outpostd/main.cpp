@@ -3,6 +3,7 @@
 // systemd (READY=1 once the models are loaded, WATCHDOG=1 from a liveness probe of the serving
 // path, STATUS= lines, graceful drain on SIGTERM, reload on SIGHUP or changed manifests).
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -91,37 +92,31 @@ void Notify(const std::string& s) { sd_notify(0, s.c_str()); }
 
 // The watchdog's proof of life: GET /v2/health/live answered 200 by our own server in time.
 bool ProbeLive(const std::string& addr, uint16_t port) {
-  int fd = ::socket(addr.find(':') != std::string::npos ? AF_INET6 : AF_INET,
-                    SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  timeval tv{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  bool ok = false;
   std::string host = addr == "0.0.0.0" ? "127.0.0.1" : addr == "::" ? "::1" : addr;
-  int rc = -1;
-  if (host.find(':') != std::string::npos) {
-    sockaddr_in6 sa{};
-    sa.sin6_family = AF_INET6;
-    sa.sin6_port = htons(port);
-    if (inet_pton(AF_INET6, host.c_str(), &sa.sin6_addr) == 1)
-      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  } else {
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) == 1)
-      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  }
-  if (rc == 0) {
-    const char req[] = "GET /v2/health/live HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n";
-    if (::send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof req - 1)) {
-      char buf[64];
-      ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
-      ok = n >= 12 && std::memcmp(buf, "HTTP/1.1 200", 12) == 0;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return false;
+  bool ok = false;
+  for (addrinfo* ai = res; ai && !ok; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    timeval tv{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      const char req[] = "GET /v2/health/live HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n";
+      if (::send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof req - 1)) {
+        char buf[64];
+        ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+        ok = n >= 12 && std::memcmp(buf, "HTTP/1.1 200", 12) == 0;
+      }
     }
+    ::close(fd);
   }
-  ::close(fd);
+  freeaddrinfo(res);
   return ok;
 }
 
@@ -237,8 +232,10 @@ int Run(const Args& args) {
 
   uint64_t watchdog_us = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_us) > 0;
-  const auto tick = std::chrono::milliseconds(
-      watchdog ? std::max<uint64_t>(100, watchdog_us / 2000) : 1000);
+  int64_t tick_ms = 1000;
+  if (cfg.models.watch) tick_ms = std::min<int64_t>(tick_ms, cfg.models.watch_interval_ms);
+  if (watchdog) tick_ms = std::min<int64_t>(tick_ms, std::max<int64_t>(100, watchdog_us / 2000));
+  const auto tick = std::chrono::milliseconds(tick_ms);
   auto next_watch = Clock::now() + std::chrono::milliseconds(cfg.models.watch_interval_ms);
   for (;;) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(tick).count();

@@ -169,6 +169,7 @@ Status ModelRegistry::Load(const config::ModelManifest& manifest) {
     e.manifest = manifest;
     e.fingerprint = Fingerprint(manifest);
     e.error.clear();
+    e.unloaded = false;
   }
   LoadCounter(manifest.name, old ? "reloaded" : "loaded").Inc();
   Retire(std::move(old));
@@ -180,9 +181,11 @@ Status ModelRegistry::Unload(const std::string& name) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = models_.find(name);
-    if (it == models_.end()) return NotFound("model '" + name + "' is not loaded");
+    if (it == models_.end() || !it->second.runner)
+      return NotFound("model '" + name + "' is not loaded");
     old = std::move(it->second.runner);
-    models_.erase(it);
+    it->second.unloaded = true;
+    it->second.error = "unloaded";
   }
   OP_LOG_INFO("model '{}' unloaded", name);
   Retire(std::move(old));
@@ -201,7 +204,7 @@ std::vector<Status> ModelRegistry::Reconcile(const std::vector<config::ModelMani
       auto it = models_.find(m.name);
       if (it != models_.end()) {
         current = it->second.fingerprint;
-        serving = it->second.runner != nullptr;
+        serving = it->second.runner != nullptr || it->second.unloaded;
       }
     }
     const std::string fp = Fingerprint(m);
@@ -225,7 +228,18 @@ std::vector<Status> ModelRegistry::Reconcile(const std::vector<config::ModelMani
     for (const auto& [name, e] : models_)
       if (std::find(keep.begin(), keep.end(), name) == keep.end()) gone.push_back(name);
   }
-  for (const auto& name : gone) (void)Unload(name);
+  for (const auto& name : gone) {
+    std::shared_ptr<ModelRunner> old;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = models_.find(name);
+      if (it == models_.end()) continue;
+      old = std::move(it->second.runner);
+      models_.erase(it);
+    }
+    OP_LOG_INFO("model '{}' removed (its manifest is gone)", name);
+    Retire(std::move(old));
+  }
   return errors;
 }
 
@@ -261,9 +275,13 @@ std::vector<ModelState> ModelRegistry::Index() const {
 bool ModelRegistry::AllReady() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (models_.empty()) return false;
-  for (const auto& [name, e] : models_)
+  bool any = false;
+  for (const auto& [name, e] : models_) {
+    if (e.unloaded) continue;  // an operator's unload does not make the server unready
     if (!e.runner) return false;  // a failed reload leaves the old version serving: still ready
-  return true;
+    any = true;
+  }
+  return any;
 }
 
 size_t ModelRegistry::serving_count() const {

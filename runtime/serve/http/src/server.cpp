@@ -1094,7 +1094,7 @@ Expected<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Ha
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
   addrinfo* res = nullptr;
   std::string port_str = std::to_string(o.port);
   int gai = ::getaddrinfo(o.address.c_str(), port_str.c_str(), &hints, &res);

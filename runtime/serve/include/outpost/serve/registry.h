@@ -68,6 +68,7 @@ class ModelRegistry {
     std::string fingerprint;  // manifest + model file identity, to notice changes
     std::shared_ptr<ModelRunner> runner;  // null when the last load failed and none serves
     std::string error;
+    bool unloaded = false;  // explicitly unloaded: listed, not served, not reloaded by scans
   };
   Expected<std::shared_ptr<ModelRunner>> Build(const config::ModelManifest& m);
   void Retire(std::shared_ptr<ModelRunner> old);
