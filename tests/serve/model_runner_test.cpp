@@ -41,6 +41,15 @@ InferCall Call(Tensor t, std::promise<Answer>* p) {
   return c;
 }
 
+// Makes `c` hold its worker inside its callback until `released` is ready, so the queue fills.
+InferCall HoldUntil(InferCall c, std::shared_future<void> released) {
+  c.done = [done = c.done, released](Expected<std::vector<Tensor>> out, const CallTiming& t) {
+    released.wait();
+    done(std::move(out), t);
+  };
+  return c;
+}
+
 TEST(ModelRunner, BatchesConcurrentRequestsAndSplitsAnswers) {
   auto session = LoadIris();
   RunnerOptions o;
@@ -102,12 +111,7 @@ TEST(ModelRunner, FullQueueRefusesAtOnce) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   std::promise<Answer> first;
-  InferCall blocker = Call(Rows(1, 0), &first);
-  auto done = blocker.done;
-  blocker.done = [done, released](Expected<std::vector<Tensor>> out, const CallTiming& t) {
-    released.wait();
-    done(std::move(out), t);
-  };
+  InferCall blocker = HoldUntil(Call(Rows(1, 0), &first), released);
   ASSERT_TRUE(runner.Submit(std::move(blocker)).ok());
   std::this_thread::sleep_for(20ms);  // the worker is now inside the blocker's callback
   std::promise<Answer> q1, q2, q3;
@@ -140,12 +144,7 @@ TEST(ModelRunner, DeadlinesAreAnsweredAtOnceNotLate) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   std::promise<Answer> first, queued;
-  InferCall blocker = Call(Rows(1, 0), &first);
-  auto done = blocker.done;
-  blocker.done = [done, released](Expected<std::vector<Tensor>> out, const CallTiming& t) {
-    released.wait();
-    done(std::move(out), t);
-  };
+  InferCall blocker = HoldUntil(Call(Rows(1, 0), &first), released);
   ASSERT_TRUE(runner.Submit(std::move(blocker)).ok());
   std::this_thread::sleep_for(10ms);
   InferCall q = Call(Rows(1, 1), &queued);
@@ -165,12 +164,7 @@ TEST(ModelRunner, CancelledCallsAreDroppedAndDrainAnswersTheRest) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   std::promise<Answer> first, gone;
-  InferCall blocker = Call(Rows(1, 0), &first);
-  auto done = blocker.done;
-  blocker.done = [done, released](Expected<std::vector<Tensor>> out, const CallTiming& t) {
-    released.wait();
-    done(std::move(out), t);
-  };
+  InferCall blocker = HoldUntil(Call(Rows(1, 0), &first), released);
   ASSERT_TRUE(runner->Submit(std::move(blocker)).ok());
   std::this_thread::sleep_for(10ms);
   InferCall c = Call(Rows(1, 1), &gone);
