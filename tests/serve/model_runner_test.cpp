@@ -106,6 +106,7 @@ TEST(ModelRunner, FullQueueRefusesAtOnce) {
   RunnerOptions o;
   o.queue_size = 2;
   o.max_batch_size = 1;
+  o.inline_max_compute = 0us;  // every call through the worker, whose callback we hold
   ModelRunner runner("iris", "1", session, o);
   // Block the only worker inside a callback so the queue fills behind it.
   std::promise<void> release;
@@ -115,8 +116,13 @@ TEST(ModelRunner, FullQueueRefusesAtOnce) {
   ASSERT_TRUE(runner.Submit(std::move(blocker)).ok());
   std::this_thread::sleep_for(20ms);  // the worker is now inside the blocker's callback
   std::promise<Answer> q1, q2, q3;
+  EXPECT_TRUE(runner.Admit().ok());
   EXPECT_TRUE(runner.Submit(Call(Rows(1, 1), &q1)).ok());
   EXPECT_TRUE(runner.Submit(Call(Rows(1, 2), &q2)).ok());
+  EXPECT_EQ(runner.queue_depth(), 2u);
+  // Admit (asked before a body is decoded) agrees with Submit.
+  Status admit = runner.Admit();
+  EXPECT_EQ(admit.code(), Code::kResourceExhausted) << admit.ToString();
   const auto t0 = Clock::now();
   Status full = runner.Submit(Call(Rows(1, 3), &q3));
   EXPECT_LT(Clock::now() - t0, 1ms);
@@ -132,6 +138,7 @@ TEST(ModelRunner, FullQueueRefusesAtOnce) {
 TEST(ModelRunner, DeadlinesAreAnsweredAtOnceNotLate) {
   auto session = LoadIris();
   RunnerOptions o;
+  o.inline_max_compute = 0us;
   ModelRunner runner("iris", "1", session, o);
   // Already past: refused by Submit without queueing.
   std::promise<Answer> late;
@@ -160,6 +167,7 @@ TEST(ModelRunner, DeadlinesAreAnsweredAtOnceNotLate) {
 TEST(ModelRunner, CancelledCallsAreDroppedAndDrainAnswersTheRest) {
   auto session = LoadIris();
   RunnerOptions o;
+  o.inline_max_compute = 0us;
   auto runner = std::make_unique<ModelRunner>("iris", "1", session, o);
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
@@ -178,6 +186,113 @@ TEST(ModelRunner, CancelledCallsAreDroppedAndDrainAnswersTheRest) {
   runner->Drain(1000ms);
   std::promise<Answer> after;
   EXPECT_EQ(runner->Submit(Call(Rows(1, 0), &after)).code(), Code::kUnavailable);
+}
+
+// An idle model with cheap batches runs a call on the submitting thread: `done` has run before
+// Submit returns. The first call goes through a worker (no measured cost yet).
+TEST(ModelRunner, IdleCheapModelRunsCallsInline) {
+  auto session = LoadIris();
+  RunnerOptions o;  // inline_max_compute defaults to 200 us; Iris takes a few
+  ModelRunner runner("iris", "1", session, o);
+  std::promise<Answer> first;
+  ASSERT_TRUE(runner.Submit(Call(Rows(1, 0), &first)).ok());
+  ASSERT_TRUE(first.get_future().get().out.ok());
+  ASSERT_GT(runner.average_compute_us(), 0);
+  ASSERT_LT(runner.average_compute_us(), 200);
+
+  // The worker that answered the first call may not have marked itself idle yet: try until a
+  // call finds the model idle (at once, in practice).
+  std::thread::id ran_on;
+  std::atomic<bool> answered{false};
+  Expected<std::vector<Tensor>> out = Status(Code::kInternal, "unset");
+  for (int attempt = 0; attempt < 1000 && !answered; ++attempt) {
+    std::promise<void> finished;
+    std::future<void> fin = finished.get_future();
+    InferCall c;
+    c.inputs.push_back({"input", Rows(1, 1)});
+    c.done = [&](Expected<std::vector<Tensor>> o2, const CallTiming&) {
+      ran_on = std::this_thread::get_id();
+      out = std::move(o2);
+      finished.set_value();
+    };
+    ASSERT_TRUE(runner.Submit(std::move(c)).ok());
+    answered = fin.wait_for(0s) == std::future_status::ready;
+    if (!answered) {
+      fin.wait();  // it went to the worker: wait, try again
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+  ASSERT_TRUE(answered);  // before Submit returned
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  auto alone = session->Run({{"input", Rows(1, 1)}});
+  ASSERT_TRUE(alone.ok());
+  for (int64_t k = 0; k < 3; ++k)
+    EXPECT_FLOAT_EQ((*out)[0].data<float>()[k], (*alone)[0].data<float>()[k]);
+
+  // Turned off: the same call goes to a worker thread.
+  RunnerOptions off = o;
+  off.inline_max_compute = 0us;
+  ModelRunner queued("iris", "1", session, off);
+  for (int i = 0; i < 2; ++i) {
+    std::promise<std::thread::id> where;
+    InferCall q;
+    q.inputs.push_back({"input", Rows(1, 1)});
+    q.done = [&where](Expected<std::vector<Tensor>>, const CallTiming&) {
+      where.set_value(std::this_thread::get_id());
+    };
+    ASSERT_TRUE(queued.Submit(std::move(q)).ok());
+    EXPECT_NE(where.get_future().get(), std::this_thread::get_id());
+  }
+}
+
+// While a call runs inline, the next one is not run inline beside it: it queues for a worker,
+// and Drain waits for the inline call to finish.
+TEST(ModelRunner, BusyModelQueuesInsteadOfRunningInline) {
+  auto session = LoadIris();
+  RunnerOptions o;
+  auto runner = std::make_unique<ModelRunner>("iris", "1", session, o);
+  std::promise<Answer> warm;
+  ASSERT_TRUE(runner->Submit(Call(Rows(1, 0), &warm)).ok());
+  ASSERT_TRUE(warm.get_future().get().out.ok());
+
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<Answer> held;
+  std::promise<std::thread::id> held_on;
+  InferCall h = HoldUntil(Call(Rows(1, 0), &held), released);
+  h.done = [done = h.done, &held_on](Expected<std::vector<Tensor>> out, const CallTiming& t) {
+    held_on.set_value(std::this_thread::get_id());
+    done(std::move(out), t);
+  };
+  std::thread submitter([&] { EXPECT_TRUE(runner->Submit(std::move(h)).ok()); });
+  const std::thread::id inline_thread = held_on.get_future().get();
+  EXPECT_EQ(inline_thread, submitter.get_id());  // ran inline, now held in its callback
+
+  std::promise<std::thread::id> next_on;
+  InferCall n;
+  n.inputs.push_back({"input", Rows(1, 2)});
+  n.done = [&next_on](Expected<std::vector<Tensor>> out, const CallTiming&) {
+    EXPECT_TRUE(out.ok());
+    next_on.set_value(std::this_thread::get_id());
+  };
+  ASSERT_TRUE(runner->Submit(std::move(n)).ok());
+  const std::thread::id worker = next_on.get_future().get();  // answered while the first is held
+  EXPECT_NE(worker, std::this_thread::get_id());
+  EXPECT_NE(worker, submitter.get_id());
+
+  std::atomic<bool> drained{false};
+  std::thread drainer([&] {
+    runner->Drain(5000ms);
+    drained = true;
+  });
+  std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(drained.load());  // waits for the inline call
+  release.set_value();
+  submitter.join();
+  drainer.join();
+  EXPECT_TRUE(drained.load());
+  EXPECT_TRUE(held.get_future().get().out.ok());
 }
 
 }  // namespace

@@ -10,9 +10,7 @@
 namespace outpost::serve {
 namespace {
 
-double Micros(Clock::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
+double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 // Copies rows [row0, row0 + rows) of `src` (leading dim) into `dst` at row `dst_row`.
 void CopyRows(const Tensor& src, int64_t row0, int64_t rows, Tensor* dst, int64_t dst_row) {
@@ -80,9 +78,10 @@ ModelRunner::ModelRunner(std::string name, std::string version,
   }
   for (const auto& dims : output_dims_) batchable_ = batchable_ && !dims.empty() && dims[0] < 0;
   if (!batchable_ && opts_.max_batch_size > 1)
-    OP_LOG_WARN("model '{}': its inputs and outputs do not all have a leading batch dimension; "
-                "requests run one at a time (max batch size ignored)",
-                name_);
+    OP_LOG_WARN(
+        "model '{}': its inputs and outputs do not all have a leading batch dimension; "
+        "requests run one at a time (max batch size ignored)",
+        name_);
   auto& m = MetricsRegistry::Global();
   const Labels l = {{"model", name_}, {"version", version_}};
   auto with = [&](const char* reason) {
@@ -90,6 +89,9 @@ ModelRunner::ModelRunner(std::string name, std::string version,
     r.push_back({"reason", reason});
     return r;
   };
+  inline_runs_ =
+      &m.GetCounter("outpost_serve_inline_runs_total",
+                    "Requests run on the submitting thread (model idle, cheap batch)", l);
   rejected_full_ = &m.GetCounter("outpost_serve_rejected_total",
                                  "Requests refused at once, by reason", with("queue_full"));
   rejected_deadline_ = &m.GetCounter("outpost_serve_rejected_total",
@@ -98,7 +100,8 @@ ModelRunner::ModelRunner(std::string name, std::string version,
                            "Accepted requests whose deadline passed while queued", l);
   cancelled_ = &m.GetCounter("outpost_serve_cancelled_total",
                              "Queued requests dropped because the client disconnected", l);
-  depth_gauge_ = &m.GetGauge("outpost_serve_queue_depth", "Requests waiting in the model's queue", l);
+  depth_gauge_ =
+      &m.GetGauge("outpost_serve_queue_depth", "Requests waiting in the model's queue", l);
   batch_hist_ = &m.GetHistogram("outpost_serve_batch_size", "Requests per executed batch",
                                 {1, 2, 4, 8, 16, 32, 64, 128}, l);
   const int n = std::max(1, opts_.workers);
@@ -107,10 +110,7 @@ ModelRunner::ModelRunner(std::string name, std::string version,
 
 ModelRunner::~ModelRunner() { Stop(); }
 
-size_t ModelRunner::queue_depth() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return queue_.size();
-}
+size_t ModelRunner::queue_depth() const { return depth_.load(std::memory_order_relaxed); }
 
 int ModelRunner::RetryAfterSeconds() const {
   // Time to work off the current queue, rounded up to whole seconds (HTTP's unit).
@@ -120,33 +120,46 @@ int ModelRunner::RetryAfterSeconds() const {
   return std::max(1, static_cast<int>(std::ceil(batches * batch_us / 1e6)));
 }
 
+Status ModelRunner::Admit() const {
+  if (depth_.load(std::memory_order_relaxed) < opts_.queue_size) return Status::Ok();
+  rejected_full_->Inc();
+  return QueueFull();
+}
+
+Status ModelRunner::QueueFull() const {
+  return ResourceExhausted("model '" + name_ + "' queue is full (" +
+                           std::to_string(opts_.queue_size) + " requests)");
+}
+
 Status ModelRunner::Submit(InferCall&& call) {
-  Pending p{std::move(call), Clock::now(), 1};
+  // `call` is moved from only once accepted: a refused call stays with the caller (who may
+  // retry it elsewhere, e.g. on the version that replaced this one).
+  int64_t rows = 1;
   if (batching()) {
-    const Tensor& t0 = p.call.inputs.empty() ? Tensor() : p.call.inputs.front().second;
-    if (t0.rank() == 0) return InvalidArgument("inputs need a leading batch dimension");
-    p.rows = t0.dim(0);
-    for (const auto& [n, t] : p.call.inputs)
-      if (t.rank() == 0 || t.dim(0) != p.rows)
+    if (call.inputs.empty() || call.inputs.front().second.rank() == 0)
+      return InvalidArgument("inputs need a leading batch dimension");
+    rows = call.inputs.front().second.dim(0);
+    for (const auto& [n, t] : call.inputs)
+      if (t.rank() == 0 || t.dim(0) != rows)
         return InvalidArgument("input '" + n + "' has a batch dimension of " +
                                (t.rank() ? std::to_string(t.dim(0)) : std::string("none")) +
-                               ", other inputs have " + std::to_string(p.rows));
+                               ", other inputs have " + std::to_string(rows));
   }
+  const Clock::time_point now = Clock::now();
   std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) return Unavailable("model '" + name_ + "' is shutting down");
   if (queue_.size() >= opts_.queue_size) {
     rejected_full_->Inc();
-    return ResourceExhausted("model '" + name_ + "' queue is full (" +
-                             std::to_string(opts_.queue_size) + " requests)");
+    return QueueFull();
   }
-  if (p.call.deadline != Clock::time_point::max()) {
+  if (call.deadline != Clock::time_point::max()) {
     // Expected finish: the batches ahead of this one, plus its own, at the recent batch time.
     const double batch_us = ewma_compute_us_.load(std::memory_order_relaxed);
     const int per_batch = batching() ? opts_.max_batch_size : 1;
     const double ahead = std::ceil(static_cast<double>(queue_.size() + 1) / per_batch) +
                          (running_ > 0 ? 1.0 : 0.0) / std::max(1, opts_.workers);
     const double expect_us = ahead * batch_us;
-    const double left_us = Micros(p.call.deadline - p.enqueued);
+    const double left_us = Micros(call.deadline - now);
     if (left_us <= 0 || expect_us > left_us) {
       rejected_deadline_->Inc();
       char buf[160];
@@ -156,7 +169,29 @@ Status ModelRunner::Submit(InferCall&& call) {
       return DeadlineExceeded(buf);
     }
   }
+  Pending p{std::move(call), now, rows};
+  // Run-to-completion on the caller's thread when the model is idle and one batch is cheap:
+  // no handoff to a worker and back. Queued calls keep going to the workers, in order.
+  const double ewma_us = ewma_compute_us_.load(std::memory_order_relaxed);
+  if (p.call.may_run_inline && queue_.empty() && running_ == 0 &&
+      opts_.inline_max_compute.count() > 0 && ewma_us > 0 &&
+      ewma_us < static_cast<double>(opts_.inline_max_compute.count()) &&
+      (!batching() || opts_.max_queue_delay.count() == 0)) {
+    ++running_;
+    lock.unlock();
+    inline_runs_->Inc();
+    std::vector<Pending> one;
+    one.push_back(std::move(p));
+    RunBatch(one);
+    lock.lock();
+    --running_;
+    const bool wake = stopping_ || !queue_.empty();  // calls queued meanwhile; Drain waits
+    lock.unlock();
+    if (wake) cv_.notify_all();
+    return Status::Ok();
+  }
   queue_.push_back(std::move(p));
+  depth_.store(queue_.size(), std::memory_order_relaxed);
   depth_gauge_->Set(static_cast<double>(queue_.size()));
   lock.unlock();
   cv_.notify_one();
@@ -206,6 +241,7 @@ void ModelRunner::WorkerLoop() {
         (void)rows;
       }
       ++running_;
+      depth_.store(queue_.size(), std::memory_order_relaxed);
       depth_gauge_->Set(static_cast<double>(queue_.size()));
     }
     RunBatch(batch);
@@ -233,10 +269,11 @@ void ModelRunner::RunBatch(std::vector<Pending>& batch) {
       Finish(p, Cancelled("client disconnected"), t);
     } else if (start >= p.call.deadline) {
       expired_->Inc();
-      Finish(p, DeadlineExceeded("deadline passed after " +
-                                 std::to_string(static_cast<int64_t>(t.queue_us)) +
-                                 " us in the queue"),
-             t);
+      Finish(
+          p,
+          DeadlineExceeded("deadline passed after " +
+                           std::to_string(static_cast<int64_t>(t.queue_us)) + " us in the queue"),
+          t);
     } else {
       live.push_back(std::move(p));
     }
@@ -277,7 +314,8 @@ void ModelRunner::RunBatch(std::vector<Pending>& batch) {
     stacked.push_back({live[0].call.inputs[i].first, std::move(t).value()});
   }
   const Clock::time_point t0 = Clock::now();
-  Expected<std::vector<Tensor>> out = st.ok() ? session_->Run(stacked) : Expected<std::vector<Tensor>>(st);
+  Expected<std::vector<Tensor>> out =
+      st.ok() ? session_->Run(stacked) : Expected<std::vector<Tensor>>(st);
   const double us = Micros(Clock::now() - t0);
   const double prev = ewma_compute_us_.load(std::memory_order_relaxed);
   ewma_compute_us_.store(prev == 0 ? us : 0.8 * prev + 0.2 * us, std::memory_order_relaxed);
@@ -315,8 +353,10 @@ void ModelRunner::RunBatch(std::vector<Pending>& batch) {
     }
     at += p.rows;
     CallTiming timing{Micros(start - p.enqueued), us, n};
-    if (split.ok()) Finish(p, std::move(mine), timing);
-    else Finish(p, split, timing);
+    if (split.ok())
+      Finish(p, std::move(mine), timing);
+    else
+      Finish(p, split, timing);
   }
 }
 
@@ -328,6 +368,7 @@ void ModelRunner::Drain(std::chrono::milliseconds timeout) {
   cv_.wait_until(lock, until, [&] { return queue_.empty() && running_ == 0; });
   std::deque<Pending> left;
   left.swap(queue_);
+  depth_.store(0, std::memory_order_relaxed);
   depth_gauge_->Set(0);
   lock.unlock();
   cv_.notify_all();

@@ -14,23 +14,29 @@ using http::Request;
 using http::Responder;
 using http::Response;
 
-constexpr std::string_view kOutcomes[] = {"success", "bad_request", "rejected", "deadline",
-                                          "cancelled", "error"};
+constexpr std::string_view kOutcomes[] = {"success",  "bad_request", "rejected",
+                                          "deadline", "cancelled",   "error"};
 enum Outcome { kSuccess, kBadRequest, kRejected, kDeadline, kCancelledOutcome, kError };
 
 Outcome OutcomeOf(Code c) {
   switch (c) {
-    case Code::kOk: return kSuccess;
+    case Code::kOk:
+      return kSuccess;
     case Code::kInvalidArgument:
     case Code::kUnsupported:
     case Code::kNotFound:
-    case Code::kInvalidModel: return kBadRequest;
+    case Code::kInvalidModel:
+      return kBadRequest;
     case Code::kResourceExhausted:
-    case Code::kUnavailable: return kRejected;
-    case Code::kDeadlineExceeded: return kDeadline;
-    case Code::kCancelled: return kCancelledOutcome;
+    case Code::kUnavailable:
+      return kRejected;
+    case Code::kDeadlineExceeded:
+      return kDeadline;
+    case Code::kCancelled:
+      return kCancelledOutcome;
     case Code::kIoError:
-    case Code::kInternal: return kError;
+    case Code::kInternal:
+      return kError;
   }
   return kError;
 }
@@ -44,8 +50,8 @@ struct ModelMetrics {
 };
 
 const std::vector<double>& LatencyBounds() {
-  static const std::vector<double> b = {50e-6, 100e-6, 250e-6, 500e-6, 1e-3,  2.5e-3, 5e-3, 10e-3,
-                                        25e-3, 50e-3,  100e-3, 250e-3, 500e-3, 1.0,  2.5,  10.0};
+  static const std::vector<double> b = {50e-6, 100e-6, 250e-6, 500e-6, 1e-3,   2.5e-3, 5e-3, 10e-3,
+                                        25e-3, 50e-3,  100e-3, 250e-3, 500e-3, 1.0,    2.5,  10.0};
   return b;
 }
 
@@ -68,9 +74,9 @@ ModelMetrics* MetricsFor(const std::string& model, const std::string& version) {
     m->queue = &reg.GetHistogram("outpost_request_queue_seconds",
                                  "Time from accepting a request to the start of its batch",
                                  LatencyBounds(), l);
-    m->compute = &reg.GetHistogram("outpost_request_compute_seconds",
-                                   "Model execution time of the request's batch", LatencyBounds(),
-                                   l);
+    m->compute =
+        &reg.GetHistogram("outpost_request_compute_seconds",
+                          "Model execution time of the request's batch", LatencyBounds(), l);
     m->total = &reg.GetHistogram("outpost_request_duration_seconds",
                                  "Time from the complete request to its response being handed "
                                  "to the connection",
@@ -157,10 +163,52 @@ Status CheckInputs(const std::string& model, const std::vector<engine::ValueInfo
     bool given = false;
     for (const auto& in : got) given = given || in.name == v.name;
     if (!given)
-      return InvalidArgument("model '" + model + "' needs input '" + v.name + "' (" +
-                             v.ToString() + ")");
+      return InvalidArgument("model '" + model + "' needs input '" + v.name + "' (" + v.ToString() +
+                             ")");
   }
   return Status::Ok();
+}
+
+// The answer to an accepted inference call: encodes the outputs (or the error), counts it and
+// sends it, on whichever thread ran the call.
+std::function<void(Expected<std::vector<Tensor>>, const CallTiming&)> Completion(
+    std::atomic<int64_t>* in_flight, std::shared_ptr<Responder> resp,
+    std::shared_ptr<v2::InferRequest> request, std::shared_ptr<ModelRunner> runner,
+    ModelMetrics* mm, Clock::time_point t0) {
+  return
+      [in_flight, resp = std::move(resp), request = std::move(request), runner = std::move(runner),
+       mm, t0](Expected<std::vector<Tensor>> out, const CallTiming& timing) {
+        mm->queue->Observe(timing.queue_us * 1e-6);
+        if (timing.compute_us > 0) mm->compute->Observe(timing.compute_us * 1e-6);
+        Response r;
+        Code code = out.ok() ? Code::kOk : out.status().code();
+        if (!out.ok()) {
+          r = ErrorFor(out.status(), runner->RetryAfterSeconds());
+        } else {
+          std::vector<std::string> names;
+          for (const auto& v : runner->session().outputs()) names.push_back(v.name);
+          auto selected = v2::SelectOutputs(*request, names, *out);
+          Expected<v2::EncodedResponse> enc =
+              selected.ok() ? v2::EncodeInferResponse(runner->name(), runner->version(),
+                                                      request->id, request->parameters, *selected)
+                            : Expected<v2::EncodedResponse>(selected.status());
+          if (!enc.ok()) {
+            code = enc.status().code();
+            r = ErrorFor(enc.status(), 1);
+          } else {
+            r.status = 200;
+            r.content_type = std::string(enc->content_type);
+            if (enc->json_length)
+              r.headers.push_back(
+                  {"Inference-Header-Content-Length", std::to_string(*enc->json_length)});
+            r.body = std::move(enc->body);
+          }
+        }
+        mm->requests[OutcomeOf(code)]->Inc();
+        mm->total->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
+        if (code != Code::kCancelled) resp->Send(std::move(r));
+        in_flight->fetch_sub(1);
+      };
 }
 
 }  // namespace
@@ -180,10 +228,10 @@ void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
   }
   if (path == "/v2" || path == "/v2/") {
     if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for /v2"));
-    return (void)resp->Send(Json(
-        200, v2::EncodeServerMetadata(opts_.server_name, opts_.server_version,
-                                      {std::string(v2::kExtensionBinaryTensorData),
-                                       std::string(v2::kExtensionModelRepository)})));
+    return (void)resp->Send(
+        Json(200, v2::EncodeServerMetadata(opts_.server_name, opts_.server_version,
+                                           {std::string(v2::kExtensionBinaryTensorData),
+                                            std::string(v2::kExtensionModelRepository)})));
   }
   if (path == "/v2/health/live") {
     if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for health"));
@@ -229,7 +277,7 @@ void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
     }
     if (rest == "infer") {
       if (req.method != "POST") return (void)resp->Send(Error(405, "use POST for infer"));
-      return Infer(std::move(req), std::move(resp), std::move(runner));
+      return Infer(std::move(req), std::move(resp), std::move(runner), version);
     }
   }
   UnroutedCounter("unknown_path").Inc();
@@ -237,7 +285,7 @@ void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
 }
 
 void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
-                             std::shared_ptr<ModelRunner> runner) {
+                             std::shared_ptr<ModelRunner> runner, std::string_view version) {
   const auto t0 = Clock::now();
   ModelMetrics* mm = MetricsFor(runner->name(), runner->version());
   auto fail = [&](const Status& s) {
@@ -245,6 +293,9 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
     resp->Send(ErrorFor(s, runner->RetryAfterSeconds()));
   };
   if (draining_.load()) return fail(Unavailable("server is shutting down"));
+  // Refuse the excess before decoding it: under overload, refusals must stay cheap so that the
+  // I/O thread keeps up and answers them in well under a millisecond.
+  if (Status s = runner->Admit(); !s.ok()) return fail(s);
   const engine::Session& session = runner->session();
 
   // The binary tensor data extension: the JSON header's length.
@@ -266,10 +317,10 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
   if (json_length && *json_length == 0) {
     // Raw binary request: the whole body is the single input's data.
     if (session.inputs().size() != 1)
-      return fail(InvalidArgument("a raw binary request (Inference-Header-Content-Length: 0) "
-                                  "needs a one-input model; '" +
-                                  runner->name() + "' has " +
-                                  std::to_string(session.inputs().size())));
+      return fail(
+          InvalidArgument("a raw binary request (Inference-Header-Content-Length: 0) "
+                          "needs a one-input model; '" +
+                          runner->name() + "' has " + std::to_string(session.inputs().size())));
     const auto& in = session.inputs()[0];
     parsed = v2::ParseRawBinaryInput(req.body, in.name, in.dtype, in.dims, opts_.limits);
     if (parsed.ok()) parsed->all_outputs_binary = true;
@@ -283,8 +334,8 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
   for (const auto& o : request->outputs) {
     bool known = false;
     for (const auto& v : session.outputs()) known = known || v.name == o.name;
-    if (!known) return fail(InvalidArgument("model '" + runner->name() + "' has no output '" +
-                                            o.name + "'"));
+    if (!known)
+      return fail(InvalidArgument("model '" + runner->name() + "' has no output '" + o.name + "'"));
   }
 
   // Deadline: the request's `timeout` parameter (microseconds, as Triton), else the manifest's.
@@ -294,52 +345,38 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
     auto it = request->parameters.find("timeout");
     if (it != request->parameters.end()) {
       if (!it->is_number_integer() || it->get<int64_t>() <= 0)
-        return fail(InvalidArgument("parameter 'timeout' must be a positive integer of "
-                                    "microseconds"));
+        return fail(
+            InvalidArgument("parameter 'timeout' must be a positive integer of "
+                            "microseconds"));
       timeout = std::chrono::microseconds(it->get<int64_t>());
     }
   }
   if (timeout.count() > 0) call.deadline = t0 + timeout;
+  call.may_run_inline = req.loop_backlog == 0;
   call.inputs.reserve(request->inputs.size());
   for (auto& in : request->inputs) call.inputs.push_back({in.name, std::move(in.tensor)});
   call.cancelled = std::make_shared<std::atomic<bool>>(false);
   resp->OnDisconnect([flag = call.cancelled] { flag->store(true); });
 
   in_flight_.fetch_add(1);
-  call.done = [this, resp, request, runner, mm, t0](Expected<std::vector<Tensor>> out,
-                                                    const CallTiming& timing) {
-    mm->queue->Observe(timing.queue_us * 1e-6);
-    if (timing.compute_us > 0) mm->compute->Observe(timing.compute_us * 1e-6);
-    Response r;
-    Code code = out.ok() ? Code::kOk : out.status().code();
-    if (!out.ok()) {
-      r = ErrorFor(out.status(), runner->RetryAfterSeconds());
-    } else {
-      std::vector<std::string> names;
-      for (const auto& v : runner->session().outputs()) names.push_back(v.name);
-      auto selected = v2::SelectOutputs(*request, names, *out);
-      Expected<v2::EncodedResponse> enc =
-          selected.ok() ? v2::EncodeInferResponse(runner->name(), runner->version(), request->id,
-                                                  request->parameters, *selected)
-                        : Expected<v2::EncodedResponse>(selected.status());
-      if (!enc.ok()) {
-        code = enc.status().code();
-        r = ErrorFor(enc.status(), 1);
-      } else {
-        r.status = 200;
-        r.content_type = std::string(enc->content_type);
-        if (enc->json_length)
-          r.headers.push_back({"Inference-Header-Content-Length",
-                               std::to_string(*enc->json_length)});
-        r.body = std::move(enc->body);
-      }
-    }
-    mm->requests[OutcomeOf(code)]->Inc();
-    mm->total->Observe(std::chrono::duration<double>(Clock::now() - t0).count());
-    if (code != Code::kCancelled) resp->Send(std::move(r));
-    in_flight_.fetch_sub(1);
-  };
+  call.done = Completion(&in_flight_, resp, request, runner, mm, t0);
   Status s = runner->Submit(std::move(call));
+  if (s.code() == Code::kUnavailable && !draining_.load()) {
+    // A hot reload swapped this version out between the lookup and the submit: the call (left
+    // intact by the refusal) goes to the version that serves the model now.
+    auto now = registry_->Find(runner->name(), version);
+    if (now && now != runner) {
+      ModelMetrics* now_mm = MetricsFor(now->name(), now->version());
+      call.done = Completion(&in_flight_, resp, request, now, now_mm, t0);
+      s = now->Submit(std::move(call));
+      if (!s.ok()) {
+        in_flight_.fetch_sub(1);
+        now_mm->requests[OutcomeOf(s.code())]->Inc();
+        return (void)resp->Send(ErrorFor(s, now->RetryAfterSeconds()));
+      }
+      return;
+    }
+  }
   if (!s.ok()) {
     in_flight_.fetch_sub(1);
     return fail(s);

@@ -166,6 +166,37 @@ TEST(HttpServer, PipelinedRequestsAnsweredInOrder) {
   for (auto& t : workers) t.join();
 }
 
+// Request::loop_backlog: 0 for a request alone on an idle loop; at least 1 while more requests
+// (here pipelined on the same connection, sent in one write) wait behind it.
+TEST(HttpServer, LoopBacklogCountsWaitingWork) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, int>> seen;
+  auto s = StartServer(ServerOptions{}, [&](Request&& req, std::shared_ptr<Responder> resp) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      seen.push_back({req.body, req.loop_backlog});
+    }
+    Response r;
+    r.body = req.body;
+    resp->Send(std::move(r));
+  });
+  ASSERT_TRUE(s);
+  auto c = TestClient::Connect(s->port());
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->Send(Post("/p", "alone")));
+  ASSERT_TRUE(c->ReadResponse());
+  ASSERT_TRUE(c->Send(Post("/p", "first") + Post("/p", "second") + Post("/p", "third")));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->ReadResponse()) << i;
+  std::lock_guard<std::mutex> lk(mu);
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[0], (std::pair<std::string, int>{"alone", 0}));
+  EXPECT_EQ(seen[1].first, "first");
+  EXPECT_GE(seen[1].second, 1);
+  EXPECT_EQ(seen[2].first, "second");
+  EXPECT_GE(seen[2].second, 1);
+  EXPECT_EQ(seen[3], (std::pair<std::string, int>{"third", 0}));
+}
+
 TEST(HttpServer, LargePipelinedBurst) {
   // More pipelined bytes than the server buffers at once (header limit + 64 KiB): reading pauses
   // and resumes; every request is answered, in order, for sync and async handlers.

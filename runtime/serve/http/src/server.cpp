@@ -533,6 +533,7 @@ class Loop {
   std::vector<Posted> batch_;
   std::vector<Conn*> scratch_;
   std::vector<uint64_t> resume_, resuming_;  // connections with unread input and no edge to come
+  int backlog_ = 0;  // ready events still to handle in this pass (Request::loop_backlog)
   Clock::time_point now_;
   Clock::time_point next_sweep_;
   Clock::duration sweep_every_;
@@ -564,6 +565,7 @@ void Loop::Run() {
       break;
     }
     for (int i = 0; i < n; ++i) {
+      backlog_ = n - i - 1 + static_cast<int>(resume_.size());
       uint64_t tag = evs[i].data.u64;
       if (tag == kWakeTag) {
         OnWake();
@@ -588,7 +590,9 @@ void Loop::Run() {
     }
     if (!resume_.empty()) {
       resuming_.swap(resume_);
+      backlog_ = static_cast<int>(resuming_.size());
       for (uint64_t id : resuming_) {
+        --backlog_;
         auto it = conns_.find(id);
         if (it == conns_.end()) continue;
         Conn* c = it->second.get();
@@ -880,6 +884,7 @@ void Loop::UpdateReadDeadline(Conn* c) {
 void Loop::Dispatch(Conn* c) {
   Request req = c->parser.TakeRequest();
   req.peer = c->peer;
+  req.loop_backlog = backlog_ + (c->in.size() > 0 ? 1 : 0);
   c->handling = true;
   c->first_request = false;
   c->wait = Wait::kNone;

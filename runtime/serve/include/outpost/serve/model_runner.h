@@ -31,11 +31,16 @@ namespace outpost::serve {
 using Clock = std::chrono::steady_clock;
 
 struct RunnerOptions {
-  int max_batch_size = 1;                         // 1: every request runs alone
-  std::chrono::microseconds max_queue_delay{0};   // how long a batch waits to fill
-  size_t queue_size = 64;                         // queued requests (not counting running ones)
-  int workers = 1;                                // threads taking batches off the queue
-  std::chrono::microseconds default_timeout{0};   // deadline of requests that set none; 0: none
+  int max_batch_size = 1;                        // 1: every request runs alone
+  std::chrono::microseconds max_queue_delay{0};  // how long a batch waits to fill
+  size_t queue_size = 64;                        // queued requests (not counting running ones)
+  int workers = 1;                               // threads taking batches off the queue
+  std::chrono::microseconds default_timeout{0};  // deadline of requests that set none; 0: none
+  // Run-to-completion: when the model is idle (nothing queued or running), batching waits for
+  // nothing (max_queue_delay 0 or batching off) and its recent batches took less than this, a
+  // call runs on the submitting thread instead of being handed to a worker and back: two thread
+  // handoffs saved on a request of tens of microseconds. 0 turns it off.
+  std::chrono::microseconds inline_max_compute{200};
 };
 
 struct CallTiming {
@@ -47,11 +52,17 @@ struct CallTiming {
 struct InferCall {
   std::vector<std::pair<std::string, Tensor>> inputs;  // host tensors
   Clock::time_point deadline = Clock::time_point::max();
+  // False when the submitting thread has other work waiting (an I/O thread with more ready
+  // connections): then the call is never run inline (RunnerOptions::inline_max_compute), so that
+  // load beyond one thread's worth queues where it can be batched and refused.
+  bool may_run_inline = true;
   // Set by the HTTP layer when the client goes away; the call is then dropped unanswered.
   std::shared_ptr<std::atomic<bool>> cancelled;
-  // Called exactly once from a worker thread when Submit accepted the call: with the outputs,
-  // or with kDeadlineExceeded (expired while queued), kCancelled (client gone) or kUnavailable
-  // (drained). A call Submit refuses is never passed to `done`.
+  // Called exactly once when Submit accepted the call, from a worker thread, or from the
+  // submitting thread before Submit returns when the call ran inline (see
+  // RunnerOptions::inline_max_compute): with the outputs, or with kDeadlineExceeded (expired
+  // while queued), kCancelled (client gone) or kUnavailable (drained). A call Submit refuses is
+  // never passed to `done`.
   std::function<void(Expected<std::vector<Tensor>>, const CallTiming&)> done;
 };
 
@@ -63,10 +74,11 @@ class ModelRunner {
   ModelRunner(const ModelRunner&) = delete;
   ModelRunner& operator=(const ModelRunner&) = delete;
 
-  // Queues the call, or refuses it at once: kResourceExhausted when the queue is full,
-  // kDeadlineExceeded when the expected wait plus compute time overruns its deadline,
-  // kInvalidArgument when its inputs cannot be batched with the model's inputs,
-  // kUnavailable once draining.
+  // Queues the call (or runs it inline), or refuses it at once: kResourceExhausted when the
+  // queue is full, kDeadlineExceeded when the expected wait plus compute time overruns its
+  // deadline, kInvalidArgument when its inputs cannot be batched with the model's inputs,
+  // kUnavailable once draining. `call` is moved from only when accepted; a refused call is left
+  // intact with the caller.
   Status Submit(InferCall&& call);
 
   // Stops taking calls, finishes the queued ones (up to `timeout`; the rest are answered
@@ -84,6 +96,10 @@ class ModelRunner {
   // the batch).
   const std::vector<std::vector<int64_t>>& output_dims() const { return output_dims_; }
   size_t queue_depth() const;
+  // kResourceExhausted (counted like Submit's) when the queue is full, so that Submit would
+  // refuse. Lock-free: the HTTP layer asks before decoding a request body, so that the excess
+  // under overload is refused for the price of an HTTP parse.
+  Status Admit() const;
   // Moving average of one batch's compute time, in microseconds (0 before the first run).
   double average_compute_us() const { return ewma_compute_us_.load(std::memory_order_relaxed); }
   // Suggested Retry-After (whole seconds, at least 1) when refusing for overload.
@@ -96,6 +112,7 @@ class ModelRunner {
     int64_t rows = 1;  // batch-dim extent of this call's inputs
   };
   void WorkerLoop();
+  Status QueueFull() const;
   bool Compatible(const Pending& a, const Pending& b) const;
   void RunBatch(std::vector<Pending>& batch);
   void Finish(Pending& p, Expected<std::vector<Tensor>> result, const CallTiming& t);
@@ -110,10 +127,12 @@ class ModelRunner {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
-  int running_ = 0;  // batches being computed
+  int running_ = 0;               // batches being computed (by workers or inline)
+  std::atomic<size_t> depth_{0};  // queue_.size(), readable without mu_
   std::vector<std::thread> workers_;
   std::atomic<double> ewma_compute_us_{0};
 
+  Counter* inline_runs_;
   Counter* rejected_full_;
   Counter* rejected_deadline_;
   Counter* expired_;

@@ -43,8 +43,9 @@ class InferenceService {
   int64_t in_flight() const { return in_flight_.load(); }
 
  private:
+  // `version` as the request named it ("" = the current one), for a retry after a hot swap.
   void Infer(http::Request&& req, std::shared_ptr<http::Responder> resp,
-             std::shared_ptr<ModelRunner> runner);
+             std::shared_ptr<ModelRunner> runner, std::string_view version);
   void Repository(const http::Request& req, std::string_view rest, http::Responder& resp);
 
   ModelRegistry* registry_;

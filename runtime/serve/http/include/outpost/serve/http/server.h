@@ -41,6 +41,10 @@ struct Request {
   int version_minor = 1;  // HTTP/1.<version_minor> (1.0 or 1.1; 1.x>1 is read as 1.1)
   bool keep_alive = true;
   std::string peer;  // "ip:port" of the client
+  // Ready events (other connections, or more pipelined bytes on this one) that this request's
+  // I/O thread has still to handle after it: 0 when nothing else waits. A handler can run cheap
+  // work inline when it is 0 and hand it off otherwise, so that a busy loop keeps reading.
+  int loop_backlog = 0;
 
   // Value of the first field named `name` (ASCII case-insensitive); empty when absent.
   std::string_view Header(std::string_view name) const;
