@@ -1,6 +1,7 @@
 // The OpenCL backend: device selection, program binary cache, buffers, node execution.
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -54,6 +55,15 @@ std::string DeviceInfoStr(cl_device_id d, cl_device_info what) {
   clGetDeviceInfo(d, what, 0, nullptr, &n);
   std::string s(n, '\0');
   clGetDeviceInfo(d, what, n, s.data(), nullptr);
+  while (!s.empty() && s.back() == '\0') s.pop_back();
+  return s;
+}
+
+std::string PlatformInfoStr(cl_platform_id p, cl_platform_info what) {
+  size_t n = 0;
+  clGetPlatformInfo(p, what, 0, nullptr, &n);
+  std::string s(n, '\0');
+  clGetPlatformInfo(p, what, n, s.data(), nullptr);
   while (!s.empty() && s.back() == '\0') s.pop_back();
   return s;
 }
@@ -116,29 +126,46 @@ std::map<std::string, ClOpDef>& OpTable() {
 
 const char* ClType(DataType t) {
   switch (t) {
-    case DataType::kFloat: return "float";
-    case DataType::kDouble: return "double";
-    case DataType::kInt8: return "char";
-    case DataType::kUInt8: return "uchar";
-    case DataType::kBool: return "uchar";
-    case DataType::kInt16: return "short";
-    case DataType::kUInt16: return "ushort";
-    case DataType::kInt32: return "int";
-    case DataType::kUInt32: return "uint";
-    case DataType::kInt64: return "long";
-    case DataType::kUInt64: return "ulong";
-    default: return nullptr;
+    case DataType::kFloat:
+      return "float";
+    case DataType::kDouble:
+      return "double";
+    case DataType::kInt8:
+      return "char";
+    case DataType::kUInt8:
+      return "uchar";
+    case DataType::kBool:
+      return "uchar";
+    case DataType::kInt16:
+      return "short";
+    case DataType::kUInt16:
+      return "ushort";
+    case DataType::kInt32:
+      return "int";
+    case DataType::kUInt32:
+      return "uint";
+    case DataType::kInt64:
+      return "long";
+    case DataType::kUInt64:
+      return "ulong";
+    default:
+      return nullptr;
   }
 }
 
 const char* ClBitsType(DataType t) {
   if (t == DataType::kString) return nullptr;
   switch (DataTypeSize(t)) {
-    case 1: return "uchar";
-    case 2: return "ushort";
-    case 4: return "uint";
-    case 8: return "ulong";
-    default: return nullptr;
+    case 1:
+      return "uchar";
+    case 2:
+      return "ushort";
+    case 4:
+      return "uint";
+    case 8:
+      return "ulong";
+    default:
+      return nullptr;
   }
 }
 
@@ -274,7 +301,8 @@ Expected<cl_kernel> ClRuntime::Kernel(const std::string& file, const std::string
   OP_ASSIGN_OR_RETURN(cl_program prog, Program(defines + "#line 1\n" + body));
   cl_int err = CL_SUCCESS;
   cl_kernel k = clCreateKernel(prog, name, &err);
-  if (err != CL_SUCCESS) return Internal(std::string("clCreateKernel ") + name + ": " + ClError(err));
+  if (err != CL_SUCCESS)
+    return Internal(std::string("clCreateKernel ") + name + ": " + ClError(err));
   return k;
 }
 
@@ -319,7 +347,8 @@ Status ClNode::Execute(std::span<const Tensor* const> inputs, OutputSink* sink) 
   out_t.assign(outs.size(), nullptr);
   for (size_t i = 0; i < outs.size(); ++i) {
     if (!outs[i].wanted) continue;
-    OP_ASSIGN_OR_RETURN(Tensor * t, sink->Allocate(static_cast<int>(i), outs[i].dtype, outs[i].shape));
+    OP_ASSIGN_OR_RETURN(Tensor * t,
+                        sink->Allocate(static_cast<int>(i), outs[i].dtype, outs[i].shape));
     out_v[i] = *t;
   }
   for (size_t i = 0; i < outs.size(); ++i)
@@ -328,9 +357,8 @@ Status ClNode::Execute(std::span<const Tensor* const> inputs, OutputSink* sink) 
     if (!out_t[o] || out_t[o]->nbytes() == 0) continue;
     cl_mem src = consts[i] ? consts[i].get() : static_cast<cl_mem>(inputs[i]->raw());
     size_t src_off = consts[i] ? 0 : inputs[i]->offset();
-    cl_int err = clEnqueueCopyBuffer(rt_->queue, src, static_cast<cl_mem>(out_t[o]->raw()),
-                                     src_off, out_t[o]->offset(), out_t[o]->nbytes(), 0, nullptr,
-                                     nullptr);
+    cl_int err = clEnqueueCopyBuffer(rt_->queue, src, static_cast<cl_mem>(out_t[o]->raw()), src_off,
+                                     out_t[o]->offset(), out_t[o]->nbytes(), 0, nullptr, nullptr);
     if (err != CL_SUCCESS) return Internal("clEnqueueCopyBuffer: " + ClError(err));
   }
   for (auto& s : steps) {
@@ -407,9 +435,9 @@ class OpenClBackend final : public Backend {
     return st.ok();
   }
 
-  Expected<std::unique_ptr<PreparedNode>> Prepare(
-      const NodeInfo& node, std::span<const Tensor* const> inputs,
-      std::span<const Tensor* const> outputs) override {
+  Expected<std::unique_ptr<PreparedNode>> Prepare(const NodeInfo& node,
+                                                  std::span<const Tensor* const> inputs,
+                                                  std::span<const Tensor* const> outputs) override {
     auto n = std::make_unique<ClNode>(rt_.get());
     OP_RETURN_IF_ERROR(Check(node, inputs, outputs, n.get()));
     n->outs.resize(outputs.size());
@@ -457,10 +485,12 @@ class OpenClBackend final : public Backend {
  private:
   Status Check(const NodeInfo& node, std::span<const Tensor* const> inputs,
                std::span<const Tensor* const> outputs, ClNode* out) const {
-    if (!node.domain.empty() && node.domain != "ai.onnx") return Unsupported("domain " + node.domain);
+    if (!node.domain.empty() && node.domain != "ai.onnx")
+      return Unsupported("domain " + node.domain);
     const ClOpDef* def = FindClOp(node.op_type, node.opset);
-    if (!def) return Unsupported("no OpenCL kernel for " + node.op_type + " at opset " +
-                                 std::to_string(node.opset));
+    if (!def)
+      return Unsupported("no OpenCL kernel for " + node.op_type + " at opset " +
+                         std::to_string(node.opset));
     for (auto* t : inputs)
       if (t && !FitsInt(t->shape())) return Unsupported("tensor too large for 32-bit indexing");
     for (auto* t : outputs)
@@ -479,7 +509,8 @@ class OpenClBackend final : public Backend {
 std::string DefaultCacheDir() {
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
     return std::string(x) + "/outpost/opencl";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/outpost/opencl";
+  if (const char* h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.cache/outpost/opencl";
   return {};
 }
 
@@ -494,28 +525,58 @@ Expected<std::unique_ptr<Backend>> CreateOpenClBackendImpl(const BackendOptions&
   if (o.opencl_platform >= static_cast<int>(np))
     return Unavailable("OpenCL platform index " + std::to_string(o.opencl_platform) +
                        " out of range (" + std::to_string(np) + " platforms)");
+  // The first device that every given criterion (platform index and name, device index and
+  // name) selects. Names match as case-insensitive substrings, so that one device config can
+  // name the same GPU across a fleet whose ICD order differs.
+  auto lower = [](std::string s) {
+    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s;
+  };
+  const std::string want_plat = lower(o.opencl_platform_name);
+  const std::string want_dev = lower(o.opencl_device_name);
+  std::string seen;  // what there is, for the error message
   cl_platform_id plat = nullptr;
   cl_device_id dev = nullptr;
   for (cl_uint p = 0; p < np && !dev; ++p) {
-    if (o.opencl_platform >= 0 && static_cast<int>(p) != o.opencl_platform) continue;
+    const std::string pname = PlatformInfoStr(plats[p], CL_PLATFORM_NAME);
     cl_uint nd = 0;
-    if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, nullptr, &nd) != CL_SUCCESS || nd == 0)
-      continue;
+    if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, nullptr, &nd) != CL_SUCCESS) nd = 0;
     std::vector<cl_device_id> devs(nd);
-    clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, devs.data(), nullptr);
-    int idx = o.opencl_device < 0 ? 0 : o.opencl_device;
-    if (idx >= static_cast<int>(nd))
-      return Unavailable("OpenCL device index " + std::to_string(idx) + " out of range (" +
-                         std::to_string(nd) + " devices)");
-    plat = plats[p];
-    dev = devs[idx];
+    if (nd) clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, devs.data(), nullptr);
+    seen += (seen.empty() ? "" : "; ") + std::string("platform ") + std::to_string(p) + " '" +
+            pname + "':";
+    for (cl_uint d = 0; d < nd; ++d)
+      seen += " device " + std::to_string(d) + " '" + DeviceInfoStr(devs[d], CL_DEVICE_NAME) + "'";
+    if (nd == 0) seen += " no devices";
+    if (o.opencl_platform >= 0 && static_cast<int>(p) != o.opencl_platform) continue;
+    if (!want_plat.empty() && lower(pname).find(want_plat) == std::string::npos) continue;
+    if (o.opencl_device >= static_cast<int>(nd) && o.opencl_platform >= 0)
+      return Unavailable("OpenCL device index " + std::to_string(o.opencl_device) +
+                         " out of range (" + std::to_string(nd) + " devices on platform '" + pname +
+                         "')");
+    for (cl_uint d = 0; d < nd && !dev; ++d) {
+      if (o.opencl_device >= 0 && static_cast<int>(d) != o.opencl_device) continue;
+      if (!want_dev.empty() &&
+          lower(DeviceInfoStr(devs[d], CL_DEVICE_NAME)).find(want_dev) == std::string::npos)
+        continue;
+      plat = plats[p];
+      dev = devs[d];
+    }
   }
-  if (!dev) return Unavailable("no OpenCL device found");
+  if (!dev) {
+    std::string want;
+    if (o.opencl_platform >= 0) want += " platform index " + std::to_string(o.opencl_platform);
+    if (!want_plat.empty()) want += " platform name containing '" + o.opencl_platform_name + "'";
+    if (o.opencl_device >= 0) want += " device index " + std::to_string(o.opencl_device);
+    if (!want_dev.empty()) want += " device name containing '" + o.opencl_device_name + "'";
+    return Unavailable("no OpenCL device matches" + (want.empty() ? std::string(" (any)") : want) +
+                       "; found: " + seen);
+  }
   auto rt = std::make_unique<ClRuntime>();
   rt->dev = dev;
   cl_int err = CL_SUCCESS;
-  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, reinterpret_cast<cl_context_properties>(plat),
-                                   0};
+  cl_context_properties props[] = {CL_CONTEXT_PLATFORM,
+                                   reinterpret_cast<cl_context_properties>(plat), 0};
   rt->ctx = clCreateContext(props, 1, &dev, nullptr, nullptr, &err);
   if (err != CL_SUCCESS) return Unavailable("clCreateContext: " + ClError(err));
   rt->queue = clCreateCommandQueue(rt->ctx, dev, 0, &err);
@@ -525,7 +586,8 @@ Expected<std::unique_ptr<Backend>> CreateOpenClBackendImpl(const BackendOptions&
   rt->is_cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
   std::string exts = DeviceInfoStr(dev, CL_DEVICE_EXTENSIONS);
   rt->fp64 = exts.find("cl_khr_fp64") != std::string::npos;
-  if (const char* g = std::getenv("OUTPOST_OPENCL_GEMM")) rt->force_tiled_gemm = std::string(g) == "tiled";
+  if (const char* g = std::getenv("OUTPOST_OPENCL_GEMM"))
+    rt->force_tiled_gemm = std::string(g) == "tiled";
   cl_uint fw = 8;
   clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof fw, &fw, nullptr);
   rt->float_width = fw >= 16 ? 16 : 8;

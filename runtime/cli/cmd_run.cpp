@@ -12,6 +12,7 @@ namespace {
 const char* kRunUsage =
     "usage: outpost run MODEL --input NAME=FILE [--input NAME=FILE ...] [--backend cpu|opencl]\n"
     "                   [--threads N] [--output-dir DIR] [--opencl-platform I] [--opencl-device I]\n"
+    "                   [--opencl-platform-name S] [--opencl-device-name S]\n"
     "\n"
     "Runs MODEL once. Inputs are ONNX TensorProto (.pb) or NumPy (.npy) files. Each output is\n"
     "summarized on stdout and, with --output-dir, written to DIR/<output name>.npy (characters\n"

@@ -9,7 +9,12 @@
 namespace outpost::cli {
 
 std::vector<FlagSpec> BackendFlags() {
-  return {{"--backend"}, {"--threads"}, {"--opencl-platform"}, {"--opencl-device"}};
+  return {{"--backend"},
+          {"--threads"},
+          {"--opencl-platform"},
+          {"--opencl-device"},
+          {"--opencl-platform-name"},
+          {"--opencl-device-name"}};
 }
 
 bool BackendOptionsFromArgs(Args& a, engine::SessionOptions* o, std::string* error) {
@@ -19,7 +24,8 @@ bool BackendOptionsFromArgs(Args& a, engine::SessionOptions* o, std::string* err
     return false;
   }
   long long threads, plat, dev;
-  if (!a.GetInt("--threads", 0, 0, 1024, &threads) || !a.GetInt("--opencl-platform", -1, -1, 64, &plat) ||
+  if (!a.GetInt("--threads", 0, 0, 1024, &threads) ||
+      !a.GetInt("--opencl-platform", -1, -1, 64, &plat) ||
       !a.GetInt("--opencl-device", -1, -1, 64, &dev)) {
     *error = a.error();
     return false;
@@ -27,10 +33,13 @@ bool BackendOptionsFromArgs(Args& a, engine::SessionOptions* o, std::string* err
   o->backend_options.threads = static_cast<int>(threads);
   o->backend_options.opencl_platform = static_cast<int>(plat);
   o->backend_options.opencl_device = static_cast<int>(dev);
+  o->backend_options.opencl_platform_name = a.Get("--opencl-platform-name", "");
+  o->backend_options.opencl_device_name = a.Get("--opencl-device-name", "");
   return true;
 }
 
-Expected<std::vector<std::pair<std::string, Tensor>>> ReadInputs(const std::vector<std::string>& specs) {
+Expected<std::vector<std::pair<std::string, Tensor>>> ReadInputs(
+    const std::vector<std::string>& specs) {
   std::vector<std::pair<std::string, Tensor>> out;
   for (auto& s : specs) {
     auto eq = s.find('=');
@@ -42,7 +51,8 @@ Expected<std::vector<std::pair<std::string, Tensor>>> ReadInputs(const std::vect
   return out;
 }
 
-Expected<std::vector<std::pair<std::string, Tensor>>> RandomInputs(const engine::Session& s, int64_t dim_default) {
+Expected<std::vector<std::pair<std::string, Tensor>>> RandomInputs(const engine::Session& s,
+                                                                   int64_t dim_default) {
   std::vector<std::pair<std::string, Tensor>> out;
   std::mt19937 rng(42);
   for (auto& in : s.inputs()) {
@@ -53,15 +63,32 @@ Expected<std::vector<std::pair<std::string, Tensor>>> RandomInputs(const engine:
     std::uniform_real_distribution<float> u(-1.f, 1.f);
     for (int64_t i = 0; i < t.numel(); ++i) {
       switch (in.dtype) {
-        case DataType::kFloat: t.data<float>()[i] = u(rng); break;
-        case DataType::kDouble: t.data<double>()[i] = u(rng); break;
-        case DataType::kFloat16: t.data<Float16>()[i] = Float16(u(rng)); break;
-        case DataType::kInt64: t.data<int64_t>()[i] = static_cast<int64_t>(rng() % 10); break;
-        case DataType::kInt32: t.data<int32_t>()[i] = static_cast<int32_t>(rng() % 10); break;
-        case DataType::kUInt8: t.data<uint8_t>()[i] = static_cast<uint8_t>(rng()); break;
-        case DataType::kInt8: t.data<int8_t>()[i] = static_cast<int8_t>(rng()); break;
-        case DataType::kBool: t.data<bool>()[i] = rng() & 1; break;
-        default: break;  // zeros
+        case DataType::kFloat:
+          t.data<float>()[i] = u(rng);
+          break;
+        case DataType::kDouble:
+          t.data<double>()[i] = u(rng);
+          break;
+        case DataType::kFloat16:
+          t.data<Float16>()[i] = Float16(u(rng));
+          break;
+        case DataType::kInt64:
+          t.data<int64_t>()[i] = static_cast<int64_t>(rng() % 10);
+          break;
+        case DataType::kInt32:
+          t.data<int32_t>()[i] = static_cast<int32_t>(rng() % 10);
+          break;
+        case DataType::kUInt8:
+          t.data<uint8_t>()[i] = static_cast<uint8_t>(rng());
+          break;
+        case DataType::kInt8:
+          t.data<int8_t>()[i] = static_cast<int8_t>(rng());
+          break;
+        case DataType::kBool:
+          t.data<bool>()[i] = rng() & 1;
+          break;
+        default:
+          break;  // zeros
       }
     }
     out.emplace_back(in.name, std::move(t));

@@ -6,18 +6,22 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/systemd_sink.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/sinks/systemd_sink.h>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "outpost/config/device_config.h"
@@ -65,8 +69,8 @@ std::string BundledDir(const char* sub) {
     fs::path installed = exe.parent_path().parent_path() / "share" / "outpost" / sub;
     if (fs::is_directory(installed, ec)) return installed.string();
   }
-  return (fs::path(OUTPOST_SOURCE_DIR) / (std::string(sub) == "models" ? "tests/models"
-                                                                       : "config/examples/manifests"))
+  return (fs::path(OUTPOST_SOURCE_DIR) /
+          (std::string(sub) == "models" ? "tests/models" : "config/examples/manifests"))
       .string();
 }
 
@@ -107,7 +111,8 @@ bool ProbeLive(const std::string& addr, uint16_t port) {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-      const char req[] = "GET /v2/health/live HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n";
+      const char req[] =
+          "GET /v2/health/live HTTP/1.1\r\nHost: watchdog\r\nConnection: close\r\n\r\n";
       if (::send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof req - 1)) {
         char buf[64];
         ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
@@ -123,7 +128,8 @@ bool ProbeLive(const std::string& addr, uint16_t port) {
 std::string ModelSummary(const serve::ModelRegistry& reg) {
   std::string s;
   for (const auto& m : reg.Index())
-    s += (s.empty() ? "" : ", ") + m.name + "@" + m.version + (m.state == "READY" ? "" : " (" + m.state + ")");
+    s += (s.empty() ? "" : ", ") + m.name + "@" + m.version +
+         (m.state == "READY" ? "" : " (" + m.state + ")");
   return s.empty() ? "no models" : s;
 }
 
@@ -149,11 +155,6 @@ int Run(const Args& args) {
   if (cfg.models.manifest_dir.empty()) cfg.models.manifest_dir = BundledDir("manifests");
   if (cfg.models.model_dir.empty() && bundled) cfg.models.model_dir = BundledDir("models");
   SetupLogging(cfg.log);
-  if (!cfg.compute.opencl_platform_name.empty() || !cfg.compute.opencl_device_name.empty()) {
-    OP_LOG_ERROR("compute.opencl_platform_name / opencl_device_name are not supported by this "
-                 "build yet; choose the device with compute.opencl_platform / opencl_device");
-    return 2;
-  }
 
   // Signals go to the main loop only (blocked before any thread starts).
   sigset_t sigs;
@@ -166,6 +167,8 @@ int Run(const Args& args) {
   ro.default_threads = cfg.compute.threads;
   ro.backend_options.opencl_platform = cfg.compute.opencl_platform;
   ro.backend_options.opencl_device = cfg.compute.opencl_device;
+  ro.backend_options.opencl_platform_name = cfg.compute.opencl_platform_name;
+  ro.backend_options.opencl_device_name = cfg.compute.opencl_device_name;
   ro.backend_options.opencl_cache_dir = cfg.compute.kernel_cache_dir;
   ro.drain_timeout = std::chrono::milliseconds(cfg.server.drain_timeout_ms);
   serve::ModelRegistry registry(ro);
@@ -230,11 +233,46 @@ int Run(const Args& args) {
   Notify("READY=1\nSTATUS=serving " + summary + " on port " + std::to_string(port) +
          "\nMAINPID=" + std::to_string(getpid()));
 
+  // The systemd watchdog gets its own thread: a reload that loads a large model (minutes of
+  // OpenCL compilation on a cold cache) must not starve it. Each ping follows a liveness probe of
+  // the HTTP server, so a wedged server stops the pings; while draining it pings unconditionally
+  // (the drain is bounded by drain_timeout_ms, and new connections are refused by then).
   uint64_t watchdog_us = 0;
   const bool watchdog = sd_watchdog_enabled(0, &watchdog_us) > 0;
+  std::mutex wd_mu;
+  std::condition_variable wd_cv;
+  bool wd_stop = false;
+  std::atomic<bool> draining{false};
+  std::thread wd_thread;
+  if (watchdog) {
+    const auto wd_tick = std::chrono::milliseconds(std::max<int64_t>(100, watchdog_us / 2000));
+    wd_thread = std::thread([&, wd_tick] {
+      std::unique_lock<std::mutex> lock(wd_mu);
+      while (!wd_cv.wait_for(lock, wd_tick, [&] { return wd_stop; })) {
+        lock.unlock();
+        if (draining.load() || ProbeLive(cfg.server.listen_address, port)) {
+          Notify("WATCHDOG=1");
+        } else {
+          MetricsRegistry::Global()
+              .GetCounter("outpost_watchdog_probe_failures_total",
+                          "Liveness probes of the own HTTP server that failed")
+              .Inc();
+          OP_LOG_WARN("watchdog: the HTTP server did not answer its liveness probe");
+        }
+        lock.lock();
+      }
+    });
+  }
+  auto stop_watchdog = [&] {
+    {
+      std::lock_guard<std::mutex> lock(wd_mu);
+      wd_stop = true;
+    }
+    wd_cv.notify_all();
+    if (wd_thread.joinable()) wd_thread.join();
+  };
   int64_t tick_ms = 1000;
   if (cfg.models.watch) tick_ms = std::min<int64_t>(tick_ms, cfg.models.watch_interval_ms);
-  if (watchdog) tick_ms = std::min<int64_t>(tick_ms, std::max<int64_t>(100, watchdog_us / 2000));
   const auto tick = std::chrono::milliseconds(tick_ms);
   auto next_watch = Clock::now() + std::chrono::milliseconds(cfg.models.watch_interval_ms);
   for (;;) {
@@ -244,9 +282,14 @@ int Run(const Args& args) {
     if (sig == SIGTERM || sig == SIGINT) {
       OP_LOG_INFO("signal {}: draining (up to {} ms)", sig, cfg.server.drain_timeout_ms);
       Notify("STOPPING=1\nSTATUS=draining");
+      draining = true;
       service.set_draining(true);
+      // One budget for the whole drain: what the HTTP drain leaves goes to the model queues.
+      const auto deadline = Clock::now() + std::chrono::milliseconds(cfg.server.drain_timeout_ms);
       const bool clean = (*server)->Drain(std::chrono::milliseconds(cfg.server.drain_timeout_ms));
-      registry.DrainAll(std::chrono::milliseconds(cfg.server.drain_timeout_ms));
+      const auto left = std::max(Clock::duration::zero(), deadline - Clock::now());
+      registry.DrainAll(std::chrono::duration_cast<std::chrono::milliseconds>(left));
+      stop_watchdog();
       OP_LOG_INFO("stopped{}", clean ? "" : " (drain timed out; open requests were cut)");
       return 0;
     }
@@ -261,17 +304,6 @@ int Run(const Args& args) {
       const std::string after = ModelSummary(registry);
       if (after != before) Notify("STATUS=serving " + after);
       next_watch = Clock::now() + std::chrono::milliseconds(cfg.models.watch_interval_ms);
-    }
-    if (watchdog) {
-      if (ProbeLive(cfg.server.listen_address, port)) {
-        Notify("WATCHDOG=1");
-      } else {
-        MetricsRegistry::Global()
-            .GetCounter("outpost_watchdog_probe_failures_total",
-                        "Liveness probes of the own HTTP server that failed")
-            .Inc();
-        OP_LOG_WARN("watchdog: the HTTP server did not answer its liveness probe");
-      }
     }
   }
 }

@@ -1,6 +1,10 @@
 // Cross-backend tests: every OpenCL op against the CPU reference kernel on random inputs.
 #include <gtest/gtest.h>
 
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -177,6 +181,43 @@ TEST(OpenClTest, BadDeviceIndexIsUnavailable) {
   auto r = kernels::CreateOpenClBackend(o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kUnavailable);
+}
+
+// Choosing the device by name: case-insensitive substrings of the names the ICD reports (read
+// here through the OpenCL API itself); no match lists what there is.
+TEST(OpenClTest, DeviceChosenByName) {
+  cl_platform_id plat = nullptr;
+  ASSERT_EQ(clGetPlatformIDs(1, &plat, nullptr), CL_SUCCESS);
+  cl_device_id dev = nullptr;
+  ASSERT_EQ(clGetDeviceIDs(plat, CL_DEVICE_TYPE_ALL, 1, &dev, nullptr), CL_SUCCESS);
+  char pname[256] = {}, dname[256] = {};
+  clGetPlatformInfo(plat, CL_PLATFORM_NAME, sizeof pname - 1, pname, nullptr);
+  clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof dname - 1, dname, nullptr);
+  std::string plat_name(pname), dev_name(dname);
+  ASSERT_GE(plat_name.size(), 4u);
+  ASSERT_GE(dev_name.size(), 3u);
+  auto flip = [](std::string s) {  // the same letters in the other case
+    for (char& c : s)
+      c = std::islower(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c))
+                                                      : static_cast<char>(std::tolower(c));
+    return s;
+  };
+  kernels::BackendOptions o;
+  o.opencl_cache_dir = ::testing::TempDir() + "/outpost-opencl-test-cache";
+  o.opencl_platform_name = flip(plat_name.substr(1, 3));
+  o.opencl_device_name = flip(dev_name.substr(0, 3));
+  auto r = kernels::CreateOpenClBackend(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_NE((*r)->description().find(dev_name), std::string::npos) << (*r)->description();
+
+  kernels::BackendOptions none = o;
+  none.opencl_device_name = "no-such-accelerator-xyz";
+  auto bad = kernels::CreateOpenClBackend(none);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kUnavailable);
+  EXPECT_NE(bad.status().message().find("no-such-accelerator-xyz"), std::string::npos);
+  EXPECT_NE(bad.status().message().find(plat_name), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find(dev_name), std::string::npos) << bad.status().message();
 }
 
 TEST(OpenClTest, UnaryFloat) {

@@ -985,6 +985,46 @@ TEST_F(OutpostdTest, RepositoryUnloadThenLoad) {
 // The repository extension's index lists "every model available in a model repository, even
 // if it is not currently loaded" (Open Inference Protocol, model repository extension): an
 // unloaded model whose manifest is still there shows as not ready.
+// compute.opencl_platform_name / opencl_device_name pick the OpenCL device by (case-insensitive)
+// name; a name no device has leaves the model unloaded with an error that lists the devices.
+TEST_F(OutpostdTest, OpenClDeviceChosenByNameInConfig) {
+  AddIris({{"threads", "1"}, {"backend", "opencl"}});
+  box_.AddConfig("compute:\n  opencl_platform_name: PORTABLE COMPUTING\nmodels:\n  watch: false\n");
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(WithConfig()));
+  V2Client c(daemon_->port);
+  auto r = c.Post("/v2/models/iris/infer", IrisRequest(iris_.input, 0, 2).dump());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  ExpectIrisOutput(r->JsonBody(), iris_.output, 0, 2);
+  double on_opencl = -1;
+  for (const auto& s : Metrics())
+    if (s.name == "outpost_model_nodes" && s.labels.count("model") &&
+        s.labels.at("model") == "iris" && s.labels.count("backend") &&
+        s.labels.at("backend") == "opencl")
+      on_opencl = s.value;
+  EXPECT_GT(on_opencl, 0) << "no iris node placed on OpenCL";
+}
+
+TEST_F(OutpostdTest, OpenClDeviceNameThatMatchesNothingIsReported) {
+  AddIris({{"threads", "1"}, {"backend", "opencl"}});
+  box_.AddConfig("compute:\n  opencl_device_name: no-such-accelerator\nmodels:\n  watch: false\n");
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(WithConfig()));
+  V2Client c(daemon_->port);
+  auto r = c.Post("/v2/repository/index", "{}");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  Json idx = r->JsonBody();
+  ASSERT_EQ(idx.size(), 1u) << idx;
+  EXPECT_NE(idx[0]["state"], "READY") << idx;
+  const std::string reason = idx[0].value("reason", "");
+  EXPECT_NE(reason.find("no OpenCL device matches"), std::string::npos) << idx;
+  EXPECT_NE(reason.find("no-such-accelerator"), std::string::npos) << idx;
+  EXPECT_NE(reason.find("Portable Computing Language"), std::string::npos) << idx;
+  auto h = c.Get("/v2/health/ready");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 503);
+}
+
 TEST_F(OutpostdTest, RepositoryIndexListsUnloadedModels) {
   AddIris();
   box_.AddConfig("models:\n  watch: false\n");

@@ -37,8 +37,10 @@ class PreparedNode {
 
 struct BackendOptions {
   int threads = 0;                 // CPU: pool size, 0 = hardware concurrency
-  int opencl_platform = -1;        // OpenCL: index, -1 = first with a device
-  int opencl_device = -1;          // OpenCL: index within the platform, -1 = first
+  int opencl_platform = -1;        // OpenCL: index, -1 = first with a matching device
+  int opencl_device = -1;          // OpenCL: index within the platform, -1 = first matching
+  std::string opencl_platform_name;  // OpenCL: case-insensitive substring of the platform name
+  std::string opencl_device_name;    // OpenCL: case-insensitive substring of the device name
   std::string opencl_cache_dir;    // program binary cache; empty = $XDG_CACHE_HOME/outpost
 };
 
