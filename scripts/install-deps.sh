@@ -10,10 +10,11 @@ PACKAGES=(
   libopenblas-dev
   libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsystemd-dev
+  libsystemd-dev libmosquitto-dev
   # Tests: the HTTP/JSON fuzzers (libFuzzer ships in clang's runtime), the curl CLI as a second
-  # V2 client, Prometheus scraping outpostd's /metrics.
-  clang libclang-rt-14-dev curl prometheus
+  # V2 client, Prometheus scraping outpostd's /metrics, a mosquitto broker (started by the
+  # telemetry tests on 127.0.0.1) and its clients, openssl for the TLS test certificates.
+  clang libclang-rt-14-dev curl prometheus mosquitto mosquitto-clients openssl
 )
 # Model generation and the benchmark's peer (only needed to regenerate models or run bench/).
 OPTIONAL=(python3-onnx python3-numpy python3-sklearn python3-torch python3-torchvision nodejs npm wrk)
