@@ -1,6 +1,7 @@
 // Shared dense helpers for the CPU kernels: GEMM, convolution geometry, im2col/col2im, conv driver.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <immintrin.h>
 
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "cpu/common.h"
+#include "cpu/scratch.h"
 #include "outpost/core/thread_pool.h"
 #include "outpost/kernels/kernel.h"
 
@@ -116,29 +118,38 @@ void ConvForward(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, int6
 template <typename T>
 using Compute = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
+// Scratch for a tensor's data in the compute type: empty when T is the compute type already
+// (no copy needed), else sized like the tensor. On the scratch arena: no heap in steady state.
+template <typename T>
+class ComputeBuf : public ScratchVec<Compute<T>> {
+ public:
+  explicit ComputeBuf(const Tensor* t)
+      : ScratchVec<Compute<T>>(std::is_same_v<T, Compute<T>> || !t ? 0 : t->numel()) {}
+};
+
 // Input data in the compute type: the tensor itself, or a converted copy in *buf.
 template <typename T>
-const Compute<T>* ComputeIn(const Tensor& t, std::vector<Compute<T>>* buf) {
+const Compute<T>* ComputeIn(const Tensor& t, ComputeBuf<T>* buf) {
   if constexpr (std::is_same_v<T, Compute<T>>) {
     return t.data<T>();
   } else {
-    buf->resize(t.numel());
+    assert(static_cast<int64_t>(buf->size()) == t.numel());
     for (int64_t i = 0; i < t.numel(); ++i) (*buf)[i] = static_cast<float>(t.data<T>()[i]);
     return buf->data();
   }
 }
-// Output storage in the compute type; FinishOut converts it back when it was a copy.
+// Output storage in the compute type (zeroed when a copy); FinishOut converts it back.
 template <typename T>
-Compute<T>* ComputeOut(Tensor* t, std::vector<Compute<T>>* buf) {
+Compute<T>* ComputeOut(Tensor* t, ComputeBuf<T>* buf) {
   if constexpr (std::is_same_v<T, Compute<T>>) {
     return t->data<T>();
   } else {
-    buf->assign(t->numel(), 0.f);
+    assert(static_cast<int64_t>(buf->size()) == t->numel());
     return buf->data();
   }
 }
 template <typename T>
-void FinishOut(Tensor* t, const std::vector<Compute<T>>& buf) {
+void FinishOut(Tensor* t, const ComputeBuf<T>& buf) {
   if constexpr (!std::is_same_v<T, Compute<T>>)
     for (int64_t i = 0; i < t->numel(); ++i) t->data<T>()[i] = T(buf[i]);
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cpu/common.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 
@@ -88,17 +89,21 @@ Expected<IntList> IntsArg(KernelContext& ctx, int input_from, int index, const c
 
 // Element offsets into a tensor of shape `data` for GatherElements/ScatterElements: one per
 // element of `indices` (same rank as data), the index replacing the coordinate on `axis`.
-Expected<std::vector<int64_t>> ElementOffsets(KernelContext& ctx, const Shape& data,
-                                              const Tensor& indices, int axis);
+// Fills ElementOffsetCount(indices) entries of `out` (the caller's scratch).
+inline int64_t ElementOffsetCount(const Tensor& indices) { return indices.numel(); }
+Status ElementOffsets(KernelContext& ctx, const Shape& data, const Tensor& indices, int axis,
+                      std::span<int64_t> out);
 
 // Offsets of the slices addressed by GatherND/ScatterND index tuples (the last dim of
-// `indices`), after `batch_dims` leading batch dims. *slice gets the slice length.
-Expected<std::vector<int64_t>> NdOffsets(KernelContext& ctx, const Shape& data,
-                                         const Tensor& indices, int batch_dims, int64_t* slice);
+// `indices`), after `batch_dims` leading batch dims. *slice gets the slice length. Fills
+// NdOffsetCount(indices) entries of `out`.
+int64_t NdOffsetCount(const Tensor& indices);
+Status NdOffsets(KernelContext& ctx, const Shape& data, const Tensor& indices, int batch_dims,
+                 int64_t* slice, std::span<int64_t> out);
 
 // ScatterElements/ScatterND: out[offsets[i] + j] (reduction)= updates[i * slice + j].
 Status ScatterInto(KernelContext& ctx, Tensor* out, const Tensor& updates,
-                   const std::vector<int64_t>& offsets, int64_t slice);
+                   std::span<const int64_t> offsets, int64_t slice);
 
 // Copies all of `src` into `dst` (same element count and type).
 inline void CopyTensor(const Tensor& src, Tensor* dst) {

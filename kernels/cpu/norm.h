@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/common.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 
@@ -45,11 +46,12 @@ void NormRows(ThreadPool& pool, const T* x, T* y, int64_t rows, int64_t len, dou
   });
 }
 
-// A small (per-channel) tensor's values as double; empty for a null tensor.
-inline std::vector<double> ReadDoubles(const Tensor* t) {
-  std::vector<double> v(t ? t->numel() : 0);
-  for (size_t i = 0; i < v.size(); ++i) v[i] = ReadDouble(*t, static_cast<int64_t>(i));
-  return v;
-}
+// A small (per-channel) tensor's values as double, on the scratch arena; empty for a null tensor.
+class ScratchDoubles : public ScratchVec<double> {
+ public:
+  explicit ScratchDoubles(const Tensor* t) : ScratchVec<double>(t ? t->numel() : 0) {
+    for (size_t i = 0; i < size(); ++i) (*this)[i] = ReadDouble(*t, static_cast<int64_t>(i));
+  }
+};
 
 }  // namespace outpost::kernels::cpu

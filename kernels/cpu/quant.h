@@ -9,6 +9,7 @@
 
 #include "cpu/common.h"
 #include "cpu/gemm.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 
@@ -77,14 +78,16 @@ Status DispatchQuant(KernelContext& ctx, DataType t, bool allow_int32, F&& f) {
 }
 
 // x - zero_point as double (exact), the zero point broadcast numpy-style to x (null: 0).
-inline std::vector<double> CenteredDoubles(const Tensor& x, const Tensor* zp) {
-  std::vector<double> v(x.numel());
-  const Shape zs = zp ? zp->shape() : Shape{};
-  BroadcastIndexer bi(zs, x.shape());
-  for (int64_t i = 0; i < x.numel(); ++i)
-    v[i] = static_cast<double>(ReadInt(x, i)) - (zp ? static_cast<double>(ReadInt(*zp, bi.Offset(i))) : 0.0);
-  return v;
-}
+class CenteredDoubles : public ScratchVec<double> {
+ public:
+  CenteredDoubles(const Tensor& x, const Tensor* zp) : ScratchVec<double>(x.numel()) {
+    const Shape zs = zp ? zp->shape() : Shape{};
+    BroadcastIndexer bi(zs, x.shape());
+    for (int64_t i = 0; i < x.numel(); ++i)
+      (*this)[i] = static_cast<double>(ReadInt(x, i)) -
+                   (zp ? static_cast<double>(ReadInt(*zp, bi.Offset(i))) : 0.0);
+  }
+};
 
 // a * b / c evaluated in the scales' type t, as numpy does (each step rounded to t).
 inline double ScaleProduct(DataType t, double a, double b, double c) {
@@ -108,20 +111,22 @@ inline Tensor ChannelZeroPoint(const Tensor& zp, const Tensor& w, int axis) {
 }
 
 // Integer convolution on zero-point-centred operands, exact in double: out[N, M, ...] as double.
-// w_zp may be per output channel. B (int32 [M], optional) is added.
-inline std::vector<double> IntegerConv(KernelContext& ctx, const ConvGeom& g, int64_t group,
-                                       const Tensor& x, const Tensor* x_zp, const Tensor& w,
-                                       const Tensor* w_zp, const Tensor* bias) {
-  std::vector<double> xd = CenteredDoubles(x, x_zp);
+// w_zp may be per output channel. B (int32 [M], optional) is added. Writes
+// IntegerConvSize(g, x, w) doubles to `out`.
+inline int64_t IntegerConvSize(const ConvGeom& g, const Tensor& x, const Tensor& w) {
+  return x.dim(0) * w.dim(0) * g.out_size;
+}
+inline void IntegerConv(KernelContext& ctx, const ConvGeom& g, int64_t group, const Tensor& x,
+                        const Tensor* x_zp, const Tensor& w, const Tensor* w_zp,
+                        const Tensor* bias, double* out) {
+  CenteredDoubles xd(x, x_zp);
   Tensor wz;
   if (w_zp) wz = ChannelZeroPoint(*w_zp, w, 0);
-  std::vector<double> wd = CenteredDoubles(w, w_zp ? &wz : nullptr);
-  std::vector<double> bd(bias ? bias->numel() : 0);
+  CenteredDoubles wd(w, w_zp ? &wz : nullptr);
+  ScratchVec<double> bd(bias ? bias->numel() : 0);
   for (size_t i = 0; i < bd.size(); ++i) bd[i] = static_cast<double>(ReadInt(*bias, i));
-  std::vector<double> out(x.dim(0) * w.dim(0) * g.out_size);
   ConvForward<double>(&ctx.pool(), g, x.dim(0), x.dim(1), w.dim(0), group, xd.data(), wd.data(),
-                      bias ? bd.data() : nullptr, out.data());
-  return out;
+                      bias ? bd.data() : nullptr, out);
 }
 
 }  // namespace outpost::kernels::cpu

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cpu/common.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -98,8 +99,8 @@ Status AttentionKernel(KernelContext& ctx) {
     OP_ASSIGN_OR_RETURN(Tensor* qk_out, ctx.Output(3, q.dtype(), Shape{B, Hq, Sq, T}));
     if (ctx.infer_only()) return Status::Ok();
     // present key/value in [B, Hkv, T, d], in the compute type.
-    std::vector<W> kc(B * Hkv * T * D), vc(B * Hkv * T * Dv);
-    auto fill = [&](std::vector<W>& dst, const Tensor* pastt, const Tensor& cur, const Qkv& l) {
+    ScratchVec<W> kc(B * Hkv * T * D), vc(B * Hkv * T * Dv);
+    auto fill = [&](ScratchVec<W>& dst, const Tensor* pastt, const Tensor& cur, const Qkv& l) {
       const E* pc = cur.data<E>();
       for (int64_t b = 0; b < B; ++b)
         for (int64_t h = 0; h < Hkv; ++h)
@@ -123,7 +124,7 @@ Status AttentionKernel(KernelContext& ctx) {
     const W kNegInf = -std::numeric_limits<W>::infinity();
     const int64_t reps = Hq / Hkv;
     ctx.pool().ParallelFor(B * Hq, 1, [&](int64_t hb, int64_t he) {
-      std::vector<W> sc(T), qrow(D), acc(Dv);
+      ScratchVec<W> sc(T), qrow(D), acc(Dv);
       for (int64_t bh = hb; bh < he; ++bh) {
         const int64_t b = bh / Hq, h = bh % Hq, hk = h / reps;
         const W* kb = kc.data() + (b * Hkv + hk) * T * D;

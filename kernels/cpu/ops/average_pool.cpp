@@ -3,6 +3,7 @@
 
 #include "cpu/common.h"
 #include "cpu/gemm.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -20,11 +21,11 @@ Status AveragePoolKernel(KernelContext& ctx) {
   if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
   // Window element count per output position: the product over dims of the positions inside
   // the input (or, with count_include_pad, inside the padded input).
-  std::vector<double> inv(g.out_size);
+  ScratchVec<double> inv(g.out_size);
   {
-    std::vector<int64_t> cnt[ConvGeom::kDims];
+    ScratchVec<int64_t> cnt0(g.out[0]), cnt1(g.out[1]), cnt2(g.out[2]);
+    ScratchVec<int64_t>* cnt[ConvGeom::kDims] = {&cnt0, &cnt1, &cnt2};
     for (int d = 0; d < ConvGeom::kDims; ++d) {
-      cnt[d].resize(g.out[d]);
       const int64_t lo = include_pad ? -g.pb[d] : 0, hi = g.in[d] + (include_pad ? g.pe[d] : 0);
       for (int64_t o = 0; o < g.out[d]; ++o) {
         int64_t c = 0;
@@ -32,14 +33,14 @@ Status AveragePoolKernel(KernelContext& ctx) {
           const int64_t pos = o * g.s[d] - g.pb[d] + k * g.d[d];
           c += pos >= lo && pos < hi;
         }
-        cnt[d][o] = c;
+        (*cnt[d])[o] = c;
       }
     }
     int64_t o = 0;
     for (int64_t a = 0; a < g.out[0]; ++a)
       for (int64_t b = 0; b < g.out[1]; ++b)
         for (int64_t c = 0; c < g.out[2]; ++c, ++o) {
-          const int64_t n = cnt[0][a] * cnt[1][b] * cnt[2][c];
+          const int64_t n = cnt0[a] * cnt1[b] * cnt2[c];
           inv[o] = n ? 1.0 / static_cast<double>(n) : 0.0;
         }
   }
@@ -48,7 +49,7 @@ Status AveragePoolKernel(KernelContext& ctx) {
     const T* xp = x.data<T>();
     T* yp = y->data<T>();
     ctx.pool().ParallelFor(x.dim(0) * x.dim(1), 1, [&](int64_t p0, int64_t p1) {
-      std::vector<A> buf(g.out_size);
+      ScratchVec<A> buf(g.out_size);
       for (int64_t p = p0; p < p1; ++p) {
         std::fill(buf.begin(), buf.end(), A(0));
         PoolPlaneRows<A>(g, xp + p * g.in_size, buf.data(), [](A a, A b) { return a + b; });

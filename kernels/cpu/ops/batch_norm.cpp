@@ -1,6 +1,7 @@
 // BatchNormalization: inference (running statistics) and training mode (batch statistics, updated
 // running mean/var outputs).
 #include "cpu/norm.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -28,8 +29,8 @@ Status BatchNormKernel(KernelContext& ctx) {
   }
   if (ctx.infer_only() || x.numel() == 0) return Status::Ok();
   const int64_t n = x.dim(0), spatial = x.numel() / (n * c);
-  std::vector<double> scale = ReadDoubles(&ctx.input(1)), bias = ReadDoubles(&ctx.input(2));
-  std::vector<double> mean = ReadDoubles(&ctx.input(3)), var = ReadDoubles(&ctx.input(4));
+  ScratchDoubles scale(&ctx.input(1)), bias(&ctx.input(2));
+  ScratchDoubles mean(&ctx.input(3)), var(&ctx.input(4));
   return DispatchFloat(ctx, x.dtype(), [&]<typename T>() {
     using A = Acc<T>;
     const T* xp = x.data<T>();
@@ -59,7 +60,7 @@ Status BatchNormKernel(KernelContext& ctx) {
       }
     }
     if (!y) return Status::Ok();
-    std::vector<A> mul(c), add(c);
+    ScratchVec<A> mul(c), add(c);
     for (int64_t ch = 0; ch < c; ++ch) {
       const double inv = scale[ch] / std::sqrt(var[ch] + eps);
       mul[ch] = static_cast<A>(inv);

@@ -31,7 +31,7 @@ Status Col2ImKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), out));
   if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
   return DispatchFloat(ctx, x.dtype(), [&]<typename T>() {
-    std::vector<Compute<T>> xb, yb;
+    ComputeBuf<T> xb(&x), yb(y);
     const auto* xp = ComputeIn<T>(x, &xb);
     auto* yp = ComputeOut<T>(y, &yb);
     std::fill(yp, yp + y->numel(), Compute<T>(0));

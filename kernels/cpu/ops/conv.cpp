@@ -36,7 +36,7 @@ void RunConv(KernelContext& ctx, const ConvGeom& g, int64_t group, Tensor* y) {
       return;
     }
   }
-  std::vector<Compute<T>> xb, wb, bb, yb;
+  ComputeBuf<T> xb(&x), wb(&w), bb(b), yb(y);
   const auto* xp = ComputeIn<T>(x, &xb);
   const auto* wp = ComputeIn<T>(w, &wb);
   auto* yp = ComputeOut<T>(y, &yb);

@@ -1,5 +1,6 @@
 // ConvInteger: int32 convolution of (x - x_zero_point) and (w - w_zero_point) for 8-bit operands.
 #include "cpu/quant.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -15,9 +16,9 @@ Status ConvIntegerKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(ConvGeom g, ConvSetup(ctx, x.shape(), w.shape(), &group));
   OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, DataType::kInt32, ConvOutShape(g, x.dim(0), w.dim(0))));
   if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
-  std::vector<double> r =
-      IntegerConv(ctx, g, group, x, ctx.has_input(2) ? &ctx.input(2) : nullptr, w,
-                  ctx.has_input(3) ? &ctx.input(3) : nullptr, nullptr);
+  ScratchVec<double> r(IntegerConvSize(g, x, w));
+  IntegerConv(ctx, g, group, x, ctx.has_input(2) ? &ctx.input(2) : nullptr, w,
+              ctx.has_input(3) ? &ctx.input(3) : nullptr, nullptr, r.data());
   for (int64_t i = 0; i < y->numel(); ++i) y->data<int32_t>()[i] = static_cast<int32_t>(r[i]);
   return Status::Ok();
 }

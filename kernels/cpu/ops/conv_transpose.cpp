@@ -39,18 +39,23 @@ Status ConvTransposeKernel(KernelContext& ctx) {
   if (group < 1 || c % group != 0 || w.dim(0) != c) return ctx.Fail("W must be [C, M/group, k...]");
   const int64_t m = w.dim(1) * group;
   if (bias && bias->numel() != m) return ctx.Fail("B must have M elements");
-  std::vector<int64_t> ks(w.shape().begin() + 2, w.shape().end());
-  auto strides = at.Ints("strides", std::vector<int64_t>(nd, 1));
-  auto dil = at.Ints("dilations", std::vector<int64_t>(nd, 1));
-  auto opad = at.Ints("output_padding", std::vector<int64_t>(nd, 0));
-  auto out_shape = at.Ints("output_shape");
-  if (static_cast<int>(out_shape.size()) == nd + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
-  const std::string ap = at.String("auto_pad", "NOTSET");
-  auto pads = at.Ints("pads");
+  // Attribute lists as inline IntLists (no heap in steady state).
+  auto ints_or = [&](const char* name, int64_t def) {
+    std::span<const int64_t> v = at.IntsView(name);
+    return v.empty() ? IntList(static_cast<size_t>(nd), def) : IntList(v);
+  };
+  IntList ks(w.shape().begin() + 2, w.shape().end());
+  IntList strides = ints_or("strides", 1), dil = ints_or("dilations", 1),
+          opad = ints_or("output_padding", 0);
+  std::span<const int64_t> os = at.IntsView("output_shape");
+  if (static_cast<int>(os.size()) == nd + 2) os = os.subspan(2);
+  IntList out_shape(os);
+  const std::string ap = at.String("auto_pad", "NOTSET");  // short: no heap
+  IntList pads(at.IntsView("pads"));
   if (static_cast<int>(strides.size()) != nd || static_cast<int>(dil.size()) != nd ||
       static_cast<int>(opad.size()) < nd || (!out_shape.empty() && static_cast<int>(out_shape.size()) != nd))
     return ctx.Fail("attribute sizes do not match the spatial dims");
-  std::vector<int64_t> in(x.shape().begin() + 2, x.shape().end()), out(nd);
+  IntList in(x.shape().begin() + 2, x.shape().end()), out(static_cast<size_t>(nd));
   if (pads.empty() && (ap == "SAME_UPPER" || ap == "SAME_LOWER")) {
     pads.assign(2 * nd, 0);
     for (int i = 0; i < nd; ++i) {
@@ -77,7 +82,7 @@ Status ConvTransposeKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, dt, yshape));
   if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
   return DispatchFloat(ctx, dt, [&]<typename T>() {
-    std::vector<Compute<T>> xb, wb, bb, yb;
+    ComputeBuf<T> xb(&x), wb(&w), bb(bias), yb(y);
     const auto* xp = ComputeIn<T>(x, &xb);
     const auto* wp = ComputeIn<T>(w, &wb);
     RunConvTranspose(&ctx.pool(), g, x.dim(0), c, m, group, xp, wp,

@@ -13,7 +13,8 @@ Status GatherElementsKernel(KernelContext& ctx) {
   if (ind.rank() != x.rank()) return ctx.Fail("indices and data differ in rank");
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), ind.shape()));
   if (ctx.infer_only() || !y) return Status::Ok();
-  OP_ASSIGN_OR_RETURN(auto offsets, ElementOffsets(ctx, x.shape(), ind, axis));
+  ScratchVec<int64_t> offsets(ElementOffsetCount(ind));
+  OP_RETURN_IF_ERROR(ElementOffsets(ctx, x.shape(), ind, axis, {offsets.data(), offsets.size()}));
   return DispatchStorage(ctx, x.dtype(), [&]<typename S>() {
     const S* src = x.data<S>();
     S* dst = y->data<S>();

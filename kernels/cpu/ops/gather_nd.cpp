@@ -21,7 +21,8 @@ Status GatherNDKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), out));
   if (ctx.infer_only() || !y) return Status::Ok();
   int64_t slice = 1;
-  OP_ASSIGN_OR_RETURN(auto offsets, NdOffsets(ctx, x.shape(), ind, b, &slice));
+  ScratchVec<int64_t> offsets(NdOffsetCount(ind));
+  OP_RETURN_IF_ERROR(NdOffsets(ctx, x.shape(), ind, b, &slice, {offsets.data(), offsets.size()}));
   for (size_t i = 0; i < offsets.size(); ++i)
     CopyElems(x.dtype(), ElemPtr(*y, i * slice), ElemPtr(x, offsets[i]), slice);
   return Status::Ok();

@@ -33,7 +33,7 @@ Status GemmKernel(KernelContext& ctx) {
   if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
   return DispatchFloat(ctx, dt, [&]<typename T>() {
     using C = Compute<T>;
-    std::vector<C> ab, bb, cb, yb;
+    ComputeBuf<T> ab(&a), bb(&b), cb(c), yb(y);
     const C* ap = ComputeIn<T>(a, &ab);
     const C* bp = ComputeIn<T>(b, &bb);
     C* yp = ComputeOut<T>(y, &yb);

@@ -1,6 +1,7 @@
 // GroupNormalization: normalize each group of C / num_groups channels; scale/bias are per group
 // (opset 18) or per channel (opset 21).
 #include "cpu/norm.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -23,7 +24,7 @@ Status GroupNormKernel(KernelContext& ctx) {
   if (ctx.infer_only() || !y || x.numel() == 0) return Status::Ok();
   const int64_t rows = x.dim(0) * groups, len = x.numel() / rows;
   const int64_t spatial = len / (c / groups);
-  std::vector<double> sv = ReadDoubles(&ctx.input(1)), bv = ReadDoubles(&ctx.input(2));
+  ScratchDoubles sv(&ctx.input(1)), bv(&ctx.input(2));
   return DispatchFloat(ctx, x.dtype(), [&]<typename T>() {
     using A = Acc<T>;
     NormRows<T>(ctx.pool(), x.data<T>(), y->data<T>(), rows, len, eps, false,

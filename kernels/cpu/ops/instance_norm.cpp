@@ -1,5 +1,6 @@
 // InstanceNormalization: normalize each [n, c] spatial plane, then per-channel scale and bias.
 #include "cpu/norm.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -18,7 +19,7 @@ Status InstanceNormKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), x.shape()));
   if (ctx.infer_only() || !y || x.numel() == 0) return Status::Ok();
   const int64_t rows = x.dim(0) * c, len = x.numel() / rows;
-  std::vector<double> sv = ReadDoubles(&ctx.input(1)), bv = ReadDoubles(&ctx.input(2));
+  ScratchDoubles sv(&ctx.input(1)), bv(&ctx.input(2));
   return DispatchFloat(ctx, x.dtype(), [&]<typename T>() {
     using A = Acc<T>;
     NormRows<T>(ctx.pool(), x.data<T>(), y->data<T>(), rows, len, eps, false,

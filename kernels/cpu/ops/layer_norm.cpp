@@ -1,6 +1,7 @@
 // LayerNormalization: normalize over dims [axis, rank), with Scale/B broadcast to those dims and
 // optional Mean / InvStdDev outputs.
 #include "cpu/norm.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -30,23 +31,18 @@ Status LayerNormKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor * inv, ctx.Output(2, DataType::kFloat, stat));
   if (ctx.infer_only() || x.numel() == 0) return Status::Ok();
   const int64_t len = norm.numel(), rows = x.numel() / len;
-  std::vector<double> sv = ReadDoubles(&scale), bv = ReadDoubles(bias);
-  // Expand broadcast Scale/B to the full normalized shape.
-  auto expand = [&](const Tensor* t, std::vector<double>& v) {
-    if (!t || static_cast<int64_t>(v.size()) == len) return;
-    BroadcastIndexer bi(t->shape(), norm);
-    std::vector<double> full(len);
-    for (int64_t j = 0; j < len; ++j) full[j] = v[bi.Offset(j)];
-    v.swap(full);
-  };
-  expand(&scale, sv);
-  expand(bias, bv);
+  ScratchDoubles sv(&scale), bv(bias);
+  // Scale/B broadcast to the full normalized shape.
+  BroadcastIndexer si(scale.shape(), norm), bi(bias ? bias->shape() : norm, norm);
   return DispatchFloat(ctx, x.dtype(), [&]<typename T>() {
     using A = Acc<T>;
-    std::vector<A> s(sv.begin(), sv.end()), b(len, A(0));
-    if (bias) b.assign(bv.begin(), bv.end());
-    std::vector<T> ytmp;
-    T* yp = y ? y->data<T>() : (ytmp.resize(x.numel()), ytmp.data());
+    ScratchVec<A> s(len), b(len, A(0));
+    for (int64_t j = 0; j < len; ++j) {
+      s[j] = static_cast<A>(sv[si.Offset(j)]);
+      if (bias) b[j] = static_cast<A>(bv[bi.Offset(j)]);
+    }
+    ScratchVec<T> ytmp(y ? 0 : x.numel());
+    T* yp = y ? y->data<T>() : ytmp.data();
     NormRows<T>(ctx.pool(), x.data<T>(), yp, rows, len, eps, false,
                 [&](int64_t, int64_t j, A* sc, A* bi) { *sc = s[j], *bi = b[j]; },
                 mean ? mean->data<float>() : nullptr, inv ? inv->data<float>() : nullptr);

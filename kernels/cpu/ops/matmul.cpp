@@ -51,7 +51,7 @@ Status MatMulKernel(KernelContext& ctx) {
           return Status::Ok();
         }
       }
-      std::vector<Compute<T>> ab, bb, yb;
+      ComputeBuf<T> ab(&a), bb(&b), yb(y);
       const Compute<T>* ap = ComputeIn<T>(a, &ab);
       const Compute<T>* bp = ComputeIn<T>(b, &bb);
       RunMatMul(&ctx.pool(), p, ap, bp, ComputeOut<T>(y, &yb));

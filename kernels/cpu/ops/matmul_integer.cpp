@@ -1,5 +1,6 @@
 // MatMulInteger: int32 (A - a_zero_point) @ (B - b_zero_point) for 8-bit operands.
 #include "cpu/quant.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -23,9 +24,9 @@ Status MatMulIntegerKernel(KernelContext& ctx) {
     if (azp.rank() == 1 && azp.numel() > 1 && a.rank() >= 2) azp = azp.Reshaped(Shape{azp.dim(0), 1});
   }
   if (ctx.has_input(3)) bzp = ctx.input(3);
-  std::vector<double> ad = CenteredDoubles(a, ctx.has_input(2) ? &azp : nullptr);
-  std::vector<double> bd = CenteredDoubles(b, ctx.has_input(3) ? &bzp : nullptr);
-  std::vector<double> yd(y->numel());
+  CenteredDoubles ad(a, ctx.has_input(2) ? &azp : nullptr);
+  CenteredDoubles bd(b, ctx.has_input(3) ? &bzp : nullptr);
+  ScratchVec<double> yd(y->numel());
   RunMatMul<double>(&ctx.pool(), p, ad.data(), bd.data(), yd.data());
   for (int64_t i = 0; i < y->numel(); ++i) y->data<int32_t>()[i] = static_cast<int32_t>(yd[i]);
   return Status::Ok();

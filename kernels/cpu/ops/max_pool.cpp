@@ -5,6 +5,7 @@
 #include "cpu/common.h"
 #include "cpu/gemm.h"
 #include "cpu/packed.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -18,7 +19,7 @@ void FastMaxPool(KernelContext& ctx, const ConvGeom& g, Tensor* y) {
   T* yp = y->data<T>();
   const int64_t planes = x.dim(0) * x.dim(1);
   ctx.pool().ParallelFor(planes, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<A> buf(g.out_size);
+    ScratchVec<A> buf(g.out_size);
     for (int64_t p = p0; p < p1; ++p) {
       A lowest = std::numeric_limits<A>::lowest();
       if constexpr (std::is_floating_point_v<A>) lowest = -std::numeric_limits<A>::infinity();

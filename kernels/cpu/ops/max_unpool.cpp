@@ -12,9 +12,12 @@ Status MaxUnpoolKernel(KernelContext& ctx) {
   const int nd = x.rank() - 2;
   if (nd < 1) return ctx.Fail("X must be [N, C, spatial...]");
   const Attributes& at = ctx.attrs();
-  auto ks = at.Ints("kernel_shape");
-  auto strides = at.Ints("strides", std::vector<int64_t>(nd, 1));
-  auto pads = at.Ints("pads", std::vector<int64_t>(2 * nd, 0));
+  auto ints_or = [&](const char* name, size_t n, int64_t def) {
+    std::span<const int64_t> v = at.IntsView(name);
+    return v.empty() ? IntList(n, def) : IntList(v);
+  };
+  const IntList ks(at.IntsView("kernel_shape"));
+  const IntList strides = ints_or("strides", nd, 1), pads = ints_or("pads", 2 * nd, 0);
   if (static_cast<int>(ks.size()) != nd || static_cast<int>(strides.size()) != nd ||
       static_cast<int>(pads.size()) != 2 * nd)
     return ctx.Fail("kernel_shape/strides/pads do not match the spatial dims");

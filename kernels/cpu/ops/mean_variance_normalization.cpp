@@ -3,6 +3,7 @@
 
 #include "cpu/common.h"
 #include "cpu/reduce.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -10,7 +11,8 @@ namespace {
 Status MvnKernel(KernelContext& ctx) {
   if (!ctx.has_input(0)) return ctx.Fail("missing input");
   const Tensor& x = ctx.input(0);
-  std::vector<int64_t> axes = ctx.attrs().Ints("axes", {0, 2, 3});
+  std::span<const int64_t> given = ctx.attrs().IntsView("axes");
+  const IntList axes = ctx.attrs().Has("axes") ? IntList(given) : IntList{0, 2, 3};
   AxisMask mask(x.rank(), false);
   for (int64_t a : axes) {
     OP_ASSIGN_OR_RETURN(int ax, NormalizeAxis(ctx, a, x.rank()));
@@ -21,7 +23,7 @@ Status MvnKernel(KernelContext& ctx) {
     if (ctx.infer_only() || !y) return Status::Ok();
     using W = std::conditional_t<std::is_same_v<T, double>, double, float>;
     ReducePlan plan = MakeReducePlan(x.shape(), mask);
-    std::vector<W> mean(plan.out_numel, W(0)), sq(plan.out_numel, W(0));
+    ScratchVec<W> mean(plan.out_numel, W(0)), sq(plan.out_numel, W(0));
     auto add = [](W a, W v) { return a + v; };
     ReduceAccumulate(ctx.pool(), plan, x.data<T>(), mean.data(), [](T v, int64_t) { return W(v); }, add);
     ReduceAccumulate(ctx.pool(), plan, x.data<T>(), sq.data(),

@@ -1,4 +1,5 @@
 // Shared implementation of kernels/cpu/movement.h (strided box copies, fills, int inputs).
+#include <cassert>
 #include <algorithm>
 #include <cstring>
 
@@ -217,8 +218,8 @@ Expected<int64_t> IndexAt(KernelContext& ctx, const Tensor& indices, int64_t i, 
 }
 }  // namespace
 
-Expected<std::vector<int64_t>> ElementOffsets(KernelContext& ctx, const Shape& data,
-                                              const Tensor& indices, int axis) {
+Status ElementOffsets(KernelContext& ctx, const Shape& data, const Tensor& indices, int axis,
+                      std::span<int64_t> offsets) {
   const int r = data.rank();
   if (!IsInteger(indices.dtype())) return ctx.Fail("indices must be integers");
   if (indices.rank() != r || r == 0) return ctx.Fail("indices and data differ in rank");
@@ -227,8 +228,8 @@ Expected<std::vector<int64_t>> ElementOffsets(KernelContext& ctx, const Shape& d
       return ctx.BadInput("indices " + indices.shape().ToString() + " exceed data " +
                           data.ToString());
   IntList ds = StridesOf(data);
-  std::vector<int64_t> offsets(indices.numel());
-  std::vector<int64_t> idx(r, 0);
+  assert(static_cast<int64_t>(offsets.size()) == indices.numel());
+  IntList idx(static_cast<size_t>(r), 0);
   int64_t base = 0;
   for (int64_t i = 0; i < indices.numel(); ++i) {
     OP_ASSIGN_OR_RETURN(int64_t v, IndexAt(ctx, indices, i, data[axis]));
@@ -240,11 +241,17 @@ Expected<std::vector<int64_t>> ElementOffsets(KernelContext& ctx, const Shape& d
       idx[k] = 0;
     }
   }
-  return offsets;
+  return Status::Ok();
 }
 
-Expected<std::vector<int64_t>> NdOffsets(KernelContext& ctx, const Shape& data,
-                                         const Tensor& indices, int batch_dims, int64_t* slice) {
+int64_t NdOffsetCount(const Tensor& indices) {
+  int64_t c = 1;
+  for (int d = 0; d + 1 < indices.rank(); ++d) c *= indices.dim(d);
+  return c;
+}
+
+Status NdOffsets(KernelContext& ctx, const Shape& data, const Tensor& indices, int batch_dims,
+                 int64_t* slice, std::span<int64_t> offsets) {
   if (!IsInteger(indices.dtype())) return ctx.Fail("indices must be integers");
   const int q = indices.rank(), r = data.rank();
   if (q < 1 || batch_dims < 0 || batch_dims >= q || batch_dims >= r)
@@ -258,14 +265,10 @@ Expected<std::vector<int64_t>> NdOffsets(KernelContext& ctx, const Shape& data,
   for (int d = batch_dims + static_cast<int>(k); d < r; ++d) *slice *= data[d];
   int64_t nbatch = 1;
   for (int b = 0; b < batch_dims; ++b) nbatch *= data[b];
-  const int64_t ncount = [&] {
-    int64_t c = 1;
-    for (int d = 0; d < q - 1; ++d) c *= indices.dim(d);
-    return c;
-  }();
+  const int64_t ncount = NdOffsetCount(indices);
+  assert(static_cast<int64_t>(offsets.size()) == ncount);
   const int64_t per_batch = nbatch ? ncount / nbatch : 0;
   const int64_t batch_stride = batch_dims ? ds[batch_dims - 1] : 0;
-  std::vector<int64_t> offsets(ncount);
   for (int64_t t = 0; t < ncount; ++t) {
     int64_t off = per_batch ? (t / per_batch) * batch_stride : 0;
     for (int64_t j = 0; j < k; ++j) {
@@ -275,11 +278,11 @@ Expected<std::vector<int64_t>> NdOffsets(KernelContext& ctx, const Shape& data,
     }
     offsets[t] = off;
   }
-  return offsets;
+  return Status::Ok();
 }
 
 Status ScatterInto(KernelContext& ctx, Tensor* out, const Tensor& updates,
-                   const std::vector<int64_t>& offsets, int64_t slice) {
+                   std::span<const int64_t> offsets, int64_t slice) {
   const std::string red = ctx.attrs().String("reduction", "none");
   if (updates.numel() != static_cast<int64_t>(offsets.size()) * slice)
     return ctx.BadInput("updates " + updates.shape().ToString() + " do not match the indices");

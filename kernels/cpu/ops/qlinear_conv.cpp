@@ -1,6 +1,7 @@
 // QLinearConv: quantized convolution with integer-exact accumulation, per-tensor or per-output-
 // channel weight scale / zero point, int32 bias.
 #include "cpu/quant.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -28,10 +29,10 @@ Status QLinearConvKernel(KernelContext& ctx) {
   return DispatchQuant(ctx, out, false, [&]<typename Q>() -> Status {
     OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, out, ConvOutShape(g, x.dim(0), m)));
     if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
-    std::vector<double> acc =
-        IntegerConv(ctx, g, group, x, ctx.has_input(2) ? &ctx.input(2) : nullptr, w,
-                    ctx.has_input(5) ? &ctx.input(5) : nullptr, bias);
-    std::vector<double> mult(m);
+    ScratchVec<double> acc(IntegerConvSize(g, x, w));
+    IntegerConv(ctx, g, group, x, ctx.has_input(2) ? &ctx.input(2) : nullptr, w,
+                ctx.has_input(5) ? &ctx.input(5) : nullptr, bias, acc.data());
+    ScratchVec<double> mult(m);
     for (int64_t c = 0; c < m; ++c)
       mult[c] = ScaleProduct(xs.dtype(), ReadDouble(xs, 0), ReadDouble(ws, ws.numel() == 1 ? 0 : c),
                              ReadDouble(ys, 0));

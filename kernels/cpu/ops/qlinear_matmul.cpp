@@ -1,6 +1,7 @@
 // QLinearMatMul: quantized matmul, y = saturate(round((a - a_zp) @ (b - b_zp) * a_s * b_s / y_s)
 // + y_zp), integer-exact accumulation.
 #include "cpu/quant.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -26,9 +27,9 @@ Status QLinearMatMulKernel(KernelContext& ctx) {
   return DispatchQuant(ctx, out, false, [&]<typename Q>() -> Status {
     OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, out, p.out));
     if (ctx.infer_only() || !y) return Status::Ok();
-    std::vector<double> ad = CenteredDoubles(a, ctx.has_input(2) ? &ctx.input(2) : nullptr);
-    std::vector<double> bd = CenteredDoubles(b, ctx.has_input(5) ? &ctx.input(5) : nullptr);
-    std::vector<double> acc(y->numel());
+    CenteredDoubles ad(a, ctx.has_input(2) ? &ctx.input(2) : nullptr);
+    CenteredDoubles bd(b, ctx.has_input(5) ? &ctx.input(5) : nullptr);
+    ScratchVec<double> acc(y->numel());
     RunMatMul<double>(&ctx.pool(), p, ad.data(), bd.data(), acc.data());
     BroadcastIndexer ia(as.shape(), p.out), ib(bs.shape(), p.out), iy(ys.shape(), p.out);
     BroadcastIndexer iz(yzp ? yzp->shape() : Shape{}, p.out);

@@ -4,6 +4,7 @@
 
 #include "cpu/common.h"
 #include "cpu/reduce.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -32,12 +33,11 @@ void RunReduce(ThreadPool& pool, const ReducePlan& p, const T* x, T* y) {
   using F = std::conditional_t<std::is_same_v<A, double>, double, float>;  // for sqrt/log
   // Accumulate straight into y when it has the accumulator's type (inputs never share a buffer
   // with the output: the planner's lifetimes overlap at the producing step); else in a scratch.
-  std::vector<A> acc_heap;
+  ScratchVec<A> acc_heap(std::is_same_v<A, T> ? 0 : p.out_numel);
   A* acc;
   if constexpr (std::is_same_v<A, T>) {
     acc = y;
   } else {
-    acc_heap.resize(p.out_numel);
     acc = acc_heap.data();
   }
   auto add = [](A a, A v) { return static_cast<A>(a + v); };
@@ -67,7 +67,7 @@ void RunReduce(ThreadPool& pool, const ReducePlan& p, const T* x, T* y) {
     ReduceAccumulate(pool, p, x, acc, map, add);
   }
   if constexpr (K == Kind::kLogSumExp) {
-    std::vector<F> sum(p.out_numel, F(0));
+    ScratchVec<F> sum(p.out_numel, F(0));
     const A* mx = acc;
     ReduceAccumulate(
         pool, p, x, sum.data(),

@@ -1,5 +1,6 @@
 // RMSNormalization: x / sqrt(mean(x^2 over dims [axis, rank)) + epsilon) * scale.
 #include "cpu/norm.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -19,11 +20,11 @@ Status RmsNormKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), x.shape()));
   if (ctx.infer_only() || !y || x.numel() == 0) return Status::Ok();
   const int64_t len = norm.numel(), rows = x.numel() / len;
-  std::vector<double> sv = ReadDoubles(&scale);
+  ScratchDoubles sv(&scale);
   BroadcastIndexer bi(scale.shape(), norm);
   return DispatchFloat(ctx, x.dtype(), [&]<typename T>() {
     using A = Acc<T>;
-    std::vector<A> s(len);
+    ScratchVec<A> s(len);
     for (int64_t j = 0; j < len; ++j) s[j] = static_cast<A>(sv[bi.Offset(j)]);
     NormRows<T>(ctx.pool(), x.data<T>(), y->data<T>(), rows, len, eps, true,
                 [&](int64_t, int64_t j, A* sc, A* b) { *sc = s[j], *b = A(0); });

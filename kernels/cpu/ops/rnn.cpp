@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cpu/common.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -34,20 +35,17 @@ struct Act {
   }
 };
 
-// Parses the activations attribute: `per_dir` functions per direction, defaults when absent.
-Expected<std::vector<Act>> ParseActs(KernelContext& ctx, int dirs, int per_dir,
-                                     const std::vector<std::string>& defaults) {
-  std::vector<std::string> names = ctx.attrs().Strings("activations");
-  std::vector<float> alphas = ctx.attrs().Floats("activation_alpha");
-  std::vector<float> betas = ctx.attrs().Floats("activation_beta");
-  if (names.empty())
-    for (int d = 0; d < dirs; ++d) names.insert(names.end(), defaults.begin(), defaults.end());
-  if (static_cast<int>(names.size()) == per_dir && dirs == 2) {
-    std::vector<std::string> twice = names;
-    names.insert(names.end(), twice.begin(), twice.end());
-  }
-  if (static_cast<int>(names.size()) != per_dir * dirs)
-    return ctx.Fail("expected " + std::to_string(per_dir * dirs) + " activations");
+// Parses the activations attribute into out[per_dir * dirs]: `per_dir` functions per direction
+// (one set given for two directions applies to both), `defaults` when absent. Allocation-free.
+Status ParseActs(KernelContext& ctx, int dirs, int per_dir, std::span<const char* const> defaults,
+                 Act* out) {
+  const Attribute* an = ctx.attrs().Find("activations");
+  const Attribute* aa = ctx.attrs().Find("activation_alpha");
+  const Attribute* ab = ctx.attrs().Find("activation_beta");
+  const size_t given = an ? an->strings.size() : 0;
+  const size_t total = static_cast<size_t>(per_dir * dirs);
+  if (given != 0 && given != total && !(given == static_cast<size_t>(per_dir) && dirs == 2))
+    return ctx.Fail("expected " + std::to_string(total) + " activations");
   struct Known { const char* name; Act::Kind kind; double a, b; bool ua, ub; };
   static const Known kKnown[] = {
       {"relu", Act::kRelu, 0, 0, false, false},
@@ -61,21 +59,26 @@ Expected<std::vector<Act>> ParseActs(KernelContext& ctx, int dirs, int per_dir,
       {"elu", Act::kElu, 1, 0, true, false},
       {"softsign", Act::kSoftsign, 0, 0, false, false},
       {"softplus", Act::kSoftplus, 0, 0, false, false}};
-  std::vector<Act> out;
+  auto same = [](std::string_view a, std::string_view b) {  // ASCII case-insensitive
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
+    return true;
+  };
   size_t ai = 0, bi = 0;
-  for (const std::string& n : names) {
-    std::string low;
-    for (char c : n) low += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (size_t i = 0; i < total; ++i) {
+    const std::string_view n =
+        given ? std::string_view(an->strings[i % given]) : std::string_view(defaults[i % per_dir]);
     const Known* k = nullptr;
     for (const Known& kk : kKnown)
-      if (low == kk.name) k = &kk;
-    if (!k) return ctx.NotSupported("activation " + n);
+      if (same(n, kk.name)) k = &kk;
+    if (!k) return ctx.NotSupported("activation " + std::string(n));
     Act a{k->kind, k->a, k->b};
-    if (k->ua && ai < alphas.size()) a.alpha = alphas[ai++];
-    if (k->ub && bi < betas.size()) a.beta = betas[bi++];
-    out.push_back(a);
+    if (k->ua && aa && ai < aa->floats.size()) a.alpha = aa->floats[ai++];
+    if (k->ub && ab && bi < ab->floats.size()) a.beta = ab->floats[bi++];
+    out[i] = a;
   }
-  return out;
+  return Status::Ok();
 }
 
 template <Cell kCell>
@@ -117,11 +120,12 @@ Status RecurrentKernel(KernelContext& ctx) {
   if (c0 && c0->shape() != state_shape) return ctx.Fail("bad initial_c shape");
   if (peep && (peep->rank() != 2 || peep->dim(0) != dirs || peep->dim(1) != 3 * H))
     return ctx.Fail("bad P shape");
-  std::vector<std::string> defaults =
-      kCell == Cell::kRnn   ? std::vector<std::string>{"Tanh"}
-      : kCell == Cell::kGru ? std::vector<std::string>{"Sigmoid", "Tanh"}
-                            : std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"};
-  OP_ASSIGN_OR_RETURN(std::vector<Act> acts, ParseActs(ctx, dirs, kNumActs, defaults));
+  static constexpr const char* kDefaults[] = {"Sigmoid", "Tanh", "Tanh"};
+  const std::span<const char* const> defaults =
+      kCell == Cell::kRnn ? std::span<const char* const>(kDefaults + 1, 1)
+                          : std::span<const char* const>(kDefaults, kNumActs);
+  Act acts[2 * kNumActs];
+  OP_RETURN_IF_ERROR(ParseActs(ctx, dirs, kNumActs, defaults, acts));
   const Shape y_shape = layout ? Shape{B, S, dirs, H} : Shape{S, dirs, B, H};
   return DispatchFloat(ctx, x.dtype(), [&]<typename T>() -> Status {
     using W = std::conditional_t<std::is_same_v<T, double>, double, float>;
@@ -135,7 +139,7 @@ Status RecurrentKernel(KernelContext& ctx) {
     for (int i = 1; i < 8; ++i)
       if (ctx.has_input(i) && i != 4 && ctx.input(i).dtype() != x.dtype())
         return ctx.Fail("inputs must share X's type");
-    std::vector<int64_t> len(B, S);
+    ScratchVec<int64_t> len(B, S);
     for (int64_t b = 0; b < B && lens; ++b) {
       len[b] = ReadInt(*lens, b);
       if (len[b] < 0 || len[b] > S) return ctx.BadInput("sequence_lens out of range");
@@ -148,7 +152,7 @@ Status RecurrentKernel(KernelContext& ctx) {
     };
     auto clipf = [clip](W v) { return clip > 0 ? std::clamp(v, W(-clip), W(clip)) : v; };
     ctx.pool().ParallelFor(dirs * B, 1, [&](int64_t pb, int64_t pe) {
-      std::vector<W> h(H), c(H), g(G * H), rh(G * H), hn(H);
+      ScratchVec<W> h(H), c(H), g(G * H), rh(G * H), hn(H);
       for (int64_t p = pb; p < pe; ++p) {
         const int d = static_cast<int>(p / B);
         const int64_t b = p % B;

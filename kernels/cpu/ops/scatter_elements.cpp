@@ -16,9 +16,10 @@ Status ScatterElementsKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(int axis, NormalizeAxis(ctx, ctx.attrs().Int("axis", 0), x.rank()));
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), x.shape()));
   if (ctx.infer_only() || !y) return Status::Ok();
-  OP_ASSIGN_OR_RETURN(auto offsets, ElementOffsets(ctx, x.shape(), ind, axis));
+  ScratchVec<int64_t> offsets(ElementOffsetCount(ind));
+  OP_RETURN_IF_ERROR(ElementOffsets(ctx, x.shape(), ind, axis, {offsets.data(), offsets.size()}));
   CopyTensor(x, y);
-  return ScatterInto(ctx, y, upd, offsets, 1);
+  return ScatterInto(ctx, y, upd, {offsets.data(), offsets.size()}, 1);
 }
 
 }  // namespace

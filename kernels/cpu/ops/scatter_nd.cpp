@@ -14,9 +14,11 @@ Status ScatterNDKernel(KernelContext& ctx) {
   OP_ASSIGN_OR_RETURN(Tensor* y, ctx.Output(0, x.dtype(), x.shape()));
   if (ctx.infer_only() || !y) return Status::Ok();
   int64_t slice = 1;
-  OP_ASSIGN_OR_RETURN(auto offsets, NdOffsets(ctx, x.shape(), ctx.input(1), 0, &slice));
+  ScratchVec<int64_t> offsets(NdOffsetCount(ctx.input(1)));
+  OP_RETURN_IF_ERROR(
+      NdOffsets(ctx, x.shape(), ctx.input(1), 0, &slice, {offsets.data(), offsets.size()}));
   CopyTensor(x, y);
-  return ScatterInto(ctx, y, upd, offsets, slice);
+  return ScatterInto(ctx, y, upd, {offsets.data(), offsets.size()}, slice);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include "cpu/common.h"
 #include "cpu/reduce.h"
+#include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -24,12 +25,8 @@ Status SceLossKernel(KernelContext& ctx) {
     OP_ASSIGN_OR_RETURN(Tensor* lp_out, ctx.Output(1, x.dtype(), x.shape()));
     if (ctx.infer_only()) return Status::Ok();
     using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
-    std::vector<T> scratch;
-    T* lp = lp_out ? lp_out->data<T>() : nullptr;
-    if (!lp) {
-      scratch.resize(x.numel());
-      lp = scratch.data();
-    }
+    ScratchVec<T> scratch(lp_out ? 0 : x.numel());
+    T* lp = lp_out ? lp_out->data<T>() : scratch.data();
     const T* px = x.data<T>();
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t k = 0; k < d; ++k) {

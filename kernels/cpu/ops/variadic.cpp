@@ -23,7 +23,7 @@ template <typename Fn, bool kMean = false>
 Status VariadicKernel(KernelContext& ctx) {
   int n = ctx.num_inputs();
   if (n < 1) return ctx.Fail("expects at least one input");
-  std::vector<Shape> shapes;
+  SmallVector<Shape, 8> shapes;
   for (int i = 0; i < n; ++i) {
     if (!ctx.has_input(i)) return ctx.Fail("input " + std::to_string(i) + " is missing");
     if (ctx.input(i).dtype() != ctx.input(0).dtype()) return ctx.Fail("input types differ");

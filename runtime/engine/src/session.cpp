@@ -575,6 +575,7 @@ Expected<std::vector<Tensor>> SessionImpl::Run(const std::vector<std::pair<std::
   }
   std::map<std::string, int64_t> symbols;
   std::vector<Shape> shapes;
+  shapes.reserve(inputs_.size());  // one allocation whatever the number of inputs
   for (size_t i = 0; i < inputs_.size(); ++i) {
     const ValueInfo& vi = inputs_[i];
     if (!bound[i]) return InvalidArgument("missing input '" + vi.name + "' " + vi.ToString());
