@@ -64,12 +64,16 @@ TEST(SystemdUnit, VerifiesWithTheBuiltBinary) {
   EXPECT_EQ(UnitSetting(unit, "WatchdogSec"), "30s");
   EXPECT_EQ(UnitSetting(unit, "Restart"), "on-failure");
   EXPECT_EQ(UnitSetting(unit, "User"), "outpost");
-  // Drain: up to server.drain_timeout_ms (30 s by default) for the connections, then as long
-  // again for the model queues; systemd must not SIGKILL before.
+  // Drain: connections and model queues within one server.drain_timeout_ms (30 s by default);
+  // systemd must not SIGKILL before.
   std::smatch m;
   const std::string stop = UnitSetting(unit, "TimeoutStopSec");
   ASSERT_TRUE(std::regex_match(stop, m, std::regex(R"(([0-9]+)s?)"))) << stop;
-  EXPECT_GT(std::stoi(m[1]), 60);
+  EXPECT_GT(std::stoi(m[1]), 30);
+  // PoCL's kernel cache must be writable under ProtectSystem=strict/ProtectHome: inside the
+  // unit's CacheDirectory, and the daemon's own.
+  EXPECT_EQ(UnitSetting(unit, "CacheDirectory"), "outpost");
+  EXPECT_EQ(UnitSetting(unit, "Environment"), "POCL_CACHE_DIR=/var/cache/outpost/pocl");
 }
 
 TEST(SystemdUnit, PresetEnablesTheService) {
