@@ -7,6 +7,7 @@
 #                                  [--models "iris iris-batched"] [--search-duration S]
 #                                  [--overload-duration S] [--lg-conns N] [--no-wrk] [--no-open-loop]
 #                                  [--out DIR] [--wait-quiet PCT] [--max-other PCT]
+#                                  [--server-cpus LIST --client-cpus LIST] [--server-quota PCT]
 #
 # It writes a manifest directory with four Iris variants (tests/models/iris_mlp.onnx):
 #   iris               batching off (max-batch-size 1), queue-size 128
@@ -24,6 +25,12 @@
 # busy over 5 s (other builds on a shared machine). --max-other 25 repeats a run (up to 3 more
 # times, each after waiting for quiet) when foreign processes took more than 25% of one core
 # during it; the table keeps the last attempt and says how many there were.
+# --server-cpus 0 --client-cpus 1 pins outpostd and the load generators to disjoint CPUs
+# (taskset): the server gets one core of its own, and the generator can offer twice the server's
+# capacity, which it cannot when both share the two cores (the overload runs need that).
+# --server-quota 50 caps outpostd at 50% of one core with the CFS bandwidth controller (a cgroup
+# with cpu.max / cfs_quota of 1 ms per 2 ms period; needs root; at least 50), as systemd's CPUQuota=50%
+# would on a device: a smaller server that the generator can overload twice over.
 # Every run records the CPU taken by outpostd, by the load generator and by everything else
 # ("other": foreign load on a shared machine), in % of one core.
 set -euo pipefail
@@ -33,6 +40,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 OUTPOSTD="${OUTPOSTD:-$ROOT/build/bin/outpostd}"
 DURATION=10 WARMUP=2 CONNS="1 2 4 8" MODELS="iris iris-batched"
 SEARCH_DURATION=5 OVERLOAD_DURATION=10 LG_CONNS=64 DO_WRK=1 DO_OPEN=1 OUT="" WAIT_QUIET="" MAX_OTHER=""
+SERVER_CPUS="" CLIENT_CPUS="" SERVER_QUOTA=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --outpostd) OUTPOSTD="$2"; shift 2 ;;
@@ -48,11 +56,17 @@ while [[ $# -gt 0 ]]; do
     --out) OUT="$2"; shift 2 ;;
     --wait-quiet) WAIT_QUIET="$2"; shift 2 ;;
     --max-other) MAX_OTHER="$2"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --server-cpus) SERVER_CPUS="$2"; shift 2 ;;
+    --client-cpus) CLIENT_CPUS="$2"; shift 2 ;;
+    --server-quota) SERVER_QUOTA="$2"; shift 2 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "run_serve_bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [[ -x "$OUTPOSTD" ]] || { echo "run_serve_bench.sh: no outpostd at $OUTPOSTD (build it, or pass --outpostd)" >&2; exit 1; }
+SERVER_PIN=() CLIENT_PIN=()
+[[ -n "$SERVER_CPUS" ]] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[[ -n "$CLIENT_CPUS" ]] && CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
 command -v wrk >/dev/null || { echo "run_serve_bench.sh: wrk not found (apt-get install wrk)" >&2; exit 1; }
 
 # Waits (up to 15 minutes) until the whole machine is less than $1 % of one core busy over 5 s.
@@ -79,6 +93,8 @@ cleanup() {
     wait "$PID" 2>/dev/null || true
   fi
   rm -rf "$WORK"
+  [[ -n "${CGROUP:-}" ]] && rmdir "$CGROUP" 2>/dev/null
+  return 0
 }
 trap cleanup EXIT
 
@@ -169,7 +185,7 @@ cp "$WORK/manifests/"*.yaml "$WORK/body1.json" "$WORK/body50.json" "$OUT/"
 
 # --- outpostd -----------------------------------------------------------------------------------
 log "starting $OUTPOSTD"
-OUTPOST_LOG_LEVEL="${OUTPOST_LOG_LEVEL:-warn}" "$OUTPOSTD" --listen 127.0.0.1:0 \
+OUTPOST_LOG_LEVEL="${OUTPOST_LOG_LEVEL:-warn}" "${SERVER_PIN[@]}" "$OUTPOSTD" --listen 127.0.0.1:0 \
   --manifests "$WORK/manifests" --models "$ROOT/tests/models" >"$OUT/outpostd.stdout" \
   2>"$OUT/outpostd.stderr" &
 PID=$!
@@ -181,6 +197,21 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 [[ -n "$PORT" ]] || { echo "outpostd did not report its port" >&2; exit 1; }
+if [[ -n "$SERVER_QUOTA" ]]; then
+  # The CFS bandwidth controller, cgroup v2 (cpu.max) or v1 (cpu.cfs_*): a 2 ms period keeps the
+  # throttling stalls short (at most the unused part of one period; the kernel's smallest quota
+  # is 1 ms, so PCT >= 50).
+  quota_us=$((SERVER_QUOTA * 20))
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+    CGROUP="/sys/fs/cgroup/outpost-bench-$$"
+    mkdir "$CGROUP" && echo "$quota_us 2000" >"$CGROUP/cpu.max"
+  else
+    CGROUP="/sys/fs/cgroup/cpu/outpost-bench-$$"
+    mkdir "$CGROUP" && echo 2000 >"$CGROUP/cpu.cfs_period_us" && echo "$quota_us" >"$CGROUP/cpu.cfs_quota_us"
+  fi
+  echo "$PID" >"$CGROUP/cgroup.procs"
+  log "outpostd capped at ${SERVER_QUOTA}% of one core ($quota_us us per 2000 us) in $CGROUP"
+fi
 BASE="http://127.0.0.1:$PORT"
 curl -sf "$BASE/v2/health/ready" >/dev/null || { echo "outpostd is not ready" >&2; exit 1; }
 for m in iris iris-batched iris-q16 iris-batched-q16; do
@@ -202,13 +233,13 @@ record() {  # appends a JSON line: {"kind":..., ...tags, ...result}
 run_wrk() {  # MODEL BODY CONNS KIND
   local m="$1" b="$2" c="$3" kind="$4" raw
   raw="$OUT/wrk_${kind}_${m}_c${c}.txt"
-  BODY_FILE="$WORK/$b.json" wrk -t1 -c"$c" -d"${WARMUP}s" -s "$HERE/infer.lua" \
+  BODY_FILE="$WORK/$b.json" "${CLIENT_PIN[@]}" wrk -t1 -c"$c" -d"${WARMUP}s" -s "$HERE/infer.lua" \
     "$BASE/v2/models/$m/infer" >/dev/null
   local la cpu attempt
   for attempt in 1 2 3 4; do
     la="$(load1)"
     cpu_begin
-    BODY_FILE="$WORK/$b.json" timed "$raw" wrk -t1 -c"$c" -d"${DURATION}s" --latency \
+    BODY_FILE="$WORK/$b.json" timed "$raw" "${CLIENT_PIN[@]}" wrk -t1 -c"$c" -d"${DURATION}s" --latency \
       -s "$HERE/infer.lua" "$BASE/v2/models/$m/infer"
     cpu="$(cpu_end "$CLIENT_CPU"), \"attempts\": $attempt"
     disturbed "$cpu" || break
@@ -233,7 +264,7 @@ run_lg() {  # MODEL RATE DURATION KIND -> prints the JSON line
   for attempt in 1 2 3 4; do
     la="$(load1)"
     cpu_begin
-    timed "$WORK/lg.json" "$LOADGEN" --port "$PORT" --path "/v2/models/$m/infer" \
+    timed "$WORK/lg.json" "${CLIENT_PIN[@]}" "$LOADGEN" --port "$PORT" --path "/v2/models/$m/infer" \
       --body "$WORK/body1.json" --rate "$rate" --duration "$dur" --warmup 1 \
       --connections "$LG_CONNS" --raw "$OUT/loadgen_${kind}_${m}_r${rate}.csv"
     cpu="$(cpu_end "$CLIENT_CPU"), \"attempts\": $attempt"
@@ -283,13 +314,14 @@ fi
 curl -sf "$BASE/metrics" >"$OUT/metrics.txt" || true
 
 # --- the table ----------------------------------------------------------------------------------
-/usr/bin/python3 - "$SUMMARY" "$OUTPOSTD" "$OUT" <<'PY' | tee "$OUT/summary.md"
+PIN_NOTE="${SERVER_CPUS:+; outpostd on CPU $SERVER_CPUS, clients on CPU $CLIENT_CPUS}${SERVER_QUOTA:+; outpostd capped at $SERVER_QUOTA% of a core}" /usr/bin/python3 - "$SUMMARY" "$OUTPOSTD" "$OUT" <<'PY' | tee "$OUT/summary.md"
 import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 us = lambda x: "-" if x is None or x < 0 else f"{x:.0f}"
 cpu = lambda r: (f"{r['cpu_server_pct']} / {r['cpu_client_pct']} / {r['cpu_other_pct']}" +
                  (f" ({r['attempts']} tries)" if r.get("attempts", 1) > 1 else ""))
-print(f"outpostd: {sys.argv[2]}; raw outputs: {sys.argv[3]}\n")
+pin = os.environ.get("PIN_NOTE", "")
+print(f"outpostd: {sys.argv[2]}; raw outputs: {sys.argv[3]}{pin}\n")
 w = [r for r in rows if r["kind"] in ("single", "batch50")]
 if w:
     print("wrk (closed loop, -t1, keep-alive), latency in µs:\n")
