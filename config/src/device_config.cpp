@@ -27,7 +27,8 @@ void ResolvePath(const fs::path& base, std::string* p) {
 Status ParseServer(const MapView& m, ServerConfig* s) {
   OP_RETURN_IF_ERROR(m.RejectUnknown({"listen_address", "port", "io_threads", "max_header_bytes",
                                       "max_body_bytes", "max_connections", "header_timeout_ms",
-                                      "idle_timeout_ms", "drain_timeout_ms"}));
+                                      "idle_timeout_ms", "drain_timeout_ms", "shed_target_us",
+                                      "shed_interval_ms"}));
   if (const auto* e = m.Find("listen_address")) {
     std::string a;
     OP_RETURN_IF_ERROR(m.ScalarOf(*e, "an IP address or host name", &a));
@@ -49,6 +50,8 @@ Status ParseServer(const MapView& m, ServerConfig* s) {
   OP_RETURN_IF_ERROR(m.Int("header_timeout_ms", 1, 86400000, &s->header_timeout_ms));
   OP_RETURN_IF_ERROR(m.Int("idle_timeout_ms", 1, 86400000, &s->idle_timeout_ms));
   OP_RETURN_IF_ERROR(m.Int("drain_timeout_ms", 0, 3600000, &s->drain_timeout_ms));
+  OP_RETURN_IF_ERROR(m.Int("shed_target_us", 0, 10000000, &s->shed_target_us));
+  OP_RETURN_IF_ERROR(m.Int("shed_interval_ms", 1, 60000, &s->shed_interval_ms));
   return Status::Ok();
 }
 

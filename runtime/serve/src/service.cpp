@@ -296,6 +296,13 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
   // Refuse the excess before decoding it: under overload, refusals must stay cheap so that the
   // I/O thread keeps up and answers them in well under a millisecond.
   if (Status s = runner->Admit(); !s.ok()) return fail(s);
+  // The I/O thread itself is behind (requests wait in the sockets: http::ServerOptions::
+  // shed_target_us): the model queue never fills when calls run inline, so refuse here, before
+  // any decoding, and the loop catches up.
+  if (req.shed)
+    return fail(ResourceExhausted("server overloaded: the request waited " +
+                                  std::to_string(req.read_delay_us) +
+                                  " us in its socket before it could be read"));
   const engine::Session& session = runner->session();
 
   // The binary tensor data extension: the JSON header's length.

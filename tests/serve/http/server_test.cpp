@@ -197,6 +197,111 @@ TEST(HttpServer, LoopBacklogCountsWaitingWork) {
   EXPECT_EQ(seen[3], (std::pair<std::string, int>{"third", 0}));
 }
 
+// Read delay and shedding (ServerOptions::shed_target_us). A handler that holds the I/O thread
+// for 2 ms, and eight clients that each keep a request outstanding, build a standing queue in
+// the sockets: each request waits behind the others, far beyond the 500 µs target, for longer
+// than an interval, so requests get the advice to shed. One client alone then finds the loop
+// idle: its requests wait only microseconds and, once an interval has passed, are not shed.
+TEST(HttpServer, StandingQueueInTheSocketsAdvisesShedding) {
+  struct Seen {
+    int64_t delay_us;
+    bool shed;
+  };
+  std::mutex mu;
+  std::vector<Seen> seen;
+  ServerOptions o;
+  o.shed_target_us = 500;
+  o.shed_interval_ms = 10;
+  auto s = StartServer(o, [&](Request&& req, std::shared_ptr<Responder> resp) {
+    if (req.path == "/slow") std::this_thread::sleep_for(2ms);  // holds the loop
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      seen.push_back({req.read_delay_us, req.shed});
+    }
+    resp->Send(Response{});
+  });
+  ASSERT_TRUE(s);
+  auto& episodes = MetricsRegistry::Global().GetCounter("outpost_http_overload_episodes_total", "");
+  auto& advised = MetricsRegistry::Global().GetCounter("outpost_http_shed_advised_total", "");
+  const uint64_t episodes0 = episodes.value(), advised0 = advised.value();
+
+  constexpr int kClients = 8, kEach = 25;  // 200 requests x 2 ms: 0.4 s of a held loop
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&] {
+      auto c = TestClient::Connect(s->port());
+      ASSERT_TRUE(c);
+      for (int k = 0; k < kEach; ++k) {
+        ASSERT_TRUE(c->Send(Get("/slow")));
+        auto r = c->ReadResponse();
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200);
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  size_t overloaded_shed = 0, overloaded_delayed = 0, unknown = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    ASSERT_EQ(seen.size(), static_cast<size_t>(kClients * kEach));
+    for (const Seen& v : seen) {
+      // The kernel turns receive timestamps on a little after the first socket asks for them
+      // (a deferred static key): the first packets of a process may come without one.
+      if (v.delay_us < 0) {
+        ++unknown;
+        EXPECT_FALSE(v.shed);
+        continue;
+      }
+      if (v.delay_us > 500) ++overloaded_delayed;
+      if (v.shed) {
+        ++overloaded_shed;
+        EXPECT_GT(v.delay_us, 500);  // only those past the target
+      }
+    }
+    seen.clear();
+  }
+  EXPECT_LT(unknown, static_cast<size_t>(kClients * 2));
+  EXPECT_GT(overloaded_delayed, static_cast<size_t>(kClients * kEach / 2));
+  EXPECT_GT(overloaded_shed, 0u);
+  EXPECT_GE(episodes.value(), episodes0 + 1);
+  EXPECT_EQ(advised.value(), advised0 + overloaded_shed);
+
+  // Alone and quick: after an interval without a standing queue, nothing is shed.
+  auto c = TestClient::Connect(s->port());
+  ASSERT_TRUE(c);
+  const auto until = std::chrono::steady_clock::now() + 100ms;
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_TRUE(c->Send(Get("/fast")));
+    ASSERT_TRUE(c->ReadResponse());
+  }
+  std::this_thread::sleep_for(20ms);
+  for (int k = 0; k < 5; ++k) {
+    ASSERT_TRUE(c->Send(Get("/fast")));
+    ASSERT_TRUE(c->ReadResponse());
+  }
+  std::lock_guard<std::mutex> lk(mu);
+  ASSERT_GE(seen.size(), 5u);
+  for (size_t i = seen.size() - 5; i < seen.size(); ++i) EXPECT_FALSE(seen[i].shed) << i;
+}
+
+TEST(HttpServer, SheddingOffGivesNoAdviceAndNoDelay) {
+  std::promise<std::pair<int64_t, bool>> got;
+  ServerOptions o;
+  o.shed_target_us = 0;
+  auto s = StartServer(o, [&](Request&& req, std::shared_ptr<Responder> resp) {
+    got.set_value({req.read_delay_us, req.shed});
+    resp->Send(Response{});
+  });
+  ASSERT_TRUE(s);
+  auto c = TestClient::Connect(s->port());
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->Send(Get("/x")));
+  ASSERT_TRUE(c->ReadResponse());
+  auto [delay, shed] = got.get_future().get();
+  EXPECT_EQ(delay, -1);
+  EXPECT_FALSE(shed);
+}
+
 TEST(HttpServer, LargePipelinedBurst) {
   // More pipelined bytes than the server buffers at once (header limit + 64 KiB): reading pauses
   // and resumes; every request is answered, in order, for sync and async handlers.

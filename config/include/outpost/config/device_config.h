@@ -23,6 +23,10 @@ struct ServerConfig {
   int header_timeout_ms = 10000;  // whole request head must arrive within this (slowloris)
   int idle_timeout_ms = 60000;    // keep-alive connection with no request
   int drain_timeout_ms = 30000;   // on shutdown, wait this long for in-flight requests
+  // Overload shedding on the I/O threads: refuse inference requests that waited in their socket
+  // longer than this while the wait stayed above it for shed_interval_ms (0 = off).
+  int shed_target_us = 500;
+  int shed_interval_ms = 10;
 };
 
 // `compute:` how the engine uses the hardware.

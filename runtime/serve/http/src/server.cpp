@@ -63,6 +63,9 @@ struct Metrics {
   Counter& bytes_out;
   Counter& disconnects;
   Counter& accept_errors;
+  Histogram* read_delay;
+  Counter& overload_episodes;
+  Counter& shed_advised;
   Counter* responses[6];  // by status class 1xx..5xx (index 1..5)
   Counter* rejected[std::size(kRejectReasons)];
   std::atomic<int> active_all{0};  // every server in the process: what the gauge shows
@@ -97,8 +100,20 @@ struct Metrics {
             "outpost_http_client_disconnects_total",
             "Clients that went away while their request was in flight")),
         accept_errors(MetricsRegistry::Global().GetCounter(
-            "outpost_http_accept_errors_total", "accept() failures (e.g. out of descriptors)")) {
+            "outpost_http_accept_errors_total", "accept() failures (e.g. out of descriptors)")),
+        overload_episodes(MetricsRegistry::Global().GetCounter(
+            "outpost_http_overload_episodes_total",
+            "Times an I/O thread found a standing queue in its sockets (requests waiting longer "
+            "than the shed target for a whole interval)")),
+        shed_advised(MetricsRegistry::Global().GetCounter(
+            "outpost_http_shed_advised_total",
+            "Requests dispatched with the advice to refuse them (overloaded loop, read delay over "
+            "the target)")) {
     auto& reg = MetricsRegistry::Global();
+    read_delay = &reg.GetHistogram(
+        "outpost_http_read_delay_seconds",
+        "Time from the kernel receiving a request to its dispatch by the I/O thread",
+        {50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1.0});
     static const char* kClasses[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
     responses[0] = nullptr;
     for (int i = 1; i <= 5; ++i) {
@@ -289,6 +304,23 @@ class InBuffer {
 
 enum class Wait { kNone, kIdle, kHeader, kBody, kLinger };
 
+// The age of the data a recvmsg returned: now minus its kernel receive timestamp (the last
+// segment's), in µs; -1 when there is none.
+int64_t SocketWaitUs(const msghdr& msg) {
+  for (const cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr;
+       cm = CMSG_NXTHDR(const_cast<msghdr*>(&msg), const_cast<cmsghdr*>(cm))) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS) continue;
+    timespec rx, now;
+    std::memcpy(&rx, CMSG_DATA(cm), sizeof(rx));
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const int64_t us =
+        (int64_t{now.tv_sec} - rx.tv_sec) * 1000000 + (now.tv_nsec - rx.tv_nsec) / 1000;
+    // A wall-clock step (NTP) makes the figure meaningless: then it is unknown.
+    return us < 0 || us > 60'000'000 ? -1 : us;
+  }
+  return -1;
+}
+
 }  // namespace
 
 class ResponderImpl;
@@ -353,6 +385,10 @@ struct Conn {
   bool read_paused = false;
   bool in_pump = false;
   bool first_request = true;
+  // How long the current request's first bytes waited in the socket before the loop read them
+  // (kernel receive timestamp to recvmsg), µs; -1 = unknown. Reading a large body, or a client
+  // trickling one, does not count: only the wait for the loop.
+  int64_t req_wait_us = -1;
   size_t linger_bytes = 0;
   Clock::time_point accepted_at;
   Wait wait = Wait::kNone;
@@ -519,6 +555,7 @@ class Loop {
   void Sweep();
   void StartDrain();
   void Shutdown();
+  void MeasureReadDelay(Conn* c, Request* req);
 
   Server::Impl* srv_;
   std::shared_ptr<LoopShared> shared_;
@@ -534,6 +571,11 @@ class Loop {
   std::vector<Conn*> scratch_;
   std::vector<uint64_t> resume_, resuming_;  // connections with unread input and no edge to come
   int backlog_ = 0;  // ready events still to handle in this pass (Request::loop_backlog)
+  // Standing-queue detection (ServerOptions::shed_target_us): the smallest read delay seen in
+  // the current interval, and whether the last complete interval's minimum was over the target.
+  Clock::time_point shed_window_end_;
+  int64_t shed_window_min_us_ = -1;
+  bool standing_queue_ = false;
   Clock::time_point now_;
   Clock::time_point next_sweep_;
   Clock::duration sweep_every_;
@@ -713,6 +755,8 @@ void Loop::NewConn(int fd, const sockaddr_storage& ss) {
   }
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  // Receive timestamps (recvmsg cmsg) for the read delay; without them shedding stays off.
+  if (o.shed_target_us > 0) ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
   auto conn = std::make_unique<Conn>(srv_->limits);
   Conn* c = conn.get();
   c->fd = fd;
@@ -763,8 +807,20 @@ bool Loop::ReadSome(Conn* c, bool hup) {
     c->read_paused = false;
     size_t avail = 0;
     char* p = c->in.Reserve(kReadChunk, &avail);
-    ssize_t n = ::recv(c->fd, p, avail, 0);
+    iovec iov{p, avail};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const bool starts_request = c->in.size() == 0 && !c->parser.started();
+    ssize_t n = ::recvmsg(c->fd, &msg, 0);
     if (n > 0) {
+      // Only a read that drained the socket dates its data well (the timestamp is its last
+      // segment's, which TCP may have coalesced with older ones): a request larger than one
+      // read stays unmeasured, and is never shed.
+      if (starts_request) c->req_wait_us = static_cast<size_t>(n) < avail ? SocketWaitUs(msg) : -1;
       c->in.Commit(static_cast<size_t>(n));
       srv_->m.bytes_in.Inc(static_cast<uint64_t>(n));
       // A short read drained the socket; a later arrival raises a new edge.
@@ -881,10 +937,42 @@ void Loop::UpdateReadDeadline(Conn* c) {
   }
 }
 
+void Loop::MeasureReadDelay(Conn* c, Request* req) {
+  const auto& o = srv_->opts;
+  if (o.shed_target_us <= 0 || c->req_wait_us < 0) return;
+  // Requests pipelined behind this one came in the same read: they share its figure.
+  const int64_t delay_us = c->req_wait_us;
+  req->read_delay_us = delay_us;
+  srv_->m.read_delay->Observe(static_cast<double>(delay_us) * 1e-6);
+  if (now_ >= shed_window_end_) {
+    // CoDel: a queue that never drained below the target for a whole interval is standing
+    // (overload); one that did was a burst, which the queue is there to absorb.
+    const bool was = standing_queue_;
+    standing_queue_ = shed_window_min_us_ > o.shed_target_us;
+    if (standing_queue_ != was) {
+      if (standing_queue_) {
+        srv_->m.overload_episodes.Inc();
+        OP_LOG_WARN("http: overloaded: requests waited at least {} us to be read for {} ms; "
+                    "refusing those that wait longer than {} us",
+                    shed_window_min_us_, o.shed_interval_ms, o.shed_target_us);
+      } else {
+        OP_LOG_INFO("http: no longer overloaded");
+      }
+    }
+    shed_window_min_us_ = delay_us;
+    shed_window_end_ = now_ + std::chrono::milliseconds(o.shed_interval_ms);
+  } else if (shed_window_min_us_ < 0 || delay_us < shed_window_min_us_) {
+    shed_window_min_us_ = delay_us;
+  }
+  req->shed = standing_queue_ && delay_us > o.shed_target_us;
+  if (req->shed) srv_->m.shed_advised.Inc();
+}
+
 void Loop::Dispatch(Conn* c) {
   Request req = c->parser.TakeRequest();
   req.peer = c->peer;
   req.loop_backlog = backlog_ + (c->in.size() > 0 ? 1 : 0);
+  MeasureReadDelay(c, &req);
   c->handling = true;
   c->first_request = false;
   c->wait = Wait::kNone;

@@ -27,6 +27,13 @@ struct ServerOptions {
   int header_timeout_ms = 10000;      // first byte of a request -> end of its header block (408)
   int body_timeout_ms = 30000;        // end of header block -> end of body (408)
   int idle_timeout_ms = 60000;        // keep-alive idle; also a stalled write to a non-reader
+  // Overload detection on the I/O threads (CoDel's rule): the read delay of a request is the time
+  // its first bytes waited in the socket before the loop read them. When the smallest read delay over
+  // `shed_interval_ms` exceeded `shed_target_us`, requests queue in the sockets faster than the
+  // loop reads them, and each request that waited longer than the target gets Request::shed.
+  // 0 turns it off.
+  int shed_target_us = 500;
+  int shed_interval_ms = 10;
 };
 
 // A parsed request. Header names keep their case as received; Header() looks up ignoring case.
@@ -45,6 +52,13 @@ struct Request {
   // I/O thread has still to handle after it: 0 when nothing else waits. A handler can run cheap
   // work inline when it is 0 and hand it off otherwise, so that a busy loop keeps reading.
   int loop_backlog = 0;
+  // How long this request's first bytes waited in the socket before its I/O thread read them, in
+  // µs (-1 when the kernel gave no receive timestamp). Transfer time does not count.
+  int64_t read_delay_us = -1;
+  // The loop has a standing queue and this request waited past the target (ServerOptions::
+  // shed_target_us): a handler should refuse what it can refuse cheaply (429), so that the loop
+  // catches up and refusals stay fast.
+  bool shed = false;
 
   // Value of the first field named `name` (ASCII case-insensitive); empty when absent.
   std::string_view Header(std::string_view name) const;
