@@ -185,6 +185,11 @@ Status ParseTelemetry(const MapView& m, const fs::path& base, TelemetryConfig* c
   ResolvePath(base, &c->tls_ca_file);
   ResolvePath(base, &c->tls_cert_file);
   ResolvePath(base, &c->tls_key_file);
+  const bool any_tls =
+      !c->tls_ca_file.empty() || !c->tls_cert_file.empty() || !c->tls_key_file.empty();
+  if (any_tls && c->broker_url.rfind("mqtt://", 0) == 0) {
+    return tls.ErrorHere("TLS files are set but broker_url is mqtt:// (plain TCP); use mqtts://");
+  }
   OP_RETURN_IF_ERROR(m.Int("qos", 0, 2, &c->qos));
   OP_RETURN_IF_ERROR(m.Int("keepalive_s", 5, 3600, &c->keepalive_s));
   OP_RETURN_IF_ERROR(m.String("buffer_dir", &c->buffer_dir));

@@ -65,7 +65,9 @@ Expected<MqttOptions> MqttOptionsFromConfig(const config::TelemetryConfig& cfg) 
   o.ca_file = cfg.tls_ca_file;
   o.cert_file = cfg.tls_cert_file;
   o.key_file = cfg.tls_key_file;
-  if (!o.ca_file.empty()) o.tls = true;
+  if (!o.tls && (!o.ca_file.empty() || !o.cert_file.empty() || !o.key_file.empty()))
+    return InvalidArgument("telemetry: TLS files are set but the broker URL is mqtt:// (plain "
+                           "TCP); use mqtts://");
   o.username = cfg.username;
   if (!cfg.password_file.empty()) {
     std::ifstream f(cfg.password_file);

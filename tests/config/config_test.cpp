@@ -1040,6 +1040,9 @@ TEST(DeviceConfigTelemetry, MqttVersionSpellings) {
 }
 
 TEST(DeviceConfigTelemetry, ErrorsNameFileLineAndKey) {
+  EXPECT_EQ(DeviceError("telemetry:\n  broker_url: mqtt://b:1883\n  tls:\n    ca_file: ca.pem\n"),
+            "device.yaml:3: telemetry.tls: TLS files are set but broker_url is mqtt:// (plain "
+            "TCP); use mqtts://");
   EXPECT_EQ(DeviceError("telemetry:\n  mqtt_version: 4\n"),
             "device.yaml:2: telemetry.mqtt_version: expected 5 or 3.1.1, got \"4\"");
   EXPECT_EQ(DeviceError("telemetry:\n  mqtt_version: [5]\n"),

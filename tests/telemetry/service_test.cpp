@@ -301,6 +301,18 @@ TEST(TelemetryService, MqttVersionFromConfig) {
   ASSERT_TRUE(o3.ok());
   EXPECT_EQ(o3->protocol_version, 311);
   EXPECT_EQ(o3->max_inflight, 3);
+  EXPECT_FALSE(o3->tls);
+  // TLS only with mqtts://; TLS files with mqtt:// are a mistake, not a silent upgrade.
+  c.tls_ca_file = "/etc/ca.pem";
+  auto mixed = MqttOptionsFromConfig(c);
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(mixed.status().code(), Code::kInvalidArgument);
+  c.broker_url = "mqtts://h";
+  auto tls = MqttOptionsFromConfig(c);
+  ASSERT_TRUE(tls.ok());
+  EXPECT_TRUE(tls->tls);
+  EXPECT_EQ(tls->port, 8883);
+  EXPECT_EQ(tls->ca_file, "/etc/ca.pem");
 }
 
 }  // namespace
