@@ -204,10 +204,11 @@ struct Publisher::Impl {
   // errors (refused, unreachable: MOSQ_ERR_ERRNO) are not; with TLS on, anything else is: a
   // certificate the broker refuses shows up after the client's side of a TLS 1.3 handshake is
   // done, as a protocol error or a lost connection, often with nothing logged by libmosquitto.
-  // libmosquitto reports some OpenSSL failures as MOSQ_ERR_ERRNO with errno EPROTO.
+  // libmosquitto reports some OpenSSL failures as MOSQ_ERR_ERRNO with errno EPROTO; a broker
+  // that drops the connection during the handshake resets it (ECONNRESET).
   bool TlsFailure(int rc, int err = 0) const {
     if (!o.tls) return false;
-    if (rc == MOSQ_ERR_ERRNO) return err == EPROTO;
+    if (rc == MOSQ_ERR_ERRNO) return err == EPROTO || err == ECONNRESET;
     return rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_PROTOCOL || rc == MOSQ_ERR_CONN_LOST ||
            !lib_error.empty();
   }
@@ -360,9 +361,13 @@ struct Publisher::Impl {
         if (rc == MOSQ_ERR_SUCCESS) {
           auto until = Clock::now() + std::chrono::milliseconds(o.connect_timeout_ms);
           int lrc = MOSQ_ERR_SUCCESS;
+          int loop_errno = 0;
           while (!connack && !lost && Clock::now() < until && !Stopping()) {
             lrc = mosquitto_loop(m, 50, 1);
-            if (lrc != MOSQ_ERR_SUCCESS) break;
+            if (lrc != MOSQ_ERR_SUCCESS) {
+              loop_errno = errno;
+              break;
+            }
           }
           ok = connack && connack_rc == 0;
           if (connack && connack_rc != 0) {
@@ -373,16 +378,18 @@ struct Publisher::Impl {
           } else if (!ok && !Stopping()) {
             const bool closed = connack || lost || lrc != MOSQ_ERR_SUCCESS;
             const int why = lrc == MOSQ_ERR_SUCCESS ? MOSQ_ERR_CONN_LOST : lrc;
-            const bool tls_err = closed && TlsFailure(why);
+            const bool tls_err = closed && TlsFailure(why, loop_errno);
             ConnectFailed(tls_err ? "tls" : "connect",
                           !closed ? "no CONNACK within " + std::to_string(o.connect_timeout_ms) +
                                         " ms"
                           : tls_err
                               ? std::string("TLS handshake failed (is the client certificate "
                                             "accepted by the broker?): ") +
-                                    mosquitto_strerror(why)
+                                    (why == MOSQ_ERR_ERRNO ? std::strerror(loop_errno)
+                                                           : mosquitto_strerror(why))
                               : std::string("connection closed before CONNACK: ") +
-                                    mosquitto_strerror(why));
+                                    (why == MOSQ_ERR_ERRNO ? std::strerror(loop_errno)
+                                                           : mosquitto_strerror(why)));
           }
         } else {
           const bool tls_err = TlsFailure(rc, connect_errno);

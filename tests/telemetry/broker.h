@@ -26,23 +26,13 @@
 #include <thread>
 #include <vector>
 
+#include "free_port.h"
 #include "outpost/telemetry/publisher.h"
 #include "test_util.h"
 
 namespace outpost::telemetry::testing {
 
-inline int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+inline int FreePort() { return outpost::testing::FreeLoopbackPort(); }
 
 inline bool CanConnect(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -147,6 +147,7 @@ class TlsTest : public ::testing::Test {
     TempDir dir;
     QueueOptions qo;
     qo.dir = dir.path();
+    qo.live_share_percent = 0;  // strict sequence order on the wire
     auto q = DiskQueue::Open(qo);
     ASSERT_TRUE(q.ok());
     const std::string device = "dev-tls-" + std::to_string(version);
