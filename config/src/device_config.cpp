@@ -239,7 +239,8 @@ Status ParseTelemetry(const MapView& m, const fs::path& base, TelemetryConfig* c
   }
   OP_RETURN_IF_ERROR(m.Int("max_inflight", 1, 1000, &c->max_inflight));
   OP_RETURN_IF_ERROR(m.Int("live_share_percent", 0, 100, &c->live_share_percent));
-  OP_RETURN_IF_ERROR(m.Enum("log_level", {"trace", "debug", "info", "warn", "error", "critical", "off"},
+  OP_RETURN_IF_ERROR(m.Enum("log_level",
+                            {"trace", "debug", "info", "warn", "error", "critical", "off"},
                             &c->log_level));
   MapView is;
   OP_RETURN_IF_ERROR(m.Section("input_stats", &is));

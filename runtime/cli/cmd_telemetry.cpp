@@ -24,7 +24,8 @@ const char* kTelemetryUsage =
     "  --device D             only this device (default: all)\n"
     "  --topic-prefix P       first topic level (default: outpost)\n"
     "  --topic T              subscribe to this topic filter instead, e.g. outpost/+/+/events\n"
-    "  --json                 one JSON object per line: {\"fleet\",\"device\",\"stream\",\"seq\",\"ts\",\n"
+    "  --json                 one JSON object per line: "
+    "{\"fleet\",\"device\",\"stream\",\"seq\",\"ts\",\n"
     "                         \"data\"}; status messages have stream \"status\" and no seq\n"
     "  --count N              exit 0 after N records (a status message counts as one);\n"
     "                         exit 1 if the timeout comes first\n"
@@ -84,10 +85,10 @@ void PrintText(const telemetry::DecodedMessage& m, long long* printed, long long
 int Tail(int argc, char** argv) {
   Args a;
   const std::vector<FlagSpec> specs = {
-      {"--broker"},        {"--fleet"},        {"--device"},    {"--topic-prefix"},
-      {"--json", false},   {"--count"},        {"--timeout-s"}, {"--mqtt-version"},
-      {"--ca-file"},       {"--cert-file"},    {"--key-file"},  {"--username"},
-      {"--password-file"}, {"--client-id"},  {"--topic"},     {"--persistent", false}};
+      {"--broker"},        {"--fleet"},     {"--device"},    {"--topic-prefix"},
+      {"--json", false},   {"--count"},     {"--timeout-s"}, {"--mqtt-version"},
+      {"--ca-file"},       {"--cert-file"}, {"--key-file"},  {"--username"},
+      {"--password-file"}, {"--client-id"}, {"--topic"},     {"--persistent", false}};
   if (!a.Parse(argc, argv, 3, specs, 0, 0)) return Usage(kTelemetryUsage, a.error());
   if (a.help()) return std::fputs(kTelemetryUsage, stdout), 0;
   if (!a.Has("--broker")) return Usage(kTelemetryUsage, "--broker is required");
@@ -134,8 +135,10 @@ int Tail(int argc, char** argv) {
   for (const std::string* level : {&to.fleet, &to.device, &to.mqtt.topic_prefix})
     if (level->empty() || level->find_first_of("/#") != std::string::npos ||
         (level->find('+') != std::string::npos && *level != "+"))
-      return Usage(kTelemetryUsage, "--fleet, --device and --topic-prefix are single topic "
-                                    "levels, got '" + *level + "'");
+      return Usage(kTelemetryUsage,
+                   "--fleet, --device and --topic-prefix are single topic "
+                   "levels, got '" +
+                       *level + "'");
 
   struct sigaction sa {};
   sa.sa_handler = OnSignal;

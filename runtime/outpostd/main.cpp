@@ -132,8 +132,9 @@ class TelemetryObserver : public serve::ServiceObserver {
   }
   void OnRefused(std::string_view model, std::string_view version, serve::Refusal why) override {
     const std::string_view reason = serve::RefusalName(why);
-    t_->Count("routing",
-              {{"model", model}, {"version", version}, {"decision", "refused"}, {"reason", reason}});
+    t_->Count(
+        "routing",
+        {{"model", model}, {"version", version}, {"decision", "refused"}, {"reason", reason}});
     if (why != serve::Refusal::kDraining)
       t_->Count("overload", {{"model", model}, {"version", version}, {"reason", reason}});
   }
@@ -401,9 +402,8 @@ int Run(const Args& args) {
       if (after != before) {
         Notify("STATUS=serving " + after);
         if (telem)
-          telem->EmitAsync("reload", {{"trigger", "manifest_change"},
-                                      {"before", before},
-                                      {"after", after}});
+          telem->EmitAsync("reload",
+                           {{"trigger", "manifest_change"}, {"before", before}, {"after", after}});
       }
       next_watch = Clock::now() + std::chrono::milliseconds(cfg.models.watch_interval_ms);
     }

@@ -21,7 +21,7 @@ struct Shard {
   std::mutex mu;
   uint64_t requests = 0;
   uint64_t rows = 0;
-  std::string version;  // of the last request this shard saw
+  std::string version;                               // of the last request this shard saw
   std::vector<uint64_t> n, nan, below, above, hist;  // hist: features x bins
   std::vector<double> shift, s1, s2, mn, mx;
   std::vector<uint8_t> has_shift;
@@ -49,7 +49,9 @@ struct Accum {
 };
 
 // The types Observe() reads (Float16/BFloat16, bool and strings are skipped).
-bool IsNumeric(DataType t) { return IsInteger(t) || t == DataType::kFloat || t == DataType::kDouble; }
+bool IsNumeric(DataType t) {
+  return IsInteger(t) || t == DataType::kFloat || t == DataType::kDouble;
+}
 
 size_t ShardIndex(size_t shards) {
   static thread_local const size_t h = std::hash<std::thread::id>{}(std::this_thread::get_id());
@@ -142,8 +144,7 @@ InputStats::InputStats(InputStatsOptions options) : impl_(std::make_unique<Impl>
   impl_->o.shards = std::max(1, impl_->o.shards);
   if (!(impl_->o.histogram_max > impl_->o.histogram_min))
     impl_->o.histogram_max = impl_->o.histogram_min + 1;
-  impl_->bin_width =
-      (impl_->o.histogram_max - impl_->o.histogram_min) / impl_->o.histogram_bins;
+  impl_->bin_width = (impl_->o.histogram_max - impl_->o.histogram_min) / impl_->o.histogram_bins;
   impl_->ignored = &MetricsRegistry::Global().GetCounter(
       "outpost_telemetry_input_stats_ignored_total",
       "Model inputs not tracked for drift statistics (over max_inputs)");
@@ -252,8 +253,8 @@ std::vector<nlohmann::json> InputStats::Flush(int64_t window_start_ms, int64_t w
     if (requests == 0) continue;
     nlohmann::json features = nlohmann::json::array();
     for (size_t f = 0; f < F; ++f) {
-      nlohmann::json j = {{"index", f},        {"count", n[f]},         {"nan", nan[f]},
-                          {"below", below[f]}, {"above", above[f]}};
+      nlohmann::json j = {
+          {"index", f}, {"count", n[f]}, {"nan", nan[f]}, {"below", below[f]}, {"above", above[f]}};
       if (n[f] > 0) {
         j["mean"] = mean[f];
         j["variance"] = m2[f] / static_cast<double>(n[f]);
@@ -264,18 +265,17 @@ std::vector<nlohmann::json> InputStats::Flush(int64_t window_start_ms, int64_t w
                                              hist.begin() + static_cast<long>((f + 1) * bins));
       features.push_back(std::move(j));
     }
-    out.push_back({{"model", a->model},
-                   {"version", version},
-                   {"input", a->input},
-                   {"window_start", window_start_ms},
-                   {"window_end", window_end_ms},
-                   {"requests", requests},
-                   {"rows", rows},
-                   {"histogram",
-                    {{"bins", bins},
-                     {"min", impl_->o.histogram_min},
-                     {"max", impl_->o.histogram_max}}},
-                   {"features", std::move(features)}});
+    out.push_back(
+        {{"model", a->model},
+         {"version", version},
+         {"input", a->input},
+         {"window_start", window_start_ms},
+         {"window_end", window_end_ms},
+         {"requests", requests},
+         {"rows", rows},
+         {"histogram",
+          {{"bins", bins}, {"min", impl_->o.histogram_min}, {"max", impl_->o.histogram_max}}},
+         {"features", std::move(features)}});
   }
   return out;
 }

@@ -187,8 +187,9 @@ struct Publisher::Impl {
   // once a minute (the publisher retries with backoff, it would flood the log otherwise).
   void ConnectFailed(const std::string& reason, const std::string& what) {
     Failures(reason).Inc();
-    std::string line = "telemetry: cannot connect to " + std::string(o.tls ? "mqtts://" : "mqtt://") +
-                       o.host + ":" + std::to_string(o.port) + ": " + what;
+    std::string line = "telemetry: cannot connect to " +
+                       std::string(o.tls ? "mqtts://" : "mqtt://") + o.host + ":" +
+                       std::to_string(o.port) + ": " + what;
     if (!lib_error.empty()) line += " (" + lib_error + ")";
     const auto now = Clock::now();
     if (line != last_logged || now - last_logged_at > std::chrono::seconds(60)) {

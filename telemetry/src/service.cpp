@@ -125,9 +125,8 @@ class LogSink : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
     const auto i = static_cast<size_t>(msg.level);
     const std::string_view level = i < std::size(kNames) ? kNames[i] : "unknown";
     const std::string_view text(msg.payload.data(), std::min<size_t>(msg.payload.size(), 4096));
-    const int64_t ts = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           msg.time.time_since_epoch())
-                           .count();
+    const int64_t ts =
+        std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
     inbox_->Post(Stream::kLogs, LogJson(level, text, ts));
   }
   void flush_() override {}

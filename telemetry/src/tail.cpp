@@ -110,9 +110,8 @@ Status Tail(const TailOptions& to, const std::function<bool(const DecodedMessage
   static std::once_flag once;
   std::call_once(once, [] { mosquitto_lib_init(); });
   TailCtx ctx;
-  ctx.topic = !to.topic.empty()
-                  ? to.topic
-                  : to.mqtt.topic_prefix + "/" + to.fleet + "/" + to.device + "/#";
+  ctx.topic =
+      !to.topic.empty() ? to.topic : to.mqtt.topic_prefix + "/" + to.fleet + "/" + to.device + "/#";
   if (to.persistent_session && to.client_id.empty())
     return InvalidArgument("a persistent session needs a client id");
   std::string id =

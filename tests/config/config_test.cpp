@@ -1096,7 +1096,8 @@ TEST(DeviceConfigTelemetry, ErrorsNameFileLineAndKey) {
             "\".inf\"");
   // The file name is part of every message when loading from disk.
   TempDir dir;
-  const fs::path p = dir.Write("d.yaml", "log:\n  level: info\ntelemetry:\n  ttl_s:\n    events: -5\n");
+  const fs::path p =
+      dir.Write("d.yaml", "log:\n  level: info\ntelemetry:\n  ttl_s:\n    events: -5\n");
   auto r = LoadDeviceConfig(p.string());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), p.string() + ":5: telemetry.ttl_s.events: expected an integer "

@@ -49,8 +49,8 @@ class Mosquitto {
     WriteFile(dir_ + "/mosquitto.conf",
               "persistence true\npersistence_location " + dir_ +
                   "/\nautosave_interval 0\nlog_dest file " + dir_ +
-                  "/mosquitto.log\nmax_queued_messages 100000\nlistener " +
-                  std::to_string(port_) + " 127.0.0.1\nallow_anonymous true\n");
+                  "/mosquitto.log\nmax_queued_messages 100000\nlistener " + std::to_string(port_) +
+                  " 127.0.0.1\nallow_anonymous true\n");
     for (int attempt = 0; attempt < 50; ++attempt) {
       ProcessOptions o;
       o.argv = {OUTPOST_MOSQUITTO_BIN, "-c", dir_ + "/mosquitto.conf"};
@@ -142,7 +142,8 @@ class TelemetryE2ETest : public ::testing::Test {
   }
   void TearDown() override {
     if (HasFailure()) {
-      if (daemon_) std::fprintf(stderr, "---- outpostd ----\n%s\n", daemon_->proc->Stderr().c_str());
+      if (daemon_)
+        std::fprintf(stderr, "---- outpostd ----\n%s\n", daemon_->proc->Stderr().c_str());
       if (tail_) std::fprintf(stderr, "---- tail ----\n%s\n", tail_->Stderr().c_str());
       if (broker_) std::fprintf(stderr, "---- mosquitto ----\n%s\n", broker_->Log().c_str());
     }
@@ -161,11 +162,10 @@ class TelemetryE2ETest : public ::testing::Test {
 
   // One iris row; with `timeout_us` the deadline cannot be met and serve refuses it (504).
   std::optional<HttpResponse> Infer(V2Client& c, int64_t timeout_us = 0) {
-    Json req = {{"inputs",
-                 Json::array({{{"name", "input"},
-                               {"datatype", "FP32"},
-                               {"shape", {1, 4}},
-                               {"data", {5.1, 3.5, 1.4, 0.2}}}})}};
+    Json req = {{"inputs", Json::array({{{"name", "input"},
+                                         {"datatype", "FP32"},
+                                         {"shape", {1, 4}},
+                                         {"data", {5.1, 3.5, 1.4, 0.2}}}})}};
     if (timeout_us > 0) req["parameters"] = {{"timeout", timeout_us}};
     return c.Infer("iris", req);
   }
@@ -194,8 +194,8 @@ TEST_F(TelemetryE2ETest, SourcesArriveAndNothingIsLostAcrossABrokerRestart) {
   const std::string broker_url = "mqtt://127.0.0.1:" + std::to_string(broker_->port());
   // The subscriber first, with a persistent session: it misses nothing while the broker restarts.
   ProcessOptions to;
-  to.argv = {OUTPOST_CLI_PATH, "telemetry", "tail", "--broker", broker_url, "--device", "e2e-dev",
-             "--json", "--client-id", "e2e-tail", "--persistent"};
+  to.argv = {OUTPOST_CLI_PATH, "telemetry", "tail",        "--broker", broker_url,    "--device",
+             "e2e-dev",        "--json",    "--client-id", "e2e-tail", "--persistent"};
   to.stderr_path = box_.path("tail.log");
   tail_ = Process::Start(to);
   ASSERT_TRUE(tail_);
@@ -216,21 +216,26 @@ TEST_F(TelemetryE2ETest, SourcesArriveAndNothingIsLostAcrossABrokerRestart) {
   box_.AddManifest("iris.yaml", Manifest("iris", "iris_mlp.onnx", {{"threads", "1"}}));
   box_.AddManifest("broken.yaml", Manifest("broken", "bad/not_onnx.onnx"));
   const std::string buffer = box_.path("telemetry");
-  box_.AddConfig("telemetry:\n"
-                 "  enabled: true\n"
-                 "  broker_url: " + broker_url + "\n"
-                 "  device_id: e2e-dev\n"
-                 "  fleet: e2e\n"
-                 "  buffer_dir: " + buffer + "\n"
-                 "  sync: every-batch\n"
-                 "  metrics_interval_ms: 300\n"
-                 "  aggregate_interval_ms: 300\n"
-                 "  input_stats:\n"
-                 "    enabled: true\n"
-                 "    window_s: 1\n"
-                 "    histogram_bins: 4\n"
-                 "    histogram_min: 0\n"
-                 "    histogram_max: 8\n");
+  box_.AddConfig(
+      "telemetry:\n"
+      "  enabled: true\n"
+      "  broker_url: " +
+      broker_url +
+      "\n"
+      "  device_id: e2e-dev\n"
+      "  fleet: e2e\n"
+      "  buffer_dir: " +
+      buffer +
+      "\n"
+      "  sync: every-batch\n"
+      "  metrics_interval_ms: 300\n"
+      "  aggregate_interval_ms: 300\n"
+      "  input_stats:\n"
+      "    enabled: true\n"
+      "    window_s: 1\n"
+      "    histogram_bins: 4\n"
+      "    histogram_min: 0\n"
+      "    histogram_max: 8\n");
   StartOptions so;
   so.args = {"--config", box_.path("device.yaml")};
   std::string err;
@@ -272,8 +277,9 @@ TEST_F(TelemetryE2ETest, SourcesArriveAndNothingIsLostAcrossABrokerRestart) {
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0]["model"], "broken");
   EXPECT_FALSE(failed[0]["error"].get<std::string>().empty());
-  EXPECT_EQ(got_.Count("routing", {{"model", "iris"}, {"decision", "refused"}, {"reason", "deadline"}}),
-            3u);
+  EXPECT_EQ(
+      got_.Count("routing", {{"model", "iris"}, {"decision", "refused"}, {"reason", "deadline"}}),
+      3u);
   EXPECT_EQ(got_.Events("daemon_started").size(), 1u);
   // The failed load was logged at error level: that record went upstream too.
   bool error_logged = false;
@@ -292,8 +298,8 @@ TEST_F(TelemetryE2ETest, SourcesArriveAndNothingIsLostAcrossABrokerRestart) {
   ASSERT_NO_FATAL_FAILURE(Requests(10, 2));
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // snapshots pile up on disk
   ASSERT_TRUE(broker_->Start()) << broker_->Log();
-  ASSERT_TRUE(ReadUntil([&] { return got_.LastMetric("outpost_requests_total", iris_ok) == 30; },
-                        30000))
+  ASSERT_TRUE(
+      ReadUntil([&] { return got_.LastMetric("outpost_requests_total", iris_ok) == 30; }, 30000))
       << "no snapshot after the restart";
 
   // ---- phase 3: outpostd stops (queues what is left, waits for the acknowledgements) ----
@@ -355,8 +361,7 @@ TEST_F(TelemetryE2ETest, SourcesArriveAndNothingIsLostAcrossABrokerRestart) {
   EXPECT_EQ(hist0, (std::vector<uint64_t>{0, 0, 35, 0}));  // 5.1 is in [4, 6)
   EXPECT_EQ(got_.Events("daemon_stopping").size(), 1u);
   // The graceful stop left the "offline" status.
-  EXPECT_TRUE(ReadUntil(
-      [&] { return got_.status.back().value("state", "") == "offline"; }, 10000));
+  EXPECT_TRUE(ReadUntil([&] { return got_.status.back().value("state", "") == "offline"; }, 10000));
   EXPECT_EQ(got_.status.back().value("reason", ""), "shutdown");
   std::printf("telemetry e2e: %llu lines, %llu repeats; metrics %llu, events %llu, logs %llu\n",
               static_cast<unsigned long long>(got_.lines),

@@ -2,11 +2,10 @@
 // events, the bounded log buffer. Expected values are computed by hand from the definitions
 // (population variance, fixed-width bins), not taken from the code under test.
 #include <gtest/gtest.h>
+#include <spdlog/logger.h>
 
 #include <cmath>
 #include <thread>
-
-#include <spdlog/logger.h>
 
 #include "outpost/config/device_config.h"
 #include "outpost/core/metrics.h"
@@ -101,7 +100,8 @@ TEST(InputStats, SamplingFeatureCapAndInputCap) {
   o.max_inputs = 1;
   InputStats s(o);
   // Requests 1 and 3 are looked at (1 in 2): feature 0 sees 1 and 3.
-  for (float x : {1.f, 2.f, 3.f, 4.f}) s.Observe("m", "1", One("x", Floats({1, 5}, {x, x, x, x, x})));
+  for (float x : {1.f, 2.f, 3.f, 4.f})
+    s.Observe("m", "1", One("x", Floats({1, 5}, {x, x, x, x, x})));
   s.Observe("other", "1", One("y", Floats({1}, {7})));  // over max_inputs: ignored
   auto recs = s.Flush(0, 1);
   ASSERT_EQ(recs.size(), 1u);
@@ -132,8 +132,7 @@ TEST(TelemetryService, AggregatesOneEventPerKeyPerInterval) {
   TempDir dir;
   auto svc = TelemetryService::Create(TestConfig(dir.path()));
   ASSERT_TRUE(svc.ok()) << svc.status().ToString();
-  for (int i = 0; i < 3; ++i)
-    (*svc)->Count("overload", {{"model", "a"}, {"reason", "queue_full"}});
+  for (int i = 0; i < 3; ++i) (*svc)->Count("overload", {{"model", "a"}, {"reason", "queue_full"}});
   (*svc)->Count("overload", {{"model", "b"}, {"reason", "deadline"}}, 5);
   ASSERT_TRUE((*svc)->FlushAggregates().ok());
   auto ev = Events((*svc)->queue());
@@ -183,13 +182,13 @@ TEST(TelemetryService, AsyncPostsAreBoundedAndDropsReported) {
   so.inbox_records = 3;
   auto svc = TelemetryService::Create(TestConfig(dir.path()), so);
   ASSERT_TRUE(svc.ok());
-  auto& dropped = MetricsRegistry::Global().GetCounter(
-      "outpost_telemetry_records_dropped_total", "",
-      {{"stream", "logs"}, {"reason", "buffer_full"}});
+  auto& dropped =
+      MetricsRegistry::Global().GetCounter("outpost_telemetry_records_dropped_total", "",
+                                           {{"stream", "logs"}, {"reason", "buffer_full"}});
   const uint64_t dropped_before = dropped.value();
-  auto& after_stop = MetricsRegistry::Global().GetCounter(
-      "outpost_telemetry_records_dropped_total", "",
-      {{"stream", "logs"}, {"reason", "after_stop"}});
+  auto& after_stop =
+      MetricsRegistry::Global().GetCounter("outpost_telemetry_records_dropped_total", "",
+                                           {{"stream", "logs"}, {"reason", "after_stop"}});
   const uint64_t after_stop_before = after_stop.value();
   // Not started yet: posts wait in memory.
   EXPECT_TRUE((*svc)->LogAsync("warn", "a"));
@@ -245,7 +244,7 @@ TEST(TelemetryService, LogSinkForwardsAtOrAboveItsLevel) {
   EXPECT_EQ(logs[1]["message"], "model m failed");
   EXPECT_EQ(logs[2]["level"], "critical");
   EXPECT_GT(logs[0]["ts"].get<int64_t>(), 1600000000000);  // ms since the epoch
-  svc->reset();  // the sink outlives the service
+  svc->reset();                                            // the sink outlives the service
   logger->error("after the service is gone");
 }
 

@@ -21,10 +21,10 @@ namespace outpost::telemetry {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::AllAcked;
 using testing::Broker;
 using testing::BrokerOptions;
 using testing::Collector;
-using testing::AllAcked;
 using testing::TempDir;
 
 constexpr const char* kUser = "edge";
@@ -72,13 +72,14 @@ struct Pki {
                 log);
     };
     std::ofstream(Path("server.ext")) << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-    if (!ca("ca") || !ca("rogue-ca") || !leaf("server", "127.0.0.1", "ca", " -extfile server.ext") ||
+    if (!ca("ca") || !ca("rogue-ca") ||
+        !leaf("server", "127.0.0.1", "ca", " -extfile server.ext") ||
         !leaf("client", "dev-tls", "ca", "") || !leaf("rogue-client", "dev-tls", "rogue-ca", "")) {
       error = "openssl failed:\n" + ReadAll(log);
       return false;
     }
-    if (!Sh(std::string(OUTPOST_MOSQUITTO_PASSWD_BIN) + " -b -c '" + Path("passwd") + "' " +
-                kUser + " '" + kPassword + "'",
+    if (!Sh(std::string(OUTPOST_MOSQUITTO_PASSWD_BIN) + " -b -c '" + Path("passwd") + "' " + kUser +
+                " '" + kPassword + "'",
             log)) {
       error = "mosquitto_passwd failed:\n" + ReadAll(log);
       return false;
@@ -117,7 +118,8 @@ class TlsTest : public ::testing::Test {
     ASSERT_TRUE(collector_->subscribed());
   }
   void TearDown() override {
-    if (HasFailure() && broker_) std::fprintf(stderr, "mosquitto log:\n%s\n", broker_->Log().c_str());
+    if (HasFailure() && broker_)
+      std::fprintf(stderr, "mosquitto log:\n%s\n", broker_->Log().c_str());
   }
 
   // The device's connection settings, as the device config gives them.
@@ -318,9 +320,8 @@ void RestartWhileAppending(int version) {
   EXPECT_TRUE(col.Stream(device, "gaps").data.empty()) << "nothing was lost: no gap markers";
   EXPECT_GE(pub.stats().connects, 3u);
   EXPECT_GE(col.connects(), 3);
-  std::printf("broker restart (MQTT %d): %llu events, %llu metrics, %llu + %llu repeats\n",
-              version, static_cast<unsigned long long>(n_events),
-              static_cast<unsigned long long>(n_metrics),
+  std::printf("broker restart (MQTT %d): %llu events, %llu metrics, %llu + %llu repeats\n", version,
+              static_cast<unsigned long long>(n_events), static_cast<unsigned long long>(n_metrics),
               static_cast<unsigned long long>(ev.duplicates),
               static_cast<unsigned long long>(met.duplicates));
   pub.Stop();

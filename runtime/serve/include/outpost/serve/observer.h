@@ -1,9 +1,9 @@
 // ServiceObserver: what outpostd's telemetry (or any other listener) learns from the serving
 // path. The registry reports model lifecycle events, the service reports its routing decision
-// for each request and (optionally) the inputs of accepted ones. Set it in RegistryOptions / ServiceOptions; null
-// (the default) costs one pointer test per request. Calls come from the serving threads (I/O
-// threads, loaders): implementations must be thread-safe, cheap and must not call back into the
-// registry or the service.
+// for each request and (optionally) the inputs of accepted ones. Set it in RegistryOptions /
+// ServiceOptions; null (the default) costs one pointer test per request. Calls come from the
+// serving threads (I/O threads, loaders): implementations must be thread-safe, cheap and must not
+// call back into the registry or the service.
 #pragma once
 
 #include <string>
