@@ -1,5 +1,7 @@
 #include "outpost/config/device_config.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <utility>
 
@@ -121,10 +123,27 @@ std::string ParseSyncPolicy(const std::string& s, int* interval_ms) {
          Quote(s);
 }
 
+// A finite real number (YAML int or float).
+Status Double(const MapView& m, std::string_view key, double* out) {
+  const auto* e = m.Find(key);
+  if (e == nullptr) return Status::Ok();
+  std::string s;
+  OP_RETURN_IF_ERROR(m.ScalarOf(*e, "a number", &s));
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v))
+    return m.Error(*e, "expected a number, got " + Quote(s));
+  *out = v;
+  return Status::Ok();
+}
+
 Status ParseTelemetry(const MapView& m, const fs::path& base, TelemetryConfig* c) {
   OP_RETURN_IF_ERROR(m.RejectUnknown({"enabled", "broker_url", "device_id", "fleet", "topic_prefix",
                                       "username", "password_file", "tls", "qos", "keepalive_s",
-                                      "buffer_dir", "max_bytes", "sync", "metrics_interval_ms"}));
+                                      "buffer_dir", "max_bytes", "full_policy",
+                                      "block_timeout_ms", "ttl_s", "sync", "metrics_interval_ms",
+                                      "aggregate_interval_ms", "mqtt_version", "max_inflight",
+                                      "live_share_percent", "log_level", "input_stats"}));
   OP_RETURN_IF_ERROR(m.Bool("enabled", &c->enabled));
   if (const auto* e = m.Find("broker_url")) {
     std::string u;
@@ -169,6 +188,11 @@ Status ParseTelemetry(const MapView& m, const fs::path& base, TelemetryConfig* c
   ResolvePath(base, &c->tls_ca_file);
   ResolvePath(base, &c->tls_cert_file);
   ResolvePath(base, &c->tls_key_file);
+  const bool any_tls =
+      !c->tls_ca_file.empty() || !c->tls_cert_file.empty() || !c->tls_key_file.empty();
+  if (any_tls && c->broker_url.rfind("mqtt://", 0) == 0) {
+    return tls.ErrorHere("TLS files are set but broker_url is mqtt:// (plain TCP); use mqtts://");
+  }
   OP_RETURN_IF_ERROR(m.Int("qos", 0, 2, &c->qos));
   OP_RETURN_IF_ERROR(m.Int("keepalive_s", 5, 3600, &c->keepalive_s));
   OP_RETURN_IF_ERROR(m.String("buffer_dir", &c->buffer_dir));
@@ -176,10 +200,26 @@ Status ParseTelemetry(const MapView& m, const fs::path& base, TelemetryConfig* c
   MapView mb;
   OP_RETURN_IF_ERROR(m.Section("max_bytes", &mb));
   OP_RETURN_IF_ERROR(mb.RejectUnknown({"metrics", "events", "logs"}));
-  constexpr uint64_t kMaxClass = 1ull << 40;
-  OP_RETURN_IF_ERROR(mb.Bytes("metrics", 4096, kMaxClass, &c->max_bytes_metrics));
-  OP_RETURN_IF_ERROR(mb.Bytes("events", 4096, kMaxClass, &c->max_bytes_events));
-  OP_RETURN_IF_ERROR(mb.Bytes("logs", 4096, kMaxClass, &c->max_bytes_logs));
+  // The queue keeps at least a few segments per class: 64 KiB is the smallest useful cap.
+  constexpr uint64_t kMinClass = 64ull << 10, kMaxClass = 1ull << 40;
+  OP_RETURN_IF_ERROR(mb.Bytes("metrics", kMinClass, kMaxClass, &c->max_bytes_metrics));
+  OP_RETURN_IF_ERROR(mb.Bytes("events", kMinClass, kMaxClass, &c->max_bytes_events));
+  OP_RETURN_IF_ERROR(mb.Bytes("logs", kMinClass, kMaxClass, &c->max_bytes_logs));
+  MapView fp;
+  OP_RETURN_IF_ERROR(m.Section("full_policy", &fp));
+  OP_RETURN_IF_ERROR(fp.RejectUnknown({"metrics", "events", "logs"}));
+  const std::vector<std::string_view> policies = {"drop-oldest", "reject", "block"};
+  OP_RETURN_IF_ERROR(fp.Enum("metrics", policies, &c->full_policy_metrics));
+  OP_RETURN_IF_ERROR(fp.Enum("events", policies, &c->full_policy_events));
+  OP_RETURN_IF_ERROR(fp.Enum("logs", policies, &c->full_policy_logs));
+  OP_RETURN_IF_ERROR(m.Int("block_timeout_ms", 0, 60000, &c->block_timeout_ms));
+  MapView ttl;
+  OP_RETURN_IF_ERROR(m.Section("ttl_s", &ttl));
+  OP_RETURN_IF_ERROR(ttl.RejectUnknown({"metrics", "events", "logs"}));
+  constexpr int64_t kMaxTtl = 10ll * 366 * 86400;  // ten years
+  OP_RETURN_IF_ERROR(ttl.Int("metrics", 0, kMaxTtl, &c->ttl_s_metrics));
+  OP_RETURN_IF_ERROR(ttl.Int("events", 0, kMaxTtl, &c->ttl_s_events));
+  OP_RETURN_IF_ERROR(ttl.Int("logs", 0, kMaxTtl, &c->ttl_s_logs));
   if (const auto* e = m.Find("sync")) {
     std::string s;
     OP_RETURN_IF_ERROR(m.ScalarOf(*e, "a sync policy", &s));
@@ -188,6 +228,40 @@ Status ParseTelemetry(const MapView& m, const fs::path& base, TelemetryConfig* c
     c->sync = s;
   }
   OP_RETURN_IF_ERROR(m.Int("metrics_interval_ms", 100, 86400000, &c->metrics_interval_ms));
+  OP_RETURN_IF_ERROR(m.Int("aggregate_interval_ms", 100, 86400000, &c->aggregate_interval_ms));
+  if (const auto* e = m.Find("mqtt_version")) {
+    std::string v;
+    OP_RETURN_IF_ERROR(m.ScalarOf(*e, "an MQTT version (5 or 3.1.1)", &v));
+    if (v == "5" || v == "5.0") {
+      c->mqtt_version = 5;
+    } else if (v == "3.1.1" || v == "311") {
+      c->mqtt_version = 311;
+    } else {
+      return m.Error(*e, "expected 5 or 3.1.1, got " + Quote(v));
+    }
+  }
+  OP_RETURN_IF_ERROR(m.Int("max_inflight", 1, 1000, &c->max_inflight));
+  OP_RETURN_IF_ERROR(m.Int("live_share_percent", 0, 100, &c->live_share_percent));
+  OP_RETURN_IF_ERROR(m.Enum("log_level",
+                            {"trace", "debug", "info", "warn", "error", "critical", "off"},
+                            &c->log_level));
+  MapView is;
+  OP_RETURN_IF_ERROR(m.Section("input_stats", &is));
+  OP_RETURN_IF_ERROR(is.RejectUnknown({"enabled", "window_s", "histogram_bins", "histogram_min",
+                                       "histogram_max", "max_features", "sample_every"}));
+  InputStatsConfig& s = c->input_stats;
+  OP_RETURN_IF_ERROR(is.Bool("enabled", &s.enabled));
+  OP_RETURN_IF_ERROR(is.Int("window_s", 1, 86400, &s.window_s));
+  OP_RETURN_IF_ERROR(is.Int("histogram_bins", 1, 1000, &s.histogram_bins));
+  OP_RETURN_IF_ERROR(Double(is, "histogram_min", &s.histogram_min));
+  OP_RETURN_IF_ERROR(Double(is, "histogram_max", &s.histogram_max));
+  OP_RETURN_IF_ERROR(is.Int("max_features", 1, 65536, &s.max_features));
+  OP_RETURN_IF_ERROR(is.Int("sample_every", 1, 1000000, &s.sample_every));
+  if (!(s.histogram_min < s.histogram_max)) {
+    const auto* e = is.Find("histogram_max") ? is.Find("histogram_max") : is.Find("histogram_min");
+    const std::string why = "histogram_min must be less than histogram_max";
+    return e ? is.Error(*e, why) : is.ErrorHere(why);
+  }
   if (c->enabled && c->broker_url.empty()) {
     const auto* e = m.Find("enabled");
     return m.Error(*e, "telemetry is enabled but telemetry.broker_url is not set");

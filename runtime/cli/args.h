@@ -42,5 +42,6 @@ int CmdRun(int argc, char** argv);
 int CmdInspect(int argc, char** argv);
 int CmdBench(int argc, char** argv);
 int CmdConformance(int argc, char** argv);
+int CmdTelemetry(int argc, char** argv);  // outpost telemetry tail
 
 }  // namespace outpost::cli

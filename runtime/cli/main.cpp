@@ -15,6 +15,7 @@ const char* kUsage =
     "  inspect MODEL                     inputs, outputs, ops, shapes, placement, planned memory\n"
     "  bench MODEL                       load time, first run, latency percentiles, peak memory\n"
     "  conformance SUITE_DIR             run the ONNX node test suite and write a JSON report\n"
+    "  telemetry tail --broker URL       subscribe to a broker and print outpost telemetry\n"
     "\n"
     "'outpost <command> --help' describes each command.\n";
 }  // namespace
@@ -31,5 +32,6 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return outpost::cli::CmdInspect(argc, argv);
   if (cmd == "bench") return outpost::cli::CmdBench(argc, argv);
   if (cmd == "conformance") return outpost::cli::CmdConformance(argc, argv);
+  if (cmd == "telemetry") return outpost::cli::CmdTelemetry(argc, argv);
   return outpost::cli::Usage(kUsage, "unknown command '" + cmd + "'");
 }

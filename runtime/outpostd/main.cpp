@@ -30,7 +30,9 @@
 #include "outpost/core/metrics.h"
 #include "outpost/serve/http/server.h"
 #include "outpost/serve/registry.h"
+#include "outpost/serve/observer.h"
 #include "outpost/serve/service.h"
+#include "outpost/telemetry/telemetry.h"
 
 namespace {
 
@@ -93,6 +95,82 @@ void SetupLogging(const config::LogConfig& log) {
 }
 
 void Notify(const std::string& s) { sd_notify(0, s.c_str()); }
+
+// ---- telemetry (issue #5) ----
+
+// What the serving path tells telemetry. Model lifecycle events become one event each; the
+// routing decision of every request is counted per (model, version, decision) and sent as one
+// "routing" event per aggregate interval, refusals for overload (queue full, deadline) also as
+// "overload" events; with telemetry.input_stats the inputs of accepted requests feed the drift
+// statistics. Nothing here waits: events are posted to the service's bounded in-memory inbox,
+// counts are added under a short lock.
+class TelemetryObserver : public serve::ServiceObserver {
+ public:
+  explicit TelemetryObserver(telemetry::TelemetryService* t)
+      : t_(t), stats_(t->input_stats_enabled()) {}
+
+  void OnModelEvent(const serve::ModelEventInfo& i) override {
+    nlohmann::json f = {{"model", i.model}, {"version", i.version}};
+    switch (i.event) {
+      case serve::ModelEvent::kLoaded:
+      case serve::ModelEvent::kReloaded:
+        f["path"] = i.detail;
+        f["load_seconds"] = i.load_seconds;
+        break;
+      case serve::ModelEvent::kLoadFailed:
+        f["error"] = i.detail;
+        f["load_seconds"] = i.load_seconds;
+        break;
+      case serve::ModelEvent::kUnloaded:
+        f["reason"] = i.detail;
+        break;
+    }
+    t_->EmitAsync(serve::ModelEventName(i.event), std::move(f));
+  }
+  void OnServedLocally(std::string_view model, std::string_view version) override {
+    t_->Count("routing", {{"model", model}, {"version", version}, {"decision", "local"}});
+  }
+  void OnRefused(std::string_view model, std::string_view version, serve::Refusal why) override {
+    const std::string_view reason = serve::RefusalName(why);
+    t_->Count(
+        "routing",
+        {{"model", model}, {"version", version}, {"decision", "refused"}, {"reason", reason}});
+    if (why != serve::Refusal::kDraining)
+      t_->Count("overload", {{"model", model}, {"version", version}, {"reason", reason}});
+  }
+  void OnInputs(std::string_view model, std::string_view version,
+                const std::vector<std::pair<std::string, Tensor>>& inputs) override {
+    if (stats_) t_->ObserveInputs(model, version, inputs);
+  }
+
+ private:
+  telemetry::TelemetryService* t_;
+  const bool stats_;
+};
+
+// Creates and starts telemetry when enabled; its log sink joins the logger before any thread
+// that logs exists. A failure (unusable buffer directory, unreadable password file) is logged
+// and counted and outpostd serves without telemetry: it never keeps the daemon from starting.
+// Start() does not wait for the broker (the publisher connects in the background, with backoff).
+std::unique_ptr<telemetry::TelemetryService> StartTelemetry(const config::TelemetryConfig& cfg) {
+  if (!cfg.enabled) return nullptr;
+  auto fail = [](const Status& s) {
+    MetricsRegistry::Global()
+        .GetCounter("outpost_telemetry_start_failures_total",
+                    "Times telemetry could not be started (outpostd ran without it)")
+        .Inc();
+    OP_LOG_ERROR("telemetry disabled: {}", s.ToString());
+    return nullptr;
+  };
+  auto t = telemetry::TelemetryService::Create(cfg);
+  if (!t.ok()) return fail(t.status());
+  spdlog::default_logger()->sinks().push_back((*t)->log_sink());
+  if (Status s = (*t)->Start(); !s.ok()) return fail(s);
+  OP_LOG_INFO("telemetry: publishing to {} as {} (fleet {}, buffer {})", cfg.broker_url,
+              (*t)->publisher().options().device_id, cfg.fleet,
+              cfg.buffer_dir.empty() ? telemetry::kDefaultBufferDir : cfg.buffer_dir);
+  return std::move(t).value();
+}
 
 // The watchdog's proof of life: GET /v2/health/live answered 200 by our own server in time.
 bool ProbeLive(const std::string& addr, uint16_t port) {
@@ -163,7 +241,17 @@ int Run(const Args& args) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Telemetry first, so that model loads are reported; never blocks on the broker. Declared
+  // before the registry and the service, so that it outlives them on every return.
+  std::unique_ptr<telemetry::TelemetryService> telem = StartTelemetry(cfg.telemetry);
+  std::unique_ptr<TelemetryObserver> observer;
+  if (telem) {
+    observer = std::make_unique<TelemetryObserver>(telem.get());
+    telem->EmitAsync("daemon_started", {{"version", OUTPOST_VERSION}, {"pid", getpid()}});
+  }
+
   serve::RegistryOptions ro;
+  ro.observer = observer.get();
   ro.default_threads = cfg.compute.threads;
   ro.backend_options.opencl_platform = cfg.compute.opencl_platform;
   ro.backend_options.opencl_device = cfg.compute.opencl_device;
@@ -196,6 +284,7 @@ int Run(const Args& args) {
 
   serve::ServiceOptions so;
   so.server_version = OUTPOST_VERSION;
+  so.observer = observer.get();
   so.find_manifest = [&cfg](const std::string& name) -> Expected<config::ModelManifest> {
     std::vector<Status> errors;
     OP_ASSIGN_OR_RETURN(auto ms, config::LoadManifestDir(cfg.models.manifest_dir, cfg, &errors));
@@ -291,6 +380,10 @@ int Run(const Args& args) {
       const bool clean = (*server)->Drain(std::chrono::milliseconds(cfg.server.drain_timeout_ms));
       const auto left = std::max(Clock::duration::zero(), deadline - Clock::now());
       registry.DrainAll(std::chrono::duration_cast<std::chrono::milliseconds>(left));
+      if (telem) {
+        telem->EmitAsync("daemon_stopping", {{"clean_drain", clean}});
+        telem->Stop();  // queues what is left, waits briefly for acks, "offline" status
+      }
       stop_watchdog();
       OP_LOG_INFO("stopped{}", clean ? "" : " (drain timed out; open requests were cut)");
       return 0;
@@ -298,13 +391,22 @@ int Run(const Args& args) {
     if (sig == SIGHUP) {
       OP_LOG_INFO("SIGHUP: reloading manifests from {}", cfg.models.manifest_dir);
       Notify("RELOADING=1\nSTATUS=reloading");
+      const std::string before = ModelSummary(registry);
       scan();
-      Notify("READY=1\nSTATUS=serving " + ModelSummary(registry));
+      const std::string after = ModelSummary(registry);
+      Notify("READY=1\nSTATUS=serving " + after);
+      if (telem)
+        telem->EmitAsync("reload", {{"trigger", "sighup"}, {"before", before}, {"after", after}});
     } else if (cfg.models.watch && Clock::now() >= next_watch) {
       const std::string before = ModelSummary(registry);
       scan();
       const std::string after = ModelSummary(registry);
-      if (after != before) Notify("STATUS=serving " + after);
+      if (after != before) {
+        Notify("STATUS=serving " + after);
+        if (telem)
+          telem->EmitAsync("reload",
+                           {{"trigger", "manifest_change"}, {"before", before}, {"after", after}});
+      }
       next_watch = Clock::now() + std::chrono::milliseconds(cfg.models.watch_interval_ms);
     }
   }

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -63,7 +65,9 @@ Expected<MqttOptions> MqttOptionsFromConfig(const config::TelemetryConfig& cfg) 
   o.ca_file = cfg.tls_ca_file;
   o.cert_file = cfg.tls_cert_file;
   o.key_file = cfg.tls_key_file;
-  if (!o.ca_file.empty()) o.tls = true;
+  if (!o.tls && (!o.ca_file.empty() || !o.cert_file.empty() || !o.key_file.empty()))
+    return InvalidArgument("telemetry: TLS files are set but the broker URL is mqtt:// (plain "
+                           "TCP); use mqtts://");
   o.username = cfg.username;
   if (!cfg.password_file.empty()) {
     std::ifstream f(cfg.password_file);
@@ -82,6 +86,8 @@ Expected<MqttOptions> MqttOptionsFromConfig(const config::TelemetryConfig& cfg) 
   o.topic_prefix = cfg.topic_prefix.empty() ? "outpost" : cfg.topic_prefix;
   o.qos = cfg.qos;
   o.keepalive_s = cfg.keepalive_s;
+  o.protocol_version = cfg.mqtt_version == 311 ? 311 : 5;
+  o.max_inflight = cfg.max_inflight;
   return o;
 }
 
@@ -111,6 +117,9 @@ struct Publisher::Impl {
   int connack_rc = -1;
   bool lost = false;
   bool nack = false;
+  std::string lib_error;  // the last error libmosquitto logged (TLS details), for our log line
+  std::string last_logged;  // the last connection failure logged at warn level
+  Clock::time_point last_logged_at{};
 
   std::atomic<bool> connected{false};
   std::atomic<uint64_t> connects{0}, connect_failures{0}, published{0}, acked{0}, acked_records{0};
@@ -167,6 +176,53 @@ struct Publisher::Impl {
   static void OnPublish(mosquitto*, void* ud, int mid, int reason, const mosquitto_property*) {
     static_cast<Impl*>(ud)->Acked(mid, reason);
   }
+  static void OnLog(mosquitto*, void* ud, int level, const char* text) {
+    if ((level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) && text) {
+      auto* self = static_cast<Impl*>(ud);
+      if (self->lib_error.empty()) self->lib_error = text;  // the first one says the most
+    }
+  }
+
+  // A failed connection attempt: counted by reason; logged at warn when the reason changes or
+  // once a minute (the publisher retries with backoff, it would flood the log otherwise).
+  void ConnectFailed(const std::string& reason, const std::string& what) {
+    Failures(reason).Inc();
+    std::string line = "telemetry: cannot connect to " +
+                       std::string(o.tls ? "mqtts://" : "mqtt://") + o.host + ":" +
+                       std::to_string(o.port) + ": " + what;
+    if (!lib_error.empty()) line += " (" + lib_error + ")";
+    const auto now = Clock::now();
+    if (line != last_logged || now - last_logged_at > std::chrono::seconds(60)) {
+      OP_LOG_WARN("{}; retrying with backoff", line);
+      last_logged = line;
+      last_logged_at = now;
+    } else {
+      OP_LOG_DEBUG("{}", line);
+    }
+  }
+
+  // Whether a connection attempt that failed before CONNACK with `rc` failed in TLS. Socket
+  // errors (refused, unreachable: MOSQ_ERR_ERRNO) are not; with TLS on, anything else is: a
+  // certificate the broker refuses shows up after the client's side of a TLS 1.3 handshake is
+  // done, as a protocol error or a lost connection, often with nothing logged by libmosquitto.
+  // libmosquitto reports some OpenSSL failures as MOSQ_ERR_ERRNO with errno EPROTO; a broker
+  // that drops the connection during the handshake resets it (ECONNRESET).
+  bool TlsFailure(int rc, int err = 0) const {
+    if (!o.tls) return false;
+    if (rc == MOSQ_ERR_ERRNO) return err == EPROTO || err == ECONNRESET;
+    return rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_PROTOCOL || rc == MOSQ_ERR_CONN_LOST ||
+           !lib_error.empty();
+  }
+
+  // Classifies a refused CONNACK (MQTT 5 reason codes, or 3.1.1 return codes).
+  static const char* ConnackReason(int rc, int version) {
+    if (version == 5) {
+      if (rc == MQTT_RC_BAD_USERNAME_OR_PASSWORD || rc == MQTT_RC_NOT_AUTHORIZED) return "auth";
+    } else if (rc == 4 || rc == 5) {
+      return "auth";
+    }
+    return "refused";
+  }
 
   mosquitto* NewClient() {
     mosquitto* m = mosquitto_new(o.device_id.c_str(), true, this);
@@ -178,6 +234,7 @@ struct Publisher::Impl {
     mosquitto_connect_v5_callback_set(m, &OnConnect);
     mosquitto_disconnect_v5_callback_set(m, &OnDisconnect);
     mosquitto_publish_v5_callback_set(m, &OnPublish);
+    mosquitto_log_callback_set(m, &OnLog);
     if (!o.username.empty())
       mosquitto_username_pw_set(m, o.username.c_str(),
                                 o.password.empty() ? nullptr : o.password.c_str());
@@ -299,19 +356,55 @@ struct Publisher::Impl {
         connack = false;
         connack_rc = -1;
         lost = false;
+        lib_error.clear();
         int rc = mosquitto_connect(m, o.host.c_str(), o.port, o.keepalive_s);
+        const int connect_errno = errno;
         if (rc == MOSQ_ERR_SUCCESS) {
           auto until = Clock::now() + std::chrono::milliseconds(o.connect_timeout_ms);
+          int lrc = MOSQ_ERR_SUCCESS;
+          int loop_errno = 0;
           while (!connack && !lost && Clock::now() < until && !Stopping()) {
-            if (mosquitto_loop(m, 50, 1) != MOSQ_ERR_SUCCESS) break;
+            lrc = mosquitto_loop(m, 50, 1);
+            if (lrc != MOSQ_ERR_SUCCESS) {
+              loop_errno = errno;
+              break;
+            }
           }
           ok = connack && connack_rc == 0;
-          if (connack && connack_rc != 0)
-            OP_LOG_WARN("telemetry: broker refused the connection: {}",
-                        mosquitto_connack_string(connack_rc));
+          if (connack && connack_rc != 0) {
+            ConnectFailed(ConnackReason(connack_rc, o.protocol_version),
+                          std::string("the broker refused the connection: ") +
+                              (o.protocol_version == 5 ? mosquitto_reason_string(connack_rc)
+                                                       : mosquitto_connack_string(connack_rc)));
+          } else if (!ok && !Stopping()) {
+            const bool closed = connack || lost || lrc != MOSQ_ERR_SUCCESS;
+            const int why = lrc == MOSQ_ERR_SUCCESS ? MOSQ_ERR_CONN_LOST : lrc;
+            const bool tls_err = closed && TlsFailure(why, loop_errno);
+            ConnectFailed(tls_err ? "tls" : "connect",
+                          !closed ? "no CONNACK within " + std::to_string(o.connect_timeout_ms) +
+                                        " ms"
+                          : tls_err
+                              ? std::string("TLS handshake failed (is the client certificate "
+                                            "accepted by the broker?): ") +
+                                    (why == MOSQ_ERR_ERRNO ? std::strerror(loop_errno)
+                                                           : mosquitto_strerror(why))
+                              : std::string("connection closed before CONNACK: ") +
+                                    (why == MOSQ_ERR_ERRNO ? std::strerror(loop_errno)
+                                                           : mosquitto_strerror(why)));
+          }
+        } else {
+          const bool tls_err = TlsFailure(rc, connect_errno);
+          const std::string what = rc == MOSQ_ERR_ERRNO ? std::string(std::strerror(connect_errno))
+                                                        : std::string(mosquitto_strerror(rc));
+          ConnectFailed(tls_err ? "tls" : "connect",
+                        tls_err ? "TLS handshake failed (is the client certificate accepted by "
+                                  "the broker?): " + what
+                                : what);
         }
       }
       if (ok) {
+        if (!last_logged.empty()) OP_LOG_INFO("telemetry: connected to {}:{}", o.host, o.port);
+        last_logged.clear();
         attempt = 0;
         connects++;
         connected = true;

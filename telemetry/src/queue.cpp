@@ -1060,6 +1060,12 @@ Expected<uint64_t> DiskQueue::AppendBatch(Stream stream,
   return impl_->AppendBatch(stream, payloads);
 }
 
+void DiskQueue::ReportLoss(Stream stream, std::string_view reason, uint64_t count) {
+  if (count == 0) return;
+  std::vector<Gap> gaps{{stream, std::string(reason), 0, 0, count, false}};
+  impl_->EmitGaps(&gaps);
+}
+
 std::optional<Batch> DiskQueue::ReadNext(Stream stream, size_t max_records, size_t max_bytes) {
   auto& s = impl_->st[static_cast<int>(stream)];
   std::vector<Gap> gaps;

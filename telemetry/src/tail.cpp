@@ -110,10 +110,13 @@ Status Tail(const TailOptions& to, const std::function<bool(const DecodedMessage
   static std::once_flag once;
   std::call_once(once, [] { mosquitto_lib_init(); });
   TailCtx ctx;
-  ctx.topic = to.mqtt.topic_prefix + "/" + to.fleet + "/" + to.device + "/#";
+  ctx.topic =
+      !to.topic.empty() ? to.topic : to.mqtt.topic_prefix + "/" + to.fleet + "/" + to.device + "/#";
+  if (to.persistent_session && to.client_id.empty())
+    return InvalidArgument("a persistent session needs a client id");
   std::string id =
       to.client_id.empty() ? "outpost-tail-" + std::to_string(::getpid()) : to.client_id;
-  mosquitto* m = mosquitto_new(id.c_str(), true, &ctx);
+  mosquitto* m = mosquitto_new(id.c_str(), !to.persistent_session, &ctx);
   if (!m) return Internal("mosquitto_new failed");
   mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION,
                        to.mqtt.protocol_version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
@@ -143,7 +146,11 @@ Status Tail(const TailOptions& to, const std::function<bool(const DecodedMessage
     c->inbox.emplace_back(msg->topic,
                           std::string(static_cast<const char*>(msg->payload), msg->payloadlen));
   });
-  int rc = mosquitto_connect(m, to.mqtt.host.c_str(), to.mqtt.port, 30);
+  mosquitto_property* props = nullptr;
+  if (to.persistent_session && to.mqtt.protocol_version == 5)
+    mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 86400);
+  int rc = mosquitto_connect_bind_v5(m, to.mqtt.host.c_str(), to.mqtt.port, 30, nullptr, props);
+  mosquitto_property_free_all(&props);
   if (rc != MOSQ_ERR_SUCCESS) {
     mosquitto_destroy(m);
     return Unavailable("cannot connect to " + to.mqtt.host + ":" + std::to_string(to.mqtt.port) +

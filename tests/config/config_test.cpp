@@ -913,5 +913,209 @@ TEST(Examples, ManifestsHaveKServeInferenceServiceShape) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Telemetry: stream classes, MQTT version, intervals, log forwarding, input statistics (issue #5)
+
+TEST(DeviceConfigTelemetry, Defaults) {
+  const TelemetryConfig t = DefaultDeviceConfig().telemetry;
+  EXPECT_EQ(t.full_policy_metrics, "drop-oldest");
+  EXPECT_EQ(t.full_policy_events, "block");
+  EXPECT_EQ(t.full_policy_logs, "drop-oldest");
+  EXPECT_EQ(t.block_timeout_ms, 1000);
+  EXPECT_EQ(t.ttl_s_metrics, 0);
+  EXPECT_EQ(t.ttl_s_events, 0);
+  EXPECT_EQ(t.ttl_s_logs, 0);
+  EXPECT_EQ(t.mqtt_version, 5);
+  EXPECT_EQ(t.max_inflight, 16);
+  EXPECT_EQ(t.live_share_percent, 75);
+  EXPECT_EQ(t.log_level, "warn");
+  EXPECT_EQ(t.aggregate_interval_ms, 10000);
+  EXPECT_FALSE(t.input_stats.enabled);
+  EXPECT_EQ(t.input_stats.window_s, 60);
+  EXPECT_EQ(t.input_stats.histogram_bins, 10);
+  EXPECT_EQ(t.input_stats.histogram_min, 0.0);
+  EXPECT_EQ(t.input_stats.histogram_max, 1.0);
+  EXPECT_EQ(t.input_stats.max_features, 256);
+  EXPECT_EQ(t.input_stats.sample_every, 1);
+}
+
+TEST(DeviceConfigTelemetry, EveryKeyParsed) {
+  TempDir dir;
+  const fs::path p = dir.Write("etc/device.yaml", R"(
+telemetry:
+  enabled: true
+  broker_url: mqtts://broker.local:8883
+  device_id: dev-7
+  fleet: north
+  topic_prefix: acme
+  username: edge
+  password_file: secrets/mqtt.pw
+  tls:
+    ca_file: tls/ca.pem
+    cert_file: /abs/dev.pem
+    key_file: tls/dev.key
+  qos: 1
+  keepalive_s: 30
+  buffer_dir: spool
+  max_bytes:
+    metrics: 64Ki
+    events: 2Mi
+    logs: 1Gi
+  full_policy:
+    metrics: reject
+    events: drop-oldest
+    logs: block
+  block_timeout_ms: 250
+  ttl_s:
+    metrics: 3600
+    events: 0
+    logs: 86400
+  sync: never
+  metrics_interval_ms: 1000
+  aggregate_interval_ms: 500
+  mqtt_version: 3.1.1
+  max_inflight: 4
+  live_share_percent: 0
+  log_level: error
+  input_stats:
+    enabled: true
+    window_s: 5
+    histogram_bins: 20
+    histogram_min: -2.5
+    histogram_max: 7
+    max_features: 8
+    sample_every: 4
+)");
+  auto r = LoadDeviceConfig(p.string());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const TelemetryConfig& t = r->telemetry;
+  const fs::path etc = dir.path() / "etc";
+  EXPECT_TRUE(t.enabled);
+  EXPECT_EQ(t.broker_url, "mqtts://broker.local:8883");
+  EXPECT_EQ(t.device_id, "dev-7");
+  EXPECT_EQ(t.fleet, "north");
+  EXPECT_EQ(t.topic_prefix, "acme");
+  EXPECT_EQ(t.username, "edge");
+  EXPECT_EQ(t.password_file, (etc / "secrets/mqtt.pw").string());
+  EXPECT_EQ(t.tls_ca_file, (etc / "tls/ca.pem").string());
+  EXPECT_EQ(t.tls_cert_file, "/abs/dev.pem");
+  EXPECT_EQ(t.tls_key_file, (etc / "tls/dev.key").string());
+  EXPECT_EQ(t.keepalive_s, 30);
+  EXPECT_EQ(t.buffer_dir, (etc / "spool").string());
+  EXPECT_EQ(t.max_bytes_metrics, 65536u);
+  EXPECT_EQ(t.max_bytes_events, 2u << 20);
+  EXPECT_EQ(t.max_bytes_logs, 1u << 30);
+  EXPECT_EQ(t.full_policy_metrics, "reject");
+  EXPECT_EQ(t.full_policy_events, "drop-oldest");
+  EXPECT_EQ(t.full_policy_logs, "block");
+  EXPECT_EQ(t.block_timeout_ms, 250);
+  EXPECT_EQ(t.ttl_s_metrics, 3600);
+  EXPECT_EQ(t.ttl_s_events, 0);
+  EXPECT_EQ(t.ttl_s_logs, 86400);
+  EXPECT_EQ(t.sync, "never");
+  EXPECT_EQ(t.sync_interval_ms, 0);
+  EXPECT_EQ(t.metrics_interval_ms, 1000);
+  EXPECT_EQ(t.aggregate_interval_ms, 500);
+  EXPECT_EQ(t.mqtt_version, 311);
+  EXPECT_EQ(t.max_inflight, 4);
+  EXPECT_EQ(t.live_share_percent, 0);
+  EXPECT_EQ(t.log_level, "error");
+  const InputStatsConfig& s = t.input_stats;
+  EXPECT_TRUE(s.enabled);
+  EXPECT_EQ(s.window_s, 5);
+  EXPECT_EQ(s.histogram_bins, 20);
+  EXPECT_EQ(s.histogram_min, -2.5);
+  EXPECT_EQ(s.histogram_max, 7.0);
+  EXPECT_EQ(s.max_features, 8);
+  EXPECT_EQ(s.sample_every, 4);
+}
+
+TEST(DeviceConfigTelemetry, MqttVersionSpellings) {
+  for (const auto& [text, want] : std::vector<std::pair<std::string, int>>{
+           {"5", 5}, {"5.0", 5}, {"\"5\"", 5}, {"3.1.1", 311}, {"\"3.1.1\"", 311}, {"311", 311}}) {
+    auto r = ParseDeviceConfig("telemetry:\n  mqtt_version: " + text + "\n", "device.yaml");
+    ASSERT_TRUE(r.ok()) << text << ": " << r.status().ToString();
+    EXPECT_EQ(r->telemetry.mqtt_version, want) << text;
+  }
+}
+
+TEST(DeviceConfigTelemetry, ErrorsNameFileLineAndKey) {
+  EXPECT_EQ(DeviceError("telemetry:\n  broker_url: mqtt://b:1883\n  tls:\n    ca_file: ca.pem\n"),
+            "device.yaml:3: telemetry.tls: TLS files are set but broker_url is mqtt:// (plain "
+            "TCP); use mqtts://");
+  EXPECT_EQ(DeviceError("telemetry:\n  mqtt_version: 4\n"),
+            "device.yaml:2: telemetry.mqtt_version: expected 5 or 3.1.1, got \"4\"");
+  EXPECT_EQ(DeviceError("telemetry:\n  mqtt_version: [5]\n"),
+            "device.yaml:2: telemetry.mqtt_version: expected an MQTT version (5 or 3.1.1), got a "
+            "sequence");
+  EXPECT_EQ(DeviceError("telemetry:\n  max_bytes:\n    events: 4Ki\n"),
+            "device.yaml:3: telemetry.max_bytes.events: expected a byte size in "
+            "65536..1099511627776 (an integer or a quantity such as 64Mi), got \"4Ki\"");
+  EXPECT_THAT(DeviceError("telemetry:\n  full_policy:\n    events: drop-newest\n"),
+              StartsWith("device.yaml:3: telemetry.full_policy.events: expected one of "
+                         "drop-oldest, reject, block, got \"drop-newest\""));
+  EXPECT_THAT(DeviceError("telemetry:\n  full_policy:\n    gaps: reject\n"),
+              StartsWith("device.yaml:3: telemetry.full_policy.gaps: unknown key"));
+  EXPECT_EQ(DeviceError("telemetry:\n  block_timeout_ms: -1\n"),
+            "device.yaml:2: telemetry.block_timeout_ms: expected an integer in 0..60000, got "
+            "\"-1\"");
+  EXPECT_EQ(DeviceError("telemetry:\n  ttl_s:\n    logs: 1h\n"),
+            "device.yaml:3: telemetry.ttl_s.logs: expected an integer in 0..316224000, got "
+            "\"1h\"");
+  EXPECT_EQ(DeviceError("telemetry:\n  max_inflight: 0\n"),
+            "device.yaml:2: telemetry.max_inflight: expected an integer in 1..1000, got \"0\"");
+  EXPECT_EQ(DeviceError("telemetry:\n  live_share_percent: 101\n"),
+            "device.yaml:2: telemetry.live_share_percent: expected an integer in 0..100, got "
+            "\"101\"");
+  EXPECT_THAT(DeviceError("telemetry:\n  log_level: warning\n"),
+              StartsWith("device.yaml:2: telemetry.log_level: expected one of trace, debug, info, "
+                         "warn, error, critical, off, got \"warning\""));
+  EXPECT_EQ(DeviceError("telemetry:\n  aggregate_interval_ms: 5\n"),
+            "device.yaml:2: telemetry.aggregate_interval_ms: expected an integer in "
+            "100..86400000, got \"5\"");
+  EXPECT_EQ(DeviceError("telemetry:\n  input_stats:\n    window: 5\n"),
+            "device.yaml:3: telemetry.input_stats.window: unknown key (did you mean "
+            "\"window_s\"?)");
+  EXPECT_EQ(DeviceError("telemetry:\n  input_stats:\n    histogram_bins: 0\n"),
+            "device.yaml:3: telemetry.input_stats.histogram_bins: expected an integer in "
+            "1..1000, got \"0\"");
+  EXPECT_EQ(DeviceError("telemetry:\n  input_stats:\n    histogram_min: low\n"),
+            "device.yaml:3: telemetry.input_stats.histogram_min: expected a number, got \"low\"");
+  EXPECT_EQ(
+      DeviceError("telemetry:\n  input_stats:\n    histogram_min: 2\n    histogram_max: 1\n"),
+      "device.yaml:4: telemetry.input_stats.histogram_max: histogram_min must be less than "
+      "histogram_max");
+  EXPECT_EQ(DeviceError("telemetry:\n  input_stats:\n    histogram_min: 3\n"),
+            "device.yaml:3: telemetry.input_stats.histogram_min: histogram_min must be less "
+            "than histogram_max");
+  EXPECT_EQ(DeviceError("telemetry:\n  input_stats:\n    sample_every: 0\n"),
+            "device.yaml:3: telemetry.input_stats.sample_every: expected an integer in "
+            "1..1000000, got \"0\"");
+  EXPECT_EQ(DeviceError("telemetry:\n  input_stats:\n    histogram_max: .inf\n"),
+            "device.yaml:3: telemetry.input_stats.histogram_max: expected a number, got "
+            "\".inf\"");
+  // The file name is part of every message when loading from disk.
+  TempDir dir;
+  const fs::path p =
+      dir.Write("d.yaml", "log:\n  level: info\ntelemetry:\n  ttl_s:\n    events: -5\n");
+  auto r = LoadDeviceConfig(p.string());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), p.string() + ":5: telemetry.ttl_s.events: expected an integer "
+                                                "in 0..316224000, got \"-5\"");
+}
+
+TEST(Examples, DeviceYamlTelemetryKeys) {
+  auto r = LoadDeviceConfig((SourceDir() / "config" / "examples" / "device.yaml").string());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const TelemetryConfig& t = r->telemetry;
+  EXPECT_EQ(t.full_policy_events, "block");
+  EXPECT_EQ(t.ttl_s_metrics, 7 * 86400);
+  EXPECT_EQ(t.mqtt_version, 5);
+  EXPECT_EQ(t.log_level, "warn");
+  EXPECT_EQ(t.aggregate_interval_ms, 10000);
+  EXPECT_FALSE(t.input_stats.enabled);
+  EXPECT_EQ(t.input_stats.histogram_bins, 10);
+}
+
 }  // namespace
 }  // namespace outpost::config

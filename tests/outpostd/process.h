@@ -30,6 +30,8 @@
 #include <utility>
 #include <vector>
 
+#include "free_port.h"
+
 extern char** environ;
 
 namespace outpost::testing {
@@ -76,22 +78,8 @@ inline std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it back, close).
-inline uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  uint16_t port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
+// A TCP port on 127.0.0.1 that was free a moment ago (tests/free_port.h).
+inline uint16_t FreePort() { return FreeLoopbackPort(); }
 
 // Finds an executable on $PATH (or an absolute path); "" when there is none.
 inline std::string FindExecutable(const std::string& name) {

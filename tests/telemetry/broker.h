@@ -1,6 +1,6 @@
-// Test fixtures for the MQTT tests: a private mosquitto on 127.0.0.1 (ephemeral port, config in a
-// temp dir, persistence off), a TCP proxy in front of it that can cut the uplink or stall the
-// broker's replies, and a collecting subscriber.
+// Test fixtures for the MQTT tests: a private mosquitto on 127.0.0.1 (ephemeral ports, config in a
+// temp dir; optionally TLS, a password file, persistence), a TCP proxy in front of it that can cut
+// the uplink or stall the broker's replies, and a collecting subscriber.
 #pragma once
 
 #include <arpa/inet.h>
@@ -26,22 +26,13 @@
 #include <thread>
 #include <vector>
 
+#include "free_port.h"
+#include "outpost/telemetry/publisher.h"
 #include "test_util.h"
 
 namespace outpost::telemetry::testing {
 
-inline int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+inline int FreePort() { return outpost::testing::FreeLoopbackPort(); }
 
 inline bool CanConnect(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -54,47 +45,69 @@ inline bool CanConnect(int port) {
   return ok;
 }
 
+// Publisher options for the tests: fast reconnects, a small window and small batches.
+inline MqttOptions Mqtt(int port, const std::string& device, int protocol = 5) {
+  MqttOptions o;
+  o.host = "127.0.0.1";
+  o.port = port;
+  o.device_id = device;
+  o.fleet = "test";
+  o.protocol_version = protocol;
+  o.max_inflight = 8;
+  o.batch_max_records = 50;
+  o.backoff_initial_ms = 50;
+  o.backoff_max_ms = 400;
+  o.keepalive_s = 5;
+  return o;
+}
+
+inline bool AllAcked(DiskQueue& q) {
+  for (int s = 0; s < kNumStreams; ++s) {
+    auto st = q.Stats(static_cast<Stream>(s));
+    if (st.acked_seq + 1 < st.next_seq) return false;
+  }
+  return true;
+}
+
 inline int64_t MonoMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
+// What the private broker runs with (the defaults: plain TCP, anonymous, no persistence).
+struct BrokerOptions {
+  // Settings of the main listener on port(): TLS files, require_certificate, ...
+  std::vector<std::string> listener_lines;
+  bool allow_anonymous = true;  // on the main listener
+  std::string password_file;    // on the main listener (made with mosquitto_passwd)
+  bool persistence = false;     // saved in the broker's dir on SIGTERM, read back on start
+  // A second listener on plain_port(): plain TCP, anonymous (for the test's own subscribers
+  // when the main one needs TLS and credentials).
+  bool plain_listener = false;
+};
+
 class Broker {
  public:
+  Broker() = default;
+  explicit Broker(BrokerOptions o) : opts_(std::move(o)) {}
   ~Broker() { Stop(); }
-  // Starts mosquitto on a free port (retrying on a collision). Returns false when it cannot.
+  // Starts mosquitto on free ports (retrying on a collision). Returns false when it cannot.
   bool Start() {
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = FreePort();
-      std::string conf = dir_.path() + "/mosquitto.conf";
-      // mosquitto started as root drops to the mosquitto user: let it write its log here.
-      std::filesystem::permissions(dir_.path(), std::filesystem::perms::all);
-      {
-        std::ofstream f(conf);
-        f << "listener " << port_ << " 127.0.0.1\n"
-          << "allow_anonymous true\n"
-          << "persistence false\n"
-          << "max_inflight_messages 0\n"
-          << "max_queued_messages 100000\n"
-          << "log_dest file " << dir_.path() << "/mosquitto.log\n";
-      }
-      pid_ = ::fork();
-      if (pid_ == 0) {
-        ::execl(OUTPOST_MOSQUITTO_BIN, "mosquitto", "-c", conf.c_str(),
-                static_cast<char*>(nullptr));
-        ::_exit(127);
-      }
-      for (int i = 0; i < 100; ++i) {
-        if (CanConnect(port_)) return true;
-        int st;
-        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-          pid_ = -1;
-          break;  // exited: port taken? try another
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      Stop();
+      plain_port_ = opts_.plain_listener ? FreePort() : 0;
+      if (Launch()) return true;
+    }
+    return false;
+  }
+  // Stops the process (SIGTERM: it saves its persistence file) and starts a new one on the
+  // same ports with the same config.
+  bool Restart() {
+    Stop();
+    for (int attempt = 0; attempt < 50; ++attempt) {  // the port may linger for a moment
+      if (Launch()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return false;
   }
@@ -107,12 +120,64 @@ class Broker {
       pid_ = -1;
     }
   }
+  bool running() const { return pid_ > 0; }
   int port() const { return port_; }
+  int plain_port() const { return plain_port_; }
+  const std::string& dir() const { return dir_.path(); }
+  std::string Log() const {
+    std::ifstream f(dir_.path() + "/mosquitto.log");
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
 
  private:
+  bool Launch() {
+    std::string conf = dir_.path() + "/mosquitto.conf";
+    // mosquitto started as root drops to the mosquitto user: let it write its log here.
+    std::filesystem::permissions(dir_.path(), std::filesystem::perms::all);
+    {
+      std::ofstream f(conf);
+      f << "per_listener_settings true\n";
+      if (opts_.persistence) {
+        f << "persistence true\n"
+          << "persistence_location " << dir_.path() << "/\n"
+          << "autosave_interval 0\n";  // saved on exit only
+      } else {
+        f << "persistence false\n";
+      }
+      f << "max_inflight_messages 0\n"
+        << "max_queued_messages 100000\n"
+        << "log_dest file " << dir_.path() << "/mosquitto.log\n"
+        << "listener " << port_ << " 127.0.0.1\n"
+        << "allow_anonymous " << (opts_.allow_anonymous ? "true" : "false") << "\n";
+      if (!opts_.password_file.empty()) f << "password_file " << opts_.password_file << "\n";
+      for (const auto& l : opts_.listener_lines) f << l << "\n";
+      if (opts_.plain_listener)
+        f << "listener " << plain_port_ << " 127.0.0.1\n"
+          << "allow_anonymous true\n";
+    }
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execl(OUTPOST_MOSQUITTO_BIN, "mosquitto", "-c", conf.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 100; ++i) {
+      if (CanConnect(port_) && (!opts_.plain_listener || CanConnect(plain_port_))) return true;
+      int st;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;  // exited: port taken?
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    Stop();
+    return false;
+  }
+
+  BrokerOptions opts_;
   TempDir dir_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int plain_port_ = 0;
 };
 
 // Forwards 127.0.0.1:port() to the broker. SetDown(true) closes the listener and every
@@ -204,7 +269,9 @@ class Proxy {
         }
       }
       std::vector<size_t> dead;
-      for (size_t i = 0; i < pairs_.size(); ++i) {
+      // Only the pairs that were polled: one accepted just now has no entry in `fds` yet.
+      const size_t polled = (fds.size() - 1) / 2;
+      for (size_t i = 0; i < polled; ++i) {
         auto& c = fds[1 + 2 * i];
         auto& b = fds[2 + 2 * i];
         bool ok = true;
@@ -236,13 +303,20 @@ class Collector {
     std::string topic;
     std::string payload;
   };
-  explicit Collector(int port) {
+  // persistent_id: a fixed client id with a persistent session (clean session off, MQTT 3.1.1):
+  // what is published while the collector is disconnected (a broker restart) is kept for it.
+  explicit Collector(int port, const std::string& persistent_id = "") {
     mosquitto_lib_init();
     m_ = mosquitto_new(
-        ("collector-" + std::to_string(::getpid()) + "-" + std::to_string(MonoMs())).c_str(), true,
-        this);
-    mosquitto_connect_callback_set(m_, [](mosquitto* m, void*, int rc) {
-      if (rc == 0) mosquitto_subscribe(m, nullptr, "outpost/#", 1);
+        persistent_id.empty()
+            ? ("collector-" + std::to_string(::getpid()) + "-" + std::to_string(MonoMs())).c_str()
+            : persistent_id.c_str(),
+        persistent_id.empty(), this);
+    mosquitto_reconnect_delay_set(m_, 1, 1, false);  // retry every second after a restart
+    mosquitto_connect_callback_set(m_, [](mosquitto* m, void* ud, int rc) {
+      if (rc != 0) return;
+      ++static_cast<Collector*>(ud)->connects_;
+      mosquitto_subscribe(m, nullptr, "outpost/#", 1);
     });
     mosquitto_subscribe_callback_set(m_, [](mosquitto*, void* ud, int, int, const int*) {
       static_cast<Collector*>(ud)->subscribed_ = true;
@@ -264,6 +338,7 @@ class Collector {
     mosquitto_destroy(m_);
   }
   bool subscribed() const { return subscribed_; }
+  int connects() const { return connects_; }
   std::vector<Msg> messages() {
     std::lock_guard<std::mutex> lk(mu_);
     return msgs_;
@@ -273,6 +348,7 @@ class Collector {
     std::vector<uint64_t> arrival;  // seqs in arrival order (with duplicates)
     std::map<uint64_t, nlohmann::json> data;
     uint64_t duplicates = 0;
+    uint64_t conflicting_duplicates = 0;  // a repeated seq whose data differs from the first
     std::vector<nlohmann::json> batches;
   };
   StreamView Stream(const std::string& device, const std::string& stream) {
@@ -288,7 +364,11 @@ class Collector {
       for (auto& r : j["records"]) {
         uint64_t s = r["seq"];
         v.arrival.push_back(s);
-        if (!v.data.emplace(s, r["data"]).second) ++v.duplicates;
+        auto [it, fresh] = v.data.emplace(s, r["data"]);
+        if (!fresh) {
+          ++v.duplicates;
+          if (it->second != r["data"]) ++v.conflicting_duplicates;
+        }
       }
     }
     return v;
@@ -307,8 +387,36 @@ class Collector {
  private:
   mosquitto* m_;
   std::atomic<bool> subscribed_{false};
+  std::atomic<int> connects_{0};
   std::mutex mu_;
   std::vector<Msg> msgs_;
 };
+
+// Every seq 1..n arrived; in order (a repeat of a seq already seen is skipped: it can only be a
+// duplicate, detectable by its seq); repeats carry the same data; batches are well formed.
+inline void ExpectCompleteInOrder(const Collector::StreamView& v, uint64_t n,
+                                  const std::string& device, const std::string& stream) {
+  EXPECT_EQ(v.data.size(), n) << stream;
+  if (!v.data.empty()) {
+    EXPECT_EQ(v.data.begin()->first, 1u) << stream;
+    EXPECT_EQ(v.data.rbegin()->first, n) << stream;
+  }
+  uint64_t expect = 1;
+  uint64_t out_of_order = 0;
+  std::set<uint64_t> seen;
+  for (uint64_t s : v.arrival) {
+    if (!seen.insert(s).second) continue;
+    out_of_order += s != expect;
+    expect = s + 1;
+  }
+  EXPECT_EQ(out_of_order, 0u) << stream << ": records that arrived out of sequence order";
+  EXPECT_EQ(v.conflicting_duplicates, 0u) << stream;
+  for (auto& b : v.batches) {
+    EXPECT_EQ(b["key"],
+              device + "/" + stream + "/" + std::to_string(b["first_seq"].get<uint64_t>()));
+    EXPECT_EQ(b["records"].front()["seq"], b["first_seq"]);
+    EXPECT_EQ(b["records"].back()["seq"], b["last_seq"]);
+  }
+}
 
 }  // namespace outpost::telemetry::testing

@@ -19,32 +19,11 @@ namespace fs = std::filesystem;
 using testing::Broker;
 using testing::Collector;
 using testing::Proxy;
+using testing::AllAcked;
+using testing::Mqtt;
 using testing::TempDir;
 
-MqttOptions Mqtt(int port, const std::string& device, int protocol = 5) {
-  MqttOptions o;
-  o.host = "127.0.0.1";
-  o.port = port;
-  o.device_id = device;
-  o.fleet = "test";
-  o.protocol_version = protocol;
-  o.max_inflight = 8;
-  o.batch_max_records = 50;
-  o.backoff_initial_ms = 50;
-  o.backoff_max_ms = 400;
-  o.keepalive_s = 5;
-  return o;
-}
-
 std::string Event(uint64_t i) { return nlohmann::json{{"type", "test"}, {"i", i}}.dump(); }
-
-bool AllAcked(DiskQueue& q) {
-  for (int s = 0; s < kNumStreams; ++s) {
-    auto st = q.Stats(static_cast<Stream>(s));
-    if (st.acked_seq + 1 < st.next_seq) return false;
-  }
-  return true;
-}
 
 class MqttTest : public ::testing::Test {
  protected:
@@ -99,20 +78,7 @@ void DownThenUp(MqttTest* t, Collector& col, int broker_port, int protocol) {
   auto v = col.Stream(device, "events");
   ASSERT_EQ(v.data.size(), kN);
   for (uint64_t i = 1; i <= kN; ++i) EXPECT_EQ(v.data[i]["i"], i) << i;
-  // In order: ignoring repeats of seqs already seen, arrival is 1, 2, 3, ...
-  uint64_t expect = 1;
-  std::set<uint64_t> seen;
-  for (uint64_t s : v.arrival) {
-    if (!seen.insert(s).second) continue;
-    EXPECT_EQ(s, expect);
-    expect = s + 1;
-  }
-  // Batches carry their range and an idempotency key.
-  for (auto& b : v.batches) {
-    EXPECT_EQ(b["key"], device + "/events/" + std::to_string(b["first_seq"].get<uint64_t>()));
-    EXPECT_EQ(b["records"].front()["seq"], b["first_seq"]);
-    EXPECT_EQ(b["records"].back()["seq"], b["last_seq"]);
-  }
+  testing::ExpectCompleteInOrder(v, kN, device, "events");
   pub.Stop();
   (void)t;
 }

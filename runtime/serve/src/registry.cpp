@@ -64,6 +64,38 @@ Status CompareGolden(const Tensor& got, const Tensor& want, const std::string& w
 
 }  // namespace
 
+const char* ModelEventName(ModelEvent e) {
+  switch (e) {
+    case ModelEvent::kLoaded:
+      return "model_loaded";
+    case ModelEvent::kReloaded:
+      return "model_reloaded";
+    case ModelEvent::kLoadFailed:
+      return "model_load_failed";
+    case ModelEvent::kUnloaded:
+      return "model_unloaded";
+  }
+  return "model_event";
+}
+
+const char* RefusalName(Refusal r) {
+  switch (r) {
+    case Refusal::kQueueFull:
+      return "queue_full";
+    case Refusal::kDeadline:
+      return "deadline";
+    case Refusal::kDraining:
+      return "draining";
+  }
+  return "refused";
+}
+
+void ModelRegistry::Tell(ModelEvent e, const std::string& model, const std::string& version,
+                         const std::string& detail, double load_seconds) const {
+  if (opts_.observer != nullptr)
+    opts_.observer->OnModelEvent({e, model, version, detail, load_seconds});
+}
+
 std::string Fingerprint(const config::ModelManifest& m) {
   std::ostringstream f;
   f << FileIdentity(m.source) << "|" << FileIdentity(m.model_path) << "|" << m.version << "|"
@@ -150,8 +182,11 @@ void ModelRegistry::Retire(std::shared_ptr<ModelRunner> old) {
 
 Status ModelRegistry::Load(const config::ModelManifest& manifest) {
   std::lock_guard<std::mutex> load_lock(load_mu_);
+  const auto t0 = std::chrono::steady_clock::now();
   auto built = Build(manifest);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::shared_ptr<ModelRunner> old;
+  bool failed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Entry& e = models_[manifest.name];
@@ -162,16 +197,23 @@ Status ModelRegistry::Load(const config::ModelManifest& manifest) {
       OP_LOG_ERROR("loading model '{}' failed{}: {}", manifest.name,
                    e.runner ? " (the previous version keeps serving)" : "",
                    built.status().ToString());
-      return built.status();
+      failed = true;
+    } else {
+      old = std::move(e.runner);
+      e.runner = std::move(built).value();
+      e.manifest = manifest;
+      e.fingerprint = Fingerprint(manifest);
+      e.error.clear();
+      e.unloaded = false;
     }
-    old = std::move(e.runner);
-    e.runner = std::move(built).value();
-    e.manifest = manifest;
-    e.fingerprint = Fingerprint(manifest);
-    e.error.clear();
-    e.unloaded = false;
+  }
+  if (failed) {
+    Tell(ModelEvent::kLoadFailed, manifest.name, manifest.version, built.status().message(), secs);
+    return built.status();
   }
   LoadCounter(manifest.name, old ? "reloaded" : "loaded").Inc();
+  Tell(old ? ModelEvent::kReloaded : ModelEvent::kLoaded, manifest.name, manifest.version,
+       manifest.model_path, secs);
   Retire(std::move(old));
   return Status::Ok();
 }
@@ -188,6 +230,7 @@ Status ModelRegistry::Unload(const std::string& name) {
     it->second.error = "unloaded";
   }
   OP_LOG_INFO("model '{}' unloaded", name);
+  Tell(ModelEvent::kUnloaded, name, old->version(), "unloaded");
   Retire(std::move(old));
   return Status::Ok();
 }
@@ -238,6 +281,7 @@ std::vector<Status> ModelRegistry::Reconcile(const std::vector<config::ModelMani
       models_.erase(it);
     }
     OP_LOG_INFO("model '{}' removed (its manifest is gone)", name);
+    Tell(ModelEvent::kUnloaded, name, old ? old->version() : "", "manifest removed");
     Retire(std::move(old));
   }
   return errors;

@@ -86,6 +86,20 @@ ModelMetrics* MetricsFor(const std::string& model, const std::string& version) {
   return slot.get();
 }
 
+// Tells the observer about a request refused before it ran (overload, deadline, draining).
+void Refused(ServiceObserver& o, const ModelRunner& r, Code code) {
+  switch (code) {
+    case Code::kResourceExhausted:
+      return o.OnRefused(r.name(), r.version(), Refusal::kQueueFull);
+    case Code::kDeadlineExceeded:
+      return o.OnRefused(r.name(), r.version(), Refusal::kDeadline);
+    case Code::kUnavailable:
+      return o.OnRefused(r.name(), r.version(), Refusal::kDraining);
+    default:
+      return;  // bad requests are not refusals
+  }
+}
+
 Counter& UnroutedCounter(const char* reason) {
   return MetricsRegistry::Global().GetCounter(
       "outpost_http_unrouted_total", "Requests answered without reaching a model, by reason",
@@ -290,6 +304,7 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
   ModelMetrics* mm = MetricsFor(runner->name(), runner->version());
   auto fail = [&](const Status& s) {
     mm->requests[OutcomeOf(s.code())]->Inc();
+    if (opts_.observer) Refused(*opts_.observer, *runner, s.code());
     resp->Send(ErrorFor(s, runner->RetryAfterSeconds()));
   };
   if (draining_.load()) return fail(Unavailable("server is shutting down"));
@@ -365,6 +380,7 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
   call.cancelled = std::make_shared<std::atomic<bool>>(false);
   resp->OnDisconnect([flag = call.cancelled] { flag->store(true); });
 
+  if (opts_.observer) opts_.observer->OnInputs(runner->name(), runner->version(), call.inputs);
   in_flight_.fetch_add(1);
   call.done = Completion(&in_flight_, resp, request, runner, mm, t0);
   Status s = runner->Submit(std::move(call));
@@ -379,8 +395,10 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
       if (!s.ok()) {
         in_flight_.fetch_sub(1);
         now_mm->requests[OutcomeOf(s.code())]->Inc();
+        if (opts_.observer) Refused(*opts_.observer, *now, s.code());
         return (void)resp->Send(ErrorFor(s, now->RetryAfterSeconds()));
       }
+      if (opts_.observer) opts_.observer->OnServedLocally(now->name(), now->version());
       return;
     }
   }
@@ -388,6 +406,7 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
     in_flight_.fetch_sub(1);
     return fail(s);
   }
+  if (opts_.observer) opts_.observer->OnServedLocally(runner->name(), runner->version());
 }
 
 void InferenceService::Repository(const Request& req, std::string_view rest, Responder& resp) {

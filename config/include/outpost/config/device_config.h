@@ -58,6 +58,17 @@ struct LogConfig {
   std::string format = "text";  // text | json
 };
 
+// `telemetry.input_stats:` per-model input statistics for drift monitoring.
+struct InputStatsConfig {
+  bool enabled = false;
+  int window_s = 60;  // statistics cover this window and are sent at its end
+  int histogram_bins = 10;
+  double histogram_min = 0.0;  // fixed bins over [min, max); values outside are counted apart
+  double histogram_max = 1.0;
+  int max_features = 256;  // features (last-dim elements) tracked per input; the rest ignored
+  int sample_every = 1;    // look at one request in N (per model); 1 = every request
+};
+
 // `telemetry:` parsed and validated here, consumed by telemetry/.
 struct TelemetryConfig {
   bool enabled = false;
@@ -76,9 +87,25 @@ struct TelemetryConfig {
   uint64_t max_bytes_metrics = 16ull << 20;  // `max_bytes.metrics`: on-disk cap per class
   uint64_t max_bytes_events = 16ull << 20;
   uint64_t max_bytes_logs = 32ull << 20;
+  // `full_policy.<class>`: what an append does when the class is at max_bytes:
+  // "drop-oldest" | "reject" | "block" (waits up to block_timeout_ms for the publisher).
+  std::string full_policy_metrics = "drop-oldest";
+  std::string full_policy_events = "block";
+  std::string full_policy_logs = "drop-oldest";
+  int block_timeout_ms = 1000;
+  // `ttl_s.<class>`: records older than this are not sent (counted as expired); 0 = no TTL.
+  int64_t ttl_s_metrics = 0;
+  int64_t ttl_s_events = 0;
+  int64_t ttl_s_logs = 0;
   std::string sync = "every-batch";  // "every-batch" | "interval=<N>ms" | "never"
   int sync_interval_ms = 0;          // parsed from "interval=<N>ms"; 0 otherwise
   int metrics_interval_ms = 10000;
+  int aggregate_interval_ms = 10000;  // per-interval event aggregates (overload, routing)
+  int mqtt_version = 5;               // `mqtt_version`: 5 or 311 (written "3.1.1")
+  int max_inflight = 16;              // MQTT batches published and not yet acknowledged
+  int live_share_percent = 75;        // share of live batches while a backlog drains; 0 = strict
+  std::string log_level = "warn";     // log records at or above this go upstream; "off" = none
+  InputStatsConfig input_stats;
 };
 
 // `ota:` parsed and validated here, consumed by ota/.

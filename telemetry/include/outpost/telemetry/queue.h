@@ -107,6 +107,11 @@ class DiskQueue {
   // first seq. Concurrent Append calls of one stream are also committed together (group commit).
   Expected<uint64_t> AppendBatch(Stream stream, const std::vector<std::string_view>& payloads);
 
+  // A loss that happened before the records reached the queue (an in-memory buffer in front of
+  // it was full): counted in outpost_telemetry_records_dropped_total{stream,reason} and queued
+  // as a gap marker without a seq range.
+  void ReportLoss(Stream stream, std::string_view reason, uint64_t count);
+
   // ---- Consumer side: one consumer thread. ----
   // The next batch of `stream` to send, or nullopt when there is nothing. A batch whose records
   // are all expired comes back with empty `records`; Ack it like any other.

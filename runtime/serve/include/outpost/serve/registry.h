@@ -16,6 +16,7 @@
 #include "outpost/core/status.h"
 #include "outpost/engine/session.h"
 #include "outpost/serve/model_runner.h"
+#include "outpost/serve/observer.h"
 
 namespace outpost::serve {
 
@@ -23,6 +24,9 @@ struct RegistryOptions {
   int default_threads = 0;  // per-model intra-op threads when the manifest says 0 (0: all cores)
   kernels::BackendOptions backend_options;  // OpenCL platform/device, kernel cache
   std::chrono::milliseconds drain_timeout{30000};  // for versions being replaced or unloaded
+  // Told about loads, reloads, failed loads and unloads; null: nobody. Not owned; must outlive
+  // the registry.
+  ServiceObserver* observer = nullptr;
 };
 
 // What the model repository extension reports per model.
@@ -72,6 +76,8 @@ class ModelRegistry {
   };
   Expected<std::shared_ptr<ModelRunner>> Build(const config::ModelManifest& m);
   void Retire(std::shared_ptr<ModelRunner> old);
+  void Tell(ModelEvent e, const std::string& model, const std::string& version,
+            const std::string& detail, double load_seconds = 0) const;
 
   const RegistryOptions opts_;
   mutable std::mutex mu_;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "outpost/serve/http/server.h"
+#include "outpost/serve/observer.h"
 #include "outpost/serve/registry.h"
 #include "outpost/serve/v2/v2.h"
 
@@ -21,6 +22,9 @@ struct ServiceOptions {
   // Model repository extension: load/unload by name resolve a manifest through this (the
   // daemon looks in its manifest directory); null disables load (unload still works).
   std::function<Expected<config::ModelManifest>(const std::string& name)> find_manifest;
+  // Told about refused requests and (for drift statistics) accepted inputs; null: nobody. Not
+  // owned; must outlive the service.
+  ServiceObserver* observer = nullptr;
 };
 
 class InferenceService {
