@@ -42,5 +42,6 @@ int CmdRun(int argc, char** argv);
 int CmdInspect(int argc, char** argv);
 int CmdBench(int argc, char** argv);
 int CmdConformance(int argc, char** argv);
+int CmdImage(int argc, char** argv);  // outpost image build|bundle|verify
 
 }  // namespace outpost::cli

@@ -1,4 +1,4 @@
-// outpost: the command-line tool. Thin: parses arguments and calls the engine.
+// outpost: the command-line tool. Thin: parses arguments and calls the engine or image/.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -15,6 +15,7 @@ const char* kUsage =
     "  inspect MODEL                     inputs, outputs, ops, shapes, placement, planned memory\n"
     "  bench MODEL                       load time, first run, latency percentiles, peak memory\n"
     "  conformance SUITE_DIR             run the ONNX node test suite and write a JSON report\n"
+    "  image build|bundle|verify         signed OSTree images and model bundles, USB bundles\n"
     "\n"
     "'outpost <command> --help' describes each command.\n";
 }  // namespace
@@ -31,5 +32,6 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return outpost::cli::CmdInspect(argc, argv);
   if (cmd == "bench") return outpost::cli::CmdBench(argc, argv);
   if (cmd == "conformance") return outpost::cli::CmdConformance(argc, argv);
+  if (cmd == "image") return outpost::cli::CmdImage(argc, argv);
   return outpost::cli::Usage(kUsage, "unknown command '" + cmd + "'");
 }
