@@ -53,14 +53,14 @@ Expected<OstreeRepo*> OpenRepo(const std::string& path) {
   return repo;
 }
 
-Expected<OstreeRepo*> OpenOrCreateRepo(const std::string& path) {
+Expected<OstreeRepo*> OpenOrCreateRepo(const std::string& path, OstreeRepoMode mode) {
   std::error_code ec;
   if (fs::exists(fs::path(path) / "config", ec)) return OpenRepo(path);
   fs::create_directories(path, ec);
   if (ec) return IoError("cannot create '" + path + "': " + ec.message());
   g_autoptr(GError) err = nullptr;
   OstreeRepo* repo =
-      ostree_repo_create_at(AT_FDCWD, path.c_str(), OSTREE_REPO_MODE_ARCHIVE, nullptr, nullptr, &err);
+      ostree_repo_create_at(AT_FDCWD, path.c_str(), mode, nullptr, nullptr, &err);
   if (!repo) return FromGError(err, "creating repository '" + path + "'");
   return repo;
 }

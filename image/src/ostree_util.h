@@ -25,8 +25,9 @@ Expected<Digest> Sha256Stream(GInputStream* in, const std::string& what);
 
 // Opens an existing repo (kNotFound when `path` is not one).
 Expected<OstreeRepo*> OpenRepo(const std::string& path);
-// Opens `path`, or creates an archive-mode repo there (with its parent directories).
-Expected<OstreeRepo*> OpenOrCreateRepo(const std::string& path);
+// Opens `path`, or creates a repo in `mode` there (with its parent directories).
+Expected<OstreeRepo*> OpenOrCreateRepo(const std::string& path,
+                                       OstreeRepoMode mode = OSTREE_REPO_MODE_ARCHIVE);
 
 // A directory under $TMPDIR (or /tmp) removed with its contents on destruction.
 class TempDir {

@@ -1,4 +1,6 @@
 // outpost image verify: offline checks of a repo or a USB bundle against trusted keys.
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -345,7 +347,12 @@ Status VerifyDeltaFile(const std::string& bundle, const BundleDelta& d, GFile* k
                    " (" + std::to_string(d.bytes) + " bytes)");
   OP_ASSIGN_OR_RETURN(TempDir scratch, TempDir::Make("outpost-verify"));
   std::string scratch_repo = scratch.path() + "/repo";
-  OP_ASSIGN_OR_RETURN(OstreeRepo * raw, OpenOrCreateRepo(scratch_repo));
+  // A bare repo, as on a device: libostree 2022.7 applies a delta that reads its base objects
+  // (bsdiff, splices) only into bare modes and aborts the process on an archive repo.
+  // bare-user (non-root) keeps ownership in user xattrs, which the temporary directory needs.
+  OP_ASSIGN_OR_RETURN(OstreeRepo * raw,
+                      OpenOrCreateRepo(scratch_repo, geteuid() == 0 ? OSTREE_REPO_MODE_BARE
+                                                                    : OSTREE_REPO_MODE_BARE_USER));
   g_autoptr(OstreeRepo) repo = raw;
   g_autoptr(GError) err = nullptr;
   if (!d.from.empty()) {
