@@ -48,8 +48,63 @@ Expected<std::string> Dearmor(const std::string& text, const std::string& path) 
   return std::string(reinterpret_cast<const char*>(raw), len);
 }
 
-// Writes the trusted keys into one keyring directory as libostree reads it (*.gpg files).
-Status MakeKeyringDir(const std::vector<std::string>& keys, const std::string& dir) {
+// The V4 fingerprints of the primary keys and subkeys in binary OpenPGP data (RFC 4880 12.2:
+// SHA-1 over 0x99, the two-byte length and the public key packet body).
+Expected<std::vector<std::string>> Fingerprints(const std::string& raw, const std::string& path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  auto bad = [&](const std::string& m) { return InvalidArgument("trusted key '" + path + "': " + m); };
+  while (i < raw.size()) {
+    auto b = static_cast<uint8_t>(raw[i++]);
+    if (!(b & 0x80)) return bad("not OpenPGP data");
+    int tag;
+    size_t len = 0;
+    auto byte = [&](size_t k) { return static_cast<size_t>(static_cast<uint8_t>(raw[k])); };
+    if (b & 0x40) {  // new format
+      tag = b & 0x3f;
+      if (i >= raw.size()) return bad("truncated packet");
+      size_t o1 = byte(i++);
+      if (o1 < 192) {
+        len = o1;
+      } else if (o1 < 224) {
+        if (i >= raw.size()) return bad("truncated packet");
+        len = ((o1 - 192) << 8) + byte(i++) + 192;
+      } else if (o1 == 255) {
+        if (i + 4 > raw.size()) return bad("truncated packet");
+        len = (byte(i) << 24) | (byte(i + 1) << 16) | (byte(i + 2) << 8) | byte(i + 3);
+        i += 4;
+      } else {
+        return bad("partial-length packet in a key");
+      }
+    } else {  // old format
+      tag = (b >> 2) & 0x0f;
+      int lt = b & 3;
+      if (lt == 3) return bad("indeterminate-length packet in a key");
+      size_t n = lt == 0 ? 1 : lt == 1 ? 2 : 4;
+      if (i + n > raw.size()) return bad("truncated packet");
+      for (size_t k = 0; k < n; ++k) len = (len << 8) | byte(i + k);
+      i += n;
+    }
+    if (len > raw.size() - i) return bad("truncated packet");
+    if ((tag == 6 || tag == 14) && len > 0 && raw[i] == 4 && len <= 0xffff) {
+      g_autoptr(GChecksum) ck = g_checksum_new(G_CHECKSUM_SHA1);
+      const guint8 head[3] = {0x99, static_cast<guint8>(len >> 8), static_cast<guint8>(len & 0xff)};
+      g_checksum_update(ck, head, 3);
+      g_checksum_update(ck, reinterpret_cast<const guint8*>(raw.data() + i), len);
+      std::string fp = g_checksum_get_string(ck);
+      for (char& c : fp) c = static_cast<char>(toupper(c));
+      out.push_back(fp);
+    }
+    i += len;
+  }
+  if (out.empty()) return bad("no OpenPGP version 4 public key in it");
+  return out;
+}
+
+// Writes the trusted keys into one keyring directory as libostree reads it (*.gpg files) and
+// collects their fingerprints.
+Status MakeKeyringDir(const std::vector<std::string>& keys, const std::string& dir,
+                      std::set<std::string>* fingerprints) {
   std::vector<fs::path> files;
   std::error_code ec;
   for (const auto& k : keys) {
@@ -70,6 +125,8 @@ Status MakeKeyringDir(const std::vector<std::string>& keys, const std::string& d
     ss << in.rdbuf();
     if (!in) return IoError("cannot read trusted key '" + files[i].string() + "'");
     OP_ASSIGN_OR_RETURN(std::string raw, Dearmor(ss.str(), files[i].string()));
+    OP_ASSIGN_OR_RETURN(auto fps, Fingerprints(raw, files[i].string()));
+    fingerprints->insert(fps.begin(), fps.end());
     std::ofstream out(fs::path(dir) / ("key" + std::to_string(i) + ".gpg"), std::ios::binary);
     out << raw;
     out.close();
@@ -78,22 +135,39 @@ Status MakeKeyringDir(const std::vector<std::string>& keys, const std::string& d
   return Status::Ok();
 }
 
+// The trusted keys' fingerprints. libostree also trusts the keys of its global keyring
+// (/usr/share/ostree/trusted.gpg.d or $OSTREE_GPG_HOME) when no remote is named, so a valid
+// signature counts only when made by one of these.
+struct Trusted {
+  GFile* keyring;
+  std::set<std::string> fingerprints;
+};
+
 // The valid signatures' fingerprints, or why there is none.
 Expected<std::vector<std::string>> CheckGpgResult(OstreeGpgVerifyResult* res,
-                                                  const std::string& what) {
-  std::vector<std::string> fps;
+                                                  const std::string& what, const Trusted& trust) {
+  std::vector<std::string> fps, foreign;
   guint n = ostree_gpg_verify_result_count_all(res);
   for (guint i = 0; i < n; ++i) {
     g_autoptr(GVariant) all = ostree_gpg_verify_result_get_all(res, i);
     gboolean valid = FALSE;
     const char* fp = nullptr;
     g_variant_get_child(all, OSTREE_GPG_SIGNATURE_ATTR_VALID, "b", &valid);
+    const char* primary = nullptr;
     g_variant_get_child(all, OSTREE_GPG_SIGNATURE_ATTR_FINGERPRINT, "&s", &fp);
-    if (valid) fps.emplace_back(fp);
+    g_variant_get_child(all, OSTREE_GPG_SIGNATURE_ATTR_FINGERPRINT_PRIMARY, "&s", &primary);
+    if (!valid) continue;
+    if (trust.fingerprints.count(fp) || (primary && trust.fingerprints.count(primary)))
+      fps.emplace_back(fp);
+    else
+      foreign.emplace_back(fp);
   }
   g_autoptr(GError) err = nullptr;
   if (!ostree_gpg_verify_result_require_valid_signature(res, &err))
     return Refused(what + ": no valid signature by a trusted key (" + err->message + ")");
+  if (fps.empty())
+    return Refused(what + ": signed only by key " + foreign[0] +
+                   ", which is not among the trusted keys (libostree's global keyring knows it)");
   return fps;
 }
 
@@ -136,7 +210,7 @@ bool Lookup(GVariant* md, const char* key, const char* fmt, Args... out) {
 }
 
 Expected<VerifiedRef> VerifyCommit(OstreeRepo* repo, const std::string& ref,
-                                   const std::string& commit, GFile* keyring) {
+                                   const std::string& commit, const Trusted& trust) {
   std::string what = "ref '" + ref + "' (commit " + commit + ")";
   VerifiedRef vr;
   vr.ref = ref;
@@ -145,9 +219,9 @@ Expected<VerifiedRef> VerifyCommit(OstreeRepo* repo, const std::string& ref,
   if (!ostree_repo_fsck_object(repo, OSTREE_OBJECT_TYPE_COMMIT, commit.c_str(), nullptr, &err))
     return Refused(what + ": commit object is corrupt or missing: " + err->message);
   g_autoptr(OstreeGpgVerifyResult) res =
-      ostree_repo_verify_commit_ext(repo, commit.c_str(), keyring, nullptr, nullptr, &err);
+      ostree_repo_verify_commit_ext(repo, commit.c_str(), trust.keyring, nullptr, nullptr, &err);
   if (!res) return Refused(what + ": not signed: " + err->message);
-  OP_ASSIGN_OR_RETURN(vr.signed_by, CheckGpgResult(res, what));
+  OP_ASSIGN_OR_RETURN(vr.signed_by, CheckGpgResult(res, what, trust));
 
   g_autoptr(GVariant) cv = nullptr;
   if (!ostree_repo_load_commit(repo, commit.c_str(), &cv, nullptr, &err))
@@ -239,7 +313,7 @@ Expected<GBytes*> ReadBytes(const std::string& path) {
 
 // The summary must be signed by a trusted key and list exactly the repo's refs.
 Status VerifySummary(OstreeRepo* repo, const std::string& repo_path,
-                     const std::map<std::string, std::string>& refs, GFile* keyring) {
+                     const std::map<std::string, std::string>& refs, const Trusted& trust) {
   std::error_code ec;
   fs::path sum = fs::path(repo_path) / "summary", sig = fs::path(repo_path) / "summary.sig";
   if (!fs::exists(sum, ec)) return Refused("repository '" + repo_path + "' has no summary");
@@ -262,9 +336,9 @@ Status VerifySummary(OstreeRepo* repo, const std::string& repo_path,
   g_autoptr(GBytes) sigs = g_byte_array_free_to_bytes(g_steal_pointer(&all));
   g_autoptr(GError) err = nullptr;
   g_autoptr(OstreeGpgVerifyResult) res =
-      ostree_repo_gpg_verify_data(repo, nullptr, sum_bytes, sigs, keyring, nullptr, nullptr, &err);
+      ostree_repo_gpg_verify_data(repo, nullptr, sum_bytes, sigs, trust.keyring, nullptr, nullptr, &err);
   if (!res) return Refused("summary of '" + repo_path + "': " + err->message);
-  OP_ASSIGN_OR_RETURN(auto fps, CheckGpgResult(res, "summary of '" + repo_path + "'"));
+  OP_ASSIGN_OR_RETURN(auto fps, CheckGpgResult(res, "summary of '" + repo_path + "'", trust));
   (void)fps;
   g_autoptr(GVariant) sv = g_variant_ref_sink(
       g_variant_new_from_bytes(OSTREE_SUMMARY_GVARIANT_FORMAT, sum_bytes, FALSE));
@@ -318,16 +392,16 @@ Expected<std::map<std::string, std::string>> ListRefs(OstreeRepo* repo,
 
 Expected<std::vector<VerifiedRef>> VerifyRepo(const std::string& repo_path,
                                               const std::vector<std::string>& wanted,
-                                              GFile* keyring,
+                                              const Trusted& trust,
                                               std::map<std::string, std::string>* refs_out) {
   OP_ASSIGN_OR_RETURN(OstreeRepo * raw, OpenRepo(repo_path));
   g_autoptr(OstreeRepo) repo = raw;
   OP_ASSIGN_OR_RETURN(auto all_refs, ListRefs(repo, {}, repo_path));
-  OP_RETURN_IF_ERROR(VerifySummary(repo, repo_path, all_refs, keyring));
+  OP_RETURN_IF_ERROR(VerifySummary(repo, repo_path, all_refs, trust));
   OP_ASSIGN_OR_RETURN(auto refs, ListRefs(repo, wanted, repo_path));
   std::vector<VerifiedRef> out;
   for (const auto& [ref, commit] : refs) {
-    OP_ASSIGN_OR_RETURN(VerifiedRef vr, VerifyCommit(repo, ref, commit, keyring));
+    OP_ASSIGN_OR_RETURN(VerifiedRef vr, VerifyCommit(repo, ref, commit, trust));
     out.push_back(std::move(vr));
   }
   if (refs_out) *refs_out = refs;
@@ -336,7 +410,7 @@ Expected<std::vector<VerifiedRef>> VerifyRepo(const std::string& repo_path,
 
 // Applies one delta file into a scratch repo (holding its `from` commit, pulled from the bundle's
 // repo) and verifies the commit it produces.
-Status VerifyDeltaFile(const std::string& bundle, const BundleDelta& d, GFile* keyring) {
+Status VerifyDeltaFile(const std::string& bundle, const BundleDelta& d, const Trusted& trust) {
   std::string what = "delta file '" + d.file + "'";
   fs::path file = fs::path(bundle) / d.file;
   auto dig = Sha256File(file.string());
@@ -372,7 +446,7 @@ Status VerifyDeltaFile(const std::string& bundle, const BundleDelta& d, GFile* k
   g_autoptr(GFile) f = g_file_new_for_path(file.c_str());
   if (!ostree_repo_static_delta_execute_offline(repo, f, FALSE, nullptr, &err))
     return Refused(what + ": does not apply: " + err->message);
-  OP_ASSIGN_OR_RETURN(VerifiedRef vr, VerifyCommit(repo, d.ref, d.to, keyring));
+  OP_ASSIGN_OR_RETURN(VerifiedRef vr, VerifyCommit(repo, d.ref, d.to, trust));
   (void)vr;
   return Status::Ok();
 }
@@ -382,20 +456,21 @@ Expected<VerifyReport> VerifyImpl(const VerifyOptions& opts) {
   std::error_code ec;
   if (!fs::exists(opts.path, ec)) return NotFound("not found: '" + opts.path + "'");
   OP_ASSIGN_OR_RETURN(TempDir keys, TempDir::Make("outpost-keys"));
-  OP_RETURN_IF_ERROR(MakeKeyringDir(opts.trusted_keys, keys.path()));
   g_autoptr(GFile) keyring = g_file_new_for_path(keys.path().c_str());
+  Trusted trust{keyring, {}};
+  OP_RETURN_IF_ERROR(MakeKeyringDir(opts.trusted_keys, keys.path(), &trust.fingerprints));
 
   VerifyReport report;
   fs::path index = fs::path(opts.path) / kBundleIndex;
   report.bundle = fs::exists(index, ec);
   if (!report.bundle) {
-    OP_ASSIGN_OR_RETURN(report.refs, VerifyRepo(opts.path, opts.refs, keyring, nullptr));
+    OP_ASSIGN_OR_RETURN(report.refs, VerifyRepo(opts.path, opts.refs, trust, nullptr));
     return report;
   }
   OP_ASSIGN_OR_RETURN(BundleIndex bi, ReadBundleIndex(index.string()));
   std::string repo_path = (fs::path(opts.path) / kBundleRepoDir).string();
   std::map<std::string, std::string> refs;
-  OP_ASSIGN_OR_RETURN(report.refs, VerifyRepo(repo_path, opts.refs, keyring, &refs));
+  OP_ASSIGN_OR_RETURN(report.refs, VerifyRepo(repo_path, opts.refs, trust, &refs));
   for (const auto& [ref, commit] : refs) {
     auto it = bi.refs.find(ref);
     if (it == bi.refs.end() || it->second != commit)
@@ -408,7 +483,7 @@ Expected<VerifyReport> VerifyImpl(const VerifyOptions& opts) {
     if (bi.refs[d.ref] != d.to)
       return Refused("delta file '" + d.file + "' leads to " + d.to + ", not to the head of '" +
                      d.ref + "'");
-    OP_RETURN_IF_ERROR(VerifyDeltaFile(opts.path, d, keyring));
+    OP_RETURN_IF_ERROR(VerifyDeltaFile(opts.path, d, trust));
     report.deltas.push_back({d.ref, d.from, d.to, d.bytes});
   }
   return report;

@@ -339,6 +339,17 @@ TEST_F(ImageTest, VerifyRefusesWrongKey) {
   ASSERT_FALSE(v.ok());
   EXPECT_THAT(v.status().message(), HasSubstr("no valid signature by a trusted key"));
   EXPECT_THAT(v.status().message(), HasSubstr("public key not found"));
+  // libostree also trusts its global keyring; a signature by a key only known there is refused.
+  std::string global = dir_ + "/global";
+  fs::create_directories(global);
+  ASSERT_EQ(Sh("gpg --homedir " + gnupg_ + " --export " + release_fpr_ + " > " + global +
+               "/release.gpg").rc, 0);
+  setenv("OSTREE_GPG_HOME", global.c_str(), 1);
+  v = Verify(Trust(repo, "Other"));
+  unsetenv("OSTREE_GPG_HOME");
+  ASSERT_FALSE(v.ok());
+  EXPECT_THAT(v.status().message(),
+              HasSubstr("signed only by key " + release_fpr_ + ", which is not among the trusted keys"));
   // No key at all is a usage problem, not a pass.
   v = Verify({repo, {}, {}});
   ASSERT_FALSE(v.ok());
