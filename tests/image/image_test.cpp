@@ -440,6 +440,15 @@ TEST_F(ImageTest, StaticDeltasExistAndApplyOffline) {
   EXPECT_EQ(sum.substr(0, 64), Sha256sum(dir_ + "/digits_v2.onnx"));
   Ostree(dev, "fsck");
 
+  // The bundle's repo as a GPG-verified remote (summary and commit signatures checked by ostree).
+  std::string puller = dir_ + "/puller";
+  Ostree(puller, "init --mode=bare");
+  Ostree(puller, "remote add --set=gpg-verify=true --set=gpg-verify-summary=true usb file://" +
+                     usb + "/repo");
+  Ostree(puller, "remote gpg-import usb -k " + root_ + "/Release.asc");
+  Ostree(puller, "pull usb outpost/test/x86_64 outpost/test/models/digits");
+  EXPECT_EQ(Trim(Ostree(puller, "rev-parse usb:outpost/test/x86_64")), v2->commit);
+
   // The one-model update through the static delta, against the changed model's bytes.
   uint64_t model_bytes = fs::file_size(dir_ + "/digits_v2.onnx");
   uint64_t delta_bytes = 0, file_bytes = fs::file_size(from_v1);
