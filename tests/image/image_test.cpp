@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/signing_keys.h"
 #include "outpost/image/image.h"
 
 namespace outpost::image {
@@ -20,27 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct Cmd {
-  int rc;
-  std::string out;
-};
-
-Cmd Sh(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
+using testing::Cmd;
+using testing::Sh;
+using testing::Trim;
 std::string Sha256sum(const std::string& path) {
   Cmd c = Sh("sha256sum '" + path + "'");
   return c.out.substr(0, 64);
@@ -58,32 +41,10 @@ std::string SourceDir() {
 
 std::string Models() { return SourceDir() + "/tests/models"; }
 
-class ImageTest : public ::testing::Test {
+class ImageTest : public testing::SigningKeysTest {
  protected:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/oimgXXXXXX";  // short: gpg-agent's socket path must stay short
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    gnupg_ = root_ + "/g";
-    fs::create_directories(gnupg_);
-    fs::permissions(gnupg_, fs::perms::owner_all);
-    for (const char* who : {"Release", "Other"}) {
-      Cmd c = Sh("gpg --homedir " + gnupg_ + " --batch --passphrase '' --quick-gen-key '" + who +
-                 " <" + who + "@test.invalid>' ed25519 sign never");
-      ASSERT_EQ(c.rc, 0) << c.out;
-      Cmd fp = Sh("gpg --homedir " + gnupg_ + " --with-colons --list-keys '" + who +
-                  "' | awk -F: '/^fpr/{print $10; exit}'");
-      std::string f = Trim(fp.out);
-      ASSERT_EQ(f.size(), 40u) << fp.out;
-      ASSERT_EQ(Sh("gpg --homedir " + gnupg_ + " --armor --export " + f + " > " + root_ + "/" +
-                   who + ".asc").rc, 0);
-      (std::string(who) == "Release" ? release_fpr_ : other_fpr_) = f;
-    }
-  }
-  static void TearDownTestSuite() {
-    Sh("gpgconf --homedir " + gnupg_ + " --kill gpg-agent");
-    std::error_code ec;
-    fs::remove_all(root_, ec);
+    MakeKeys("oimg");
   }
 
   void SetUp() override {
@@ -163,11 +124,8 @@ class ImageTest : public ::testing::Test {
     return c.out;
   }
 
-  static std::string root_, gnupg_, release_fpr_, other_fpr_;
   std::string dir_;
 };
-
-std::string ImageTest::root_, ImageTest::gnupg_, ImageTest::release_fpr_, ImageTest::other_fpr_;
 
 TEST_F(ImageTest, BuildComposesSignedOsTreeAndModelRefs) {
   std::string repo = dir_ + "/repo";
