@@ -244,8 +244,9 @@ Decision Resume(const Expected<std::optional<Record>>& loaded, const Observed& n
   return {Action::kNone, r, "?"};
 }
 
-std::string Serialize(const Record& r) {
-  json body = {{"state", StateName(r.state)},
+namespace {
+json Body(const Record& r) {
+  return {{"state", StateName(r.state)},
                {"target_commit", r.target_commit},
                {"target_version", r.target_version},
                {"previous_commit", r.previous_commit},
@@ -256,6 +257,13 @@ std::string Serialize(const Record& r) {
                {"reason", r.reason},
                {"sequence", r.sequence},
                {"updated_unix", r.updated_unix}};
+}
+}  // namespace
+
+std::string RecordJson(const Record& r) { return Body(r).dump(); }
+
+std::string Serialize(const Record& r) {
+  json body = Body(r);
   std::string b = body.dump();
   json doc = {{"format", kFormat}, {"record", body}, {"fnv1a64", Hex64(Fnv1a64(b))}};
   return doc.dump(2) + "\n";

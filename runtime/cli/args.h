@@ -43,5 +43,6 @@ int CmdInspect(int argc, char** argv);
 int CmdBench(int argc, char** argv);
 int CmdConformance(int argc, char** argv);
 int CmdImage(int argc, char** argv);  // outpost image build|bundle|verify
+int CmdOta(int argc, char** argv);    // outpost ota status
 
 }  // namespace outpost::cli

@@ -93,6 +93,8 @@ Decision Resume(const Expected<std::optional<Record>>& loaded, const Observed& n
 // Serialized record: one JSON object with a format tag and a checksum of its body. Parse refuses
 // anything torn, corrupt, of another format or naming an unknown state (kInvalidArgument).
 std::string Serialize(const Record& r);
+// The record alone as one JSON object (keys as in the file; `outpost ota status --json`).
+std::string RecordJson(const Record& r);
 Expected<Record> Parse(std::string_view text);
 
 // The state file `<dir>/state.json`, written atomically: temp file + fsync + rename + fsync of
