@@ -53,8 +53,8 @@ GateVerdict Judge(const GateInput& in) {
     }
     if (bad > 0)
       fail(who + ": " + std::to_string(bad) + " of " + std::to_string(m.golden.size()) +
-           " outputs outside tolerance (first [" + std::to_string(first) + "] = " +
-           Num(m.got[first]) + ", golden " + Num(m.golden[first]) + ")");
+           " outputs outside tolerance (first [" + std::to_string(first) +
+           "] = " + Num(m.got[first]) + ", golden " + Num(m.golden[first]) + ")");
     if (m.p95_budget_ms > 0) {
       if (m.latencies_ms.empty()) {
         fail(who + ": no latency measured against its budget");

@@ -71,8 +71,8 @@ Expected<Reply> Http(const ProbeConfig& cfg, const std::string& method, const st
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + cfg.host +
                     "\r\nConnection: close\r\nAccept: application/json\r\n";
   if (!body.empty())
-    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n";
+    req +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   const auto t0 = Clock::now();
   auto left = [&] { return std::max(0, timeout_ms - static_cast<int>(MsSince(t0))); };
@@ -129,7 +129,8 @@ Expected<Npy> ReadNpy(const std::string& path) {
   if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0)
     return InvalidArgument("'" + path + "' is not a .npy file");
   size_t hlen = 0, hstart = b[6] == 1 ? 10 : 12;
-  for (size_t i = 8; i < hstart; ++i) hlen |= static_cast<size_t>(static_cast<uint8_t>(b[i])) << (8 * (i - 8));
+  for (size_t i = 8; i < hstart; ++i)
+    hlen |= static_cast<size_t>(static_cast<uint8_t>(b[i])) << (8 * (i - 8));
   if (hstart + hlen > b.size()) return InvalidArgument("'" + path + "': short header");
   const std::string h = b.substr(hstart, hlen);
   if (h.find("'descr': '<f4'") == std::string::npos ||
@@ -142,13 +143,15 @@ Expected<Npy> ReadNpy(const std::string& path) {
   for (size_t i = sp + 10; i < h.size() && h[i] != ')'; ++i) {
     if (!std::isdigit(static_cast<unsigned char>(h[i]))) continue;
     int64_t d = 0;
-    while (i < h.size() && std::isdigit(static_cast<unsigned char>(h[i]))) d = d * 10 + (h[i++] - '0');
+    while (i < h.size() && std::isdigit(static_cast<unsigned char>(h[i])))
+      d = d * 10 + (h[i++] - '0');
     out.shape.push_back(d);
     numel *= static_cast<size_t>(d);
     --i;
   }
   const size_t data = hstart + hlen;
-  if (b.size() - data != numel * 4) return InvalidArgument("'" + path + "': size does not match its shape");
+  if (b.size() - data != numel * 4)
+    return InvalidArgument("'" + path + "': size does not match its shape");
   out.data.resize(numel);
   std::memcpy(out.data.data(), b.data() + data, numel * 4);
   return out;

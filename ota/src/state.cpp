@@ -8,8 +8,8 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -128,14 +128,22 @@ Status Transition(Record& r, State to, std::string reason) {
 
 std::string_view ActionName(Action a) {
   switch (a) {
-    case Action::kNone: return "none";
-    case Action::kCheck: return "check";
-    case Action::kDownload: return "download";
-    case Action::kVerify: return "verify";
-    case Action::kReboot: return "reboot";
-    case Action::kRunHealthGate: return "run-health-gate";
-    case Action::kRollBack: return "roll-back";
-    case Action::kVerifyUnknown: return "verify-unknown";
+    case Action::kNone:
+      return "none";
+    case Action::kCheck:
+      return "check";
+    case Action::kDownload:
+      return "download";
+    case Action::kVerify:
+      return "verify";
+    case Action::kReboot:
+      return "reboot";
+    case Action::kRunHealthGate:
+      return "run-health-gate";
+    case Action::kRollBack:
+      return "roll-back";
+    case Action::kVerifyUnknown:
+      return "verify-unknown";
   }
   return "?";
 }
@@ -247,16 +255,16 @@ Decision Resume(const Expected<std::optional<Record>>& loaded, const Observed& n
 namespace {
 json Body(const Record& r) {
   return {{"state", StateName(r.state)},
-               {"target_commit", r.target_commit},
-               {"target_version", r.target_version},
-               {"previous_commit", r.previous_commit},
-               {"boot_id", r.boot_id},
-               {"boot_count", r.boot_count},
-               {"download_attempts", r.download_attempts},
-               {"gate_attempts", r.gate_attempts},
-               {"reason", r.reason},
-               {"sequence", r.sequence},
-               {"updated_unix", r.updated_unix}};
+          {"target_commit", r.target_commit},
+          {"target_version", r.target_version},
+          {"previous_commit", r.previous_commit},
+          {"boot_id", r.boot_id},
+          {"boot_count", r.boot_count},
+          {"download_attempts", r.download_attempts},
+          {"gate_attempts", r.gate_attempts},
+          {"reason", r.reason},
+          {"sequence", r.sequence},
+          {"updated_unix", r.updated_unix}};
 }
 }  // namespace
 

@@ -75,8 +75,10 @@ Status VerifyIn(OstreeRepo* repo, const SysrootConfig& cfg, const std::string& c
       return f && std::find(cfg.trusted_fingerprints.begin(), cfg.trusted_fingerprints.end(),
                             std::string(f)) != cfg.trusted_fingerprints.end();
     };
-    if (in(fp) || in(primary)) trusted = true;
-    else if (fp) foreign = fp;
+    if (in(fp) || in(primary))
+      trusted = true;
+    else if (fp)
+      foreign = fp;
   }
   if (!ostree_gpg_verify_result_require_valid_signature(res, &err))
     return FromGError(err, what + ": no valid signature", Code::kInvalidArgument);
@@ -151,12 +153,12 @@ Expected<std::string> Pull(const SysrootConfig& cfg) {
     g_autoptr(GError) err = nullptr;
     if (!ostree_repo_pull_with_options(l.repo, cfg.remote.c_str(), opts, nullptr, nullptr, &err)) {
       // Signature and checksum problems are refusals; the rest is the network or the server.
-      bool refused = g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_NO_SIGNATURE) ||
-                     g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_MISSING_KEY) ||
-                     g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_INVALID_SIGNATURE) ||
-                     (err && (strstr(err->message, "GPG") || strstr(err->message, "ignature") ||
-                              strstr(err->message, "Corrupted") ||
-                              strstr(err->message, "checksum")));
+      bool refused =
+          g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_NO_SIGNATURE) ||
+          g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_MISSING_KEY) ||
+          g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_INVALID_SIGNATURE) ||
+          (err && (strstr(err->message, "GPG") || strstr(err->message, "ignature") ||
+                   strstr(err->message, "Corrupted") || strstr(err->message, "checksum")));
       return FromGError(err, "pull of " + cfg.remote + ":" + cfg.ref + " failed",
                         refused ? Code::kInvalidArgument : Code::kUnavailable);
     }
@@ -186,7 +188,8 @@ Expected<std::vector<Deployment>> ListDeployments(const SysrootConfig& cfg) {
   g_autoptr(GPtrArray) deps = ostree_sysroot_get_deployments(l.sysroot);
   for (guint i = 0; i < deps->len; ++i) {
     auto* d = static_cast<OstreeDeployment*>(deps->pdata[i]);
-    if (cfg.osname == ostree_deployment_get_osname(d)) out.push_back(Describe(l.sysroot, l.repo, d));
+    if (cfg.osname == ostree_deployment_get_osname(d))
+      out.push_back(Describe(l.sysroot, l.repo, d));
   }
   return out;
 }

@@ -29,9 +29,8 @@ int Status(int argc, char** argv) {
   const bool as_json = a.Has("--json");
   if (!loaded.ok()) {
     if (as_json) {
-      nlohmann::json j = {{"state_file", file.path()},
-                          {"state", nullptr},
-                          {"error", loaded.status().message()}};
+      nlohmann::json j = {
+          {"state_file", file.path()}, {"state", nullptr}, {"error", loaded.status().message()}};
       std::printf("%s\n", j.dump(2).c_str());
     }
     std::fprintf(stderr, "outpost ota: %s\n", loaded.status().ToString().c_str());
@@ -46,7 +45,8 @@ int Status(int argc, char** argv) {
     return 0;
   }
   for (const auto& [k, v] : j.items())
-    std::printf("%s: %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+    std::printf("%s: %s\n", k.c_str(),
+                v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
   return 0;
 }
 

@@ -53,7 +53,8 @@ inline std::vector<std::string> MakeSigningKeys(const std::string& gnupg,
     std::string f = Trim(fp.out);
     if (c.rc != 0 || f.size() != 40 ||
         Sh("gpg --homedir " + gnupg + " --armor --export " + f + " > " + export_dir + "/" + who +
-           ".asc").rc != 0) {
+           ".asc")
+                .rc != 0) {
       *error = "key generation for " + who + " failed: " + c.out + fp.out;
       return {};
     }

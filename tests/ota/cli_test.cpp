@@ -13,8 +13,8 @@ namespace outpost::ota {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using testing::Cmd;
+using ::testing::HasSubstr;
 using testing::Sh;
 
 class OtaCliTest : public ::testing::Test {
@@ -41,8 +41,17 @@ TEST_F(OtaCliTest, StatusJsonPrintsThePersistedRecord) {
 
   StateFile f(dir_ + "/ota");
   const std::string target(64, 'b'), previous(64, 'a');
-  Record r{State::kRollingBack, target, "2.0", previous, "boot-7", 3, 1, 2,
-           "booted 3 times into the target without a health verdict", 0, 0};
+  Record r{State::kRollingBack,
+           target,
+           "2.0",
+           previous,
+           "boot-7",
+           3,
+           1,
+           2,
+           "booted 3 times into the target without a health verdict",
+           0,
+           0};
   ASSERT_TRUE(f.Save(r).ok());
   Cmd c = Status("--json");
   ASSERT_EQ(c.rc, 0) << c.out;

@@ -97,8 +97,8 @@ class FileServer {
       ss << in.rdbuf();
       body = ss.str();
     }
-    std::string head = "HTTP/1.1 " + status + "\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    std::string head = "HTTP/1.1 " + status + "\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\nConnection: close\r\n\r\n";
     std::string all = head + body;
     size_t off = 0;
     while (off < all.size()) {

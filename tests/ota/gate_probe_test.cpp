@@ -1,5 +1,7 @@
 // The health gate against the real outpostd (started by the test on an ephemeral port): golden
 // inputs through the V2 API, ONNX Runtime's golden outputs as the expected answers.
+#include "outpost/ota/gate_probe.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -7,7 +9,6 @@
 #include <fstream>
 
 #include "outpost/ota/gate.h"
-#include "outpost/ota/gate_probe.h"
 #include "outpostd/test_util.h"
 
 namespace outpost::ota {

@@ -1,10 +1,10 @@
 // The health gate's verdict on hand-made observations; expected values worked out by hand.
+#include "outpost/ota/gate.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
-
-#include "outpost/ota/gate.h"
 
 namespace outpost::ota {
 namespace {

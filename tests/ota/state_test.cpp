@@ -1,6 +1,8 @@
 // The OTA state machine as pure code: names, the transitions table, the state file (atomic
 // writes, torn and corrupt files refused) and the resume decision after a crash in every state,
 // driven through a simulated device for the kill-at-every-state matrix.
+#include "outpost/ota/state.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -9,8 +11,6 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-
-#include "outpost/ota/state.h"
 
 namespace outpost::ota {
 namespace {
@@ -21,16 +21,32 @@ using ::testing::HasSubstr;
 const std::string kV1(64, '1'), kV2(64, '2');
 
 std::vector<State> AllStates() {
-  return {State::kIdle,      State::kChecking,           State::kDownloading, State::kVerifying,
-          State::kStaged,    State::kRebooting,          State::kVerifyingAfterBoot,
-          State::kCommitted, State::kRollingBack,        State::kRolledBack,  State::kFailed};
+  return {State::kIdle,
+          State::kChecking,
+          State::kDownloading,
+          State::kVerifying,
+          State::kStaged,
+          State::kRebooting,
+          State::kVerifyingAfterBoot,
+          State::kCommitted,
+          State::kRollingBack,
+          State::kRolledBack,
+          State::kFailed};
 }
 
 TEST(OtaState, NamesAreTheIssueNames) {
   // The names the issue fixes (and `outpost ota status --json` prints).
-  std::vector<std::string> want = {"idle",      "checking",     "downloading", "verifying",
-                                   "staged",    "rebooting",    "verifying-after-boot",
-                                   "committed", "rolling-back", "rolled-back", "failed"};
+  std::vector<std::string> want = {"idle",
+                                   "checking",
+                                   "downloading",
+                                   "verifying",
+                                   "staged",
+                                   "rebooting",
+                                   "verifying-after-boot",
+                                   "committed",
+                                   "rolling-back",
+                                   "rolled-back",
+                                   "failed"};
   auto all = AllStates();
   ASSERT_EQ(all.size(), want.size());
   for (size_t i = 0; i < all.size(); ++i) {
@@ -43,8 +59,8 @@ TEST(OtaState, NamesAreTheIssueNames) {
 TEST(OtaState, TransitionsTable) {
   using S = State;
   // The happy path and the rollback path, each step allowed.
-  std::vector<S> happy = {S::kIdle,   S::kChecking,  S::kDownloading,        S::kVerifying,
-                          S::kStaged, S::kRebooting, S::kVerifyingAfterBoot, S::kCommitted,
+  std::vector<S> happy = {S::kIdle,    S::kChecking,  S::kDownloading,        S::kVerifying,
+                          S::kStaged,  S::kRebooting, S::kVerifyingAfterBoot, S::kCommitted,
                           S::kChecking};
   for (size_t i = 0; i + 1 < happy.size(); ++i)
     EXPECT_TRUE(CanTransition(happy[i], happy[i + 1])) << StateName(happy[i]);
@@ -284,7 +300,8 @@ TEST(OtaResume, CrashInEveryStateAfterPowerCut) {
   r.boot_count = 3;
   d = ResumeAt(r, "boot-b", kV2);
   EXPECT_EQ(d.action, Action::kRollBack);
-  EXPECT_THAT(d.record.reason, HasSubstr("booted 4 times into the target without a health verdict"));
+  EXPECT_THAT(d.record.reason,
+              HasSubstr("booted 4 times into the target without a health verdict"));
   // The gate was running and the machine came up on something else: roll back.
   d = ResumeAt(At(State::kVerifyingAfterBoot), "boot-b", kV1);
   EXPECT_EQ(d.action, Action::kRollBack);
@@ -389,7 +406,8 @@ SimResult Simulate(const std::string& dir, Fault fault, bool target_good) {
         break;  // the agent starts again on the new boot
       } else if (a == Action::kRunHealthGate || a == Action::kVerifyUnknown) {
         bool good = dev.booted == kV1 || target_good;
-        if (a == Action::kVerifyUnknown) return {r.state, dev.booted, dev.default_commit, run, fault.times - crashes_left};
+        if (a == Action::kVerifyUnknown)
+          return {r.state, dev.booted, dev.default_commit, run, fault.times - crashes_left};
         if (good) {
           EXPECT_TRUE(Transition(r, State::kCommitted, "health gate passed").ok());
           if (!(alive = save(r))) break;

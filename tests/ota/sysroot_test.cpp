@@ -1,6 +1,8 @@
 // The libostree side of the agent against a fake sysroot (ostree admin init-fs / os-init, a stub
 // syslinux config) and a real archive repo built and GPG-signed by outpost image, served over
 // loopback HTTP. `ostree admin status` and the deployment files are the independent view.
+#include "outpost/ota/sysroot.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -11,10 +13,9 @@
 #include <sstream>
 #include <string>
 
+#include "common/signing_keys.h"
 #include "file_server.h"
 #include "outpost/image/image.h"
-#include "common/signing_keys.h"
-#include "outpost/ota/sysroot.h"
 
 namespace outpost::ota {
 namespace {
@@ -60,12 +61,13 @@ class OtaSysrootTest : public testing::SigningKeysTest {
     // The fake sysroot, as ostree's own tests make it.
     sysroot_ = dir_ + "/sysroot";
     fs::create_directories(sysroot_);
-    for (std::string c : {"ostree admin init-fs " + sysroot_,
-                          "ostree admin os-init --sysroot=" + sysroot_ + " outpost",
-                          "mkdir -p " + sysroot_ + "/boot/loader.0 " + sysroot_ + "/boot/syslinux",
-                          "ln -s loader.0 " + sysroot_ + "/boot/loader",
-                          "touch " + sysroot_ + "/boot/loader/syslinux.cfg",
-                          "ln -s ../loader/syslinux.cfg " + sysroot_ + "/boot/syslinux/syslinux.cfg"}) {
+    for (std::string c :
+         {"ostree admin init-fs " + sysroot_,
+          "ostree admin os-init --sysroot=" + sysroot_ + " outpost",
+          "mkdir -p " + sysroot_ + "/boot/loader.0 " + sysroot_ + "/boot/syslinux",
+          "ln -s loader.0 " + sysroot_ + "/boot/loader",
+          "touch " + sysroot_ + "/boot/loader/syslinux.cfg",
+          "ln -s ../loader/syslinux.cfg " + sysroot_ + "/boot/syslinux/syslinux.cfg"}) {
       Cmd r = Sh(c);
       ASSERT_EQ(r.rc, 0) << c << ": " << r.out;
     }
@@ -213,12 +215,13 @@ TEST_F(OtaSysrootTest, UnsignedAndUntrustedCommitsAreRefused) {
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), Code::kInvalidArgument) << p.status().ToString();
   // Trusting the key in the remote's keyring is not enough: the fingerprint must be configured.
-  ASSERT_TRUE(AddRemote(cfg_, server_->Url() + "/repo",
-                        {root_ + "/Release.asc", root_ + "/Other.asc"}).ok());
+  ASSERT_TRUE(
+      AddRemote(cfg_, server_->Url() + "/repo", {root_ + "/Release.asc", root_ + "/Other.asc"})
+          .ok());
   p = Pull(cfg_);
   ASSERT_FALSE(p.ok());
-  EXPECT_THAT(p.status().message(),
-              HasSubstr("signed only by key " + other_fpr_ + ", which is not among the trusted keys"));
+  EXPECT_THAT(p.status().message(), HasSubstr("signed only by key " + other_fpr_ +
+                                              ", which is not among the trusted keys"));
   EXPECT_EQ(StatusCommits(), std::vector<std::string>{v1});
   (void)other;
 }
@@ -243,7 +246,9 @@ TEST_F(OtaSysrootTest, TamperedObjectIsRefused) {
   fs::remove_all(repo + "/deltas");
   fs::remove_all(repo + "/delta-indexes");
   ASSERT_EQ(Sh("ostree --repo=" + repo + " summary -u --gpg-sign=" + release_fpr_ +
-               " --gpg-homedir=" + gnupg_).rc, 0);
+               " --gpg-homedir=" + gnupg_)
+                .rc,
+            0);
   ASSERT_TRUE(AddRemote(cfg_, server_->Url() + "/repo", {root_ + "/Release.asc"}).ok());
   auto p = Pull(cfg_);
   ASSERT_FALSE(p.ok());

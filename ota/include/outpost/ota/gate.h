@@ -25,11 +25,11 @@ struct ModelCheck {
 };
 
 struct GateInput {
-  bool daemon_ready = false;      // /v2/health/ready said ready
-  bool broker_required = false;   // the device config names an MQTT broker
+  bool daemon_ready = false;     // /v2/health/ready said ready
+  bool broker_required = false;  // the device config names an MQTT broker
   bool broker_reachable = false;
-  double elapsed_ms = 0;          // from the start of the gate to the last check
-  double deadline_ms = 0;         // 0: none
+  double elapsed_ms = 0;           // from the start of the gate to the last check
+  double deadline_ms = 0;          // 0: none
   std::vector<ModelCheck> models;  // every model the device config declares
 };
 

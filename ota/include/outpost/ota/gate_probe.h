@@ -24,9 +24,9 @@ struct ProbeConfig {
   std::string host = "127.0.0.1";  // numeric IPv4
   uint16_t port = 0;
   std::vector<GoldenModel> models;
-  int runs = 20;                // timed golden calls per model (the first one's outputs are compared)
-  double deadline_ms = 60000;   // the whole gate; also bounds each HTTP call
-  std::string broker_host;      // empty: no broker check
+  int runs = 20;  // timed golden calls per model (the first one's outputs are compared)
+  double deadline_ms = 60000;  // the whole gate; also bounds each HTTP call
+  std::string broker_host;     // empty: no broker check
   uint16_t broker_port = 1883;
 };
 

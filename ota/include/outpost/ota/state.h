@@ -44,10 +44,10 @@ struct Record {
   std::string boot_id;          // kernel boot id when this record was written
   uint32_t boot_count = 0;      // boots into the target without a verdict
   uint32_t download_attempts = 0;
-  uint32_t gate_attempts = 0;   // health gate runs started for this target
-  std::string reason;           // why the last transition happened (failures, rollbacks)
-  uint64_t sequence = 0;        // incremented on every write
-  int64_t updated_unix = 0;     // wall-clock time of the last write (informational)
+  uint32_t gate_attempts = 0;  // health gate runs started for this target
+  std::string reason;          // why the last transition happened (failures, rollbacks)
+  uint64_t sequence = 0;       // incremented on every write
+  int64_t updated_unix = 0;    // wall-clock time of the last write (informational)
 };
 
 struct Limits {
@@ -67,14 +67,14 @@ struct Observed {
 };
 
 enum class Action {
-  kNone,            // idle or a finished cycle: wait for the next check
-  kCheck,           // (re)start the check
-  kDownload,        // resume the pull of target_commit
-  kVerify,          // verify target_commit again (idempotent)
-  kReboot,          // reboot into the staged target
-  kRunHealthGate,   // run (again) the health gate on the booted target
-  kRollBack,        // make previous_commit the default (and reboot when not booted into it)
-  kVerifyUnknown,   // no usable record: keep the running deployment and run the health gate on it
+  kNone,           // idle or a finished cycle: wait for the next check
+  kCheck,          // (re)start the check
+  kDownload,       // resume the pull of target_commit
+  kVerify,         // verify target_commit again (idempotent)
+  kReboot,         // reboot into the staged target
+  kRunHealthGate,  // run (again) the health gate on the booted target
+  kRollBack,       // make previous_commit the default (and reboot when not booted into it)
+  kVerifyUnknown,  // no usable record: keep the running deployment and run the health gate on it
 };
 std::string_view ActionName(Action a);
 

@@ -37,7 +37,7 @@ struct Deployment {
   std::string commit;
   std::string version;  // commit metadata "version"
   int serial = 0;
-  std::string path;     // absolute deployment directory
+  std::string path;  // absolute deployment directory
 };
 
 // The deployments of cfg.osname, default first (the bootloader order).
