@@ -149,6 +149,8 @@ Expected<std::string> Pull(const SysrootConfig& cfg) {
     const char* refs[] = {cfg.ref.c_str(), nullptr};
     g_variant_builder_add(&b, "{sv}", "refs", g_variant_new_strv(refs, -1));
     g_variant_builder_add(&b, "{sv}", "flags", g_variant_new_int32(OSTREE_REPO_PULL_FLAGS_NONE));
+    // A ref moved back to an older (even signed) commit is a downgrade: refused.
+    g_variant_builder_add(&b, "{sv}", "timestamp-check", g_variant_new_boolean(TRUE));
     g_autoptr(GVariant) opts = g_variant_ref_sink(g_variant_builder_end(&b));
     g_autoptr(GError) err = nullptr;
     if (!ostree_repo_pull_with_options(l.repo, cfg.remote.c_str(), opts, nullptr, nullptr, &err)) {
@@ -158,7 +160,8 @@ Expected<std::string> Pull(const SysrootConfig& cfg) {
           g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_MISSING_KEY) ||
           g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_INVALID_SIGNATURE) ||
           (err && (strstr(err->message, "GPG") || strstr(err->message, "ignature") ||
-                   strstr(err->message, "Corrupted") || strstr(err->message, "checksum")));
+                   strstr(err->message, "Corrupted") || strstr(err->message, "checksum") ||
+                   strstr(err->message, "chronologically older")));
       return FromGError(err, "pull of " + cfg.remote + ":" + cfg.ref + " failed",
                         refused ? Code::kInvalidArgument : Code::kUnavailable);
     }

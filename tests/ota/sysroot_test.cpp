@@ -226,6 +226,29 @@ TEST_F(OtaSysrootTest, UnsignedAndUntrustedCommitsAreRefused) {
   (void)other;
 }
 
+TEST_F(OtaSysrootTest, DowngradeIsRefused) {
+  std::string v1 = Build(Release("1.0", 1700000000));
+  Write(dir_ + "/outpostd", "#!/bin/sh\necho v2\n");
+  std::string v2 = Build(Release("2.0", 1700000100));
+  ASSERT_TRUE(AddRemote(cfg_, server_->Url() + "/repo", {root_ + "/Release.asc"}).ok());
+  auto p = Pull(cfg_);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_EQ(*p, v2);
+  ASSERT_TRUE(Deploy(cfg_, v2).ok());
+  // The server's ref moved back to v1 (signed, and the summary re-signed): a downgrade.
+  std::string repo = dir_ + "/srv/repo";
+  ASSERT_EQ(Sh("ostree --repo=" + repo + " refs --force --create=outpost/test/x86_64 " + v1).rc, 0);
+  ASSERT_EQ(Sh("ostree --repo=" + repo + " summary -u --gpg-sign=" + release_fpr_ +
+               " --gpg-homedir=" + gnupg_)
+                .rc,
+            0);
+  p = Pull(cfg_);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), Code::kInvalidArgument) << p.status().ToString();
+  EXPECT_THAT(p.status().message(), HasSubstr("older"));
+  EXPECT_EQ(StatusCommits(), std::vector<std::string>{v2});
+}
+
 TEST_F(OtaSysrootTest, TamperedObjectIsRefused) {
   std::string v1 = Build(Release("1.0", 1700000000));
   std::string repo = dir_ + "/srv/repo";
