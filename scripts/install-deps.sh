@@ -11,6 +11,10 @@ PACKAGES=(
   libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsystemd-dev libmosquitto-dev
+  # image/: libostree (2022.7 on Debian 12) to build and verify signed OSTree commits; gnupg signs
+  # them (libostree drives gpg through gpgme) and the tests make their keys with it; the ostree CLI
+  # is the tests' independent view of the repositories.
+  libostree-dev ostree gnupg
   # Tests: the HTTP/JSON fuzzers (libFuzzer ships in clang's runtime), the curl CLI as a second
   # V2 client, Prometheus scraping outpostd's /metrics, a mosquitto broker (started by the
   # telemetry tests on 127.0.0.1) and its clients, openssl for the TLS test certificates.

@@ -1,4 +1,4 @@
-// outpost: the command-line tool. Thin: parses arguments and calls the engine.
+// outpost: the command-line tool. Thin: parses arguments and calls the engine or image/.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -16,6 +16,8 @@ const char* kUsage =
     "  bench MODEL                       load time, first run, latency percentiles, peak memory\n"
     "  conformance SUITE_DIR             run the ONNX node test suite and write a JSON report\n"
     "  telemetry tail --broker URL       subscribe to a broker and print outpost telemetry\n"
+    "  image build|bundle|verify         signed OSTree images and model bundles, USB bundles\n"
+    "  ota status [--json]               the update agent's persisted state\n"
     "\n"
     "'outpost <command> --help' describes each command.\n";
 }  // namespace
@@ -33,5 +35,7 @@ int main(int argc, char** argv) {
   if (cmd == "bench") return outpost::cli::CmdBench(argc, argv);
   if (cmd == "conformance") return outpost::cli::CmdConformance(argc, argv);
   if (cmd == "telemetry") return outpost::cli::CmdTelemetry(argc, argv);
+  if (cmd == "image") return outpost::cli::CmdImage(argc, argv);
+  if (cmd == "ota") return outpost::cli::CmdOta(argc, argv);
   return outpost::cli::Usage(kUsage, "unknown command '" + cmd + "'");
 }

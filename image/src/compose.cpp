@@ -1,0 +1,334 @@
+#include "compose.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "outpost/config/device_config.h"
+
+namespace outpost::image::internal {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+Expected<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return IoError("cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Status WriteText(const fs::path& path, const std::string& text) {
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) return IoError("cannot write '" + path.string() + "'");
+  return Status::Ok();
+}
+
+Status CopyFile(const fs::path& from, const fs::path& to, bool executable) {
+  std::error_code ec;
+  fs::create_directories(to.parent_path(), ec);
+  if (ec) return IoError("cannot create '" + to.parent_path().string() + "': " + ec.message());
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) return IoError("cannot copy '" + from.string() + "': " + ec.message());
+  fs::permissions(to, executable ? fs::perms(0755) : fs::perms(0644), ec);
+  return Status::Ok();
+}
+
+Status RequireFile(const std::string& what, const std::string& path) {
+  if (path.empty()) return InvalidArgument(what + " not given");
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return NotFound(what + " not found: '" + path + "'");
+  if (!fs::is_regular_file(path, ec)) return InvalidArgument(what + " is not a file: '" + path + "'");
+  return Status::Ok();
+}
+
+// The end (exclusive) of the scalar token starting at `pos`: a quoted scalar up to its closing
+// quote, a plain one up to a comment or the end of the line (trailing blanks excluded).
+Expected<size_t> ScalarEnd(const std::string& t, size_t pos, const std::string& what) {
+  if (pos >= t.size()) return InvalidArgument(what + ": value not found");
+  char q = t[pos];
+  if (q == '"' || q == '\'') {
+    for (size_t i = pos + 1; i < t.size(); ++i) {
+      if (t[i] == '\n') break;
+      if (q == '"' && t[i] == '\\') {
+        ++i;
+        continue;
+      }
+      if (t[i] == q) {
+        if (q == '\'' && i + 1 < t.size() && t[i + 1] == '\'') {
+          ++i;
+          continue;
+        }
+        return i + 1;
+      }
+    }
+    return InvalidArgument(what + ": a value spanning lines cannot be rewritten; put it on one line");
+  }
+  size_t end = pos;
+  while (end < t.size() && t[end] != '\n' && !(t[end] == '#' && end > pos && t[end - 1] == ' '))
+    ++end;
+  while (end > pos && (t[end - 1] == ' ' || t[end - 1] == '\t' || t[end - 1] == '\r')) --end;
+  if (end < t.size() && t[end] == '\n') {
+    // A plain scalar continued on the next (more indented) line would be cut here.
+    size_t next = end + 1;
+    size_t ind = 0;
+    while (next + ind < t.size() && t[next + ind] == ' ') ++ind;
+    size_t line_start = t.rfind('\n', pos);
+    size_t own_ind = 0;
+    line_start = line_start == std::string::npos ? 0 : line_start + 1;
+    while (line_start + own_ind < t.size() && t[line_start + own_ind] == ' ') ++own_ind;
+    if (ind > own_ind && next + ind < t.size() && t[next + ind] != '\n' && t[next + ind] != '#')
+      return InvalidArgument(what + ": a value spanning lines cannot be rewritten; put it on one line");
+  }
+  return end;
+}
+
+std::string Quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string Extension(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  return ext.empty() ? ".bin" : ext;
+}
+
+// systemd presets: `enable UNIT` lines of our *.preset files, applied at build time the way
+// `systemctl preset` would (symlinks in /etc/systemd/system/<target>.wants/).
+Status ApplyPresets(const std::vector<fs::path>& presets, const std::map<std::string, fs::path>& units,
+                    const fs::path& overlay) {
+  for (const auto& p : presets) {
+    OP_ASSIGN_OR_RETURN(std::string text, ReadText(p.string()));
+    std::istringstream in(text);
+    std::string line;
+    int lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      std::istringstream ls(line);
+      std::string verb, unit;
+      ls >> verb >> unit;
+      if (verb.empty() || verb[0] == '#' || verb[0] == ';') continue;
+      if (verb != "enable" && verb != "disable")
+        return InvalidArgument(p.string() + ":" + std::to_string(lineno) +
+                               ": expected 'enable UNIT' or 'disable UNIT', got '" + line + "'");
+      if (verb == "disable") continue;
+      auto it = units.find(unit);
+      if (it == units.end()) continue;  // not ours: systemd applies it on first boot
+      OP_ASSIGN_OR_RETURN(std::string unit_text, ReadText(it->second.string()));
+      std::istringstream us(unit_text);
+      std::string section, l;
+      while (std::getline(us, l)) {
+        if (!l.empty() && l[0] == '[') section = l;
+        if (section != "[Install]") continue;
+        for (const char* key : {"WantedBy=", "RequiredBy="}) {
+          if (l.rfind(key, 0) != 0) continue;
+          std::istringstream targets(l.substr(std::string(key).size()));
+          std::string target;
+          while (targets >> target) {
+            fs::path dir = overlay / "usr/etc/systemd/system" /
+                           (target + (key[0] == 'W' ? ".wants" : ".requires"));
+            std::error_code ec;
+            fs::create_directories(dir, ec);
+            fs::remove(dir / unit, ec);
+            fs::create_symlink("/usr/lib/systemd/system/" + unit, dir / unit, ec);
+            if (ec) return IoError("cannot enable " + unit + ": " + ec.message());
+          }
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// Installs the files of runtime/outpostd/systemd where systemd looks for vendor files.
+Status StageSystemd(const std::string& dir, const fs::path& overlay) {
+  std::error_code ec;
+  if (dir.empty()) return InvalidArgument("systemd directory not given");
+  if (!fs::is_directory(dir, ec)) return NotFound("systemd directory not found: '" + dir + "'");
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::map<std::string, fs::path> units;
+  std::vector<fs::path> presets;
+  for (const auto& f : files) {
+    std::string name = f.filename().string();
+    auto ends = [&](const std::string& s) {
+      return name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
+    auto stem = [&](const std::string& s) { return name.substr(0, name.size() - s.size()); };
+    fs::path to;
+    if (ends(".service") || ends(".socket") || ends(".timer") || ends(".target") ||
+        ends(".path")) {
+      to = overlay / "usr/lib/systemd/system" / name;
+      units[name] = f;
+    } else if (ends(".preset")) {
+      to = overlay / "usr/lib/systemd/system-preset" / ("80-" + name);
+      presets.push_back(f);
+    } else if (ends(".sysusers.conf")) {
+      to = overlay / "usr/lib/sysusers.d" / (stem(".sysusers.conf") + ".conf");
+    } else if (ends(".tmpfiles.conf")) {
+      to = overlay / "usr/lib/tmpfiles.d" / (stem(".tmpfiles.conf") + ".conf");
+    } else {
+      return InvalidArgument("systemd directory '" + dir + "': unknown file '" + name +
+                             "' (expected *.service, *.socket, *.timer, *.target, *.path, "
+                             "*.preset, *.sysusers.conf, *.tmpfiles.conf)");
+    }
+    OP_RETURN_IF_ERROR(CopyFile(f, to, false));
+  }
+  if (!units.count("outpostd.service"))
+    return NotFound("systemd directory '" + dir + "' has no outpostd.service");
+  return ApplyPresets(presets, units, overlay);
+}
+
+Status HasKernel(const std::string& base) {
+  std::error_code ec;
+  fs::path modules = fs::path(base) / "usr/lib/modules";
+  if (fs::is_directory(modules, ec))
+    for (const auto& e : fs::directory_iterator(modules, ec))
+      if (fs::is_regular_file(e.path() / "vmlinuz", ec)) return Status::Ok();
+  return InvalidArgument("base rootfs '" + base +
+                         "' has no kernel: expected usr/lib/modules/<version>/vmlinuz "
+                         "(OSTree deploys the kernel from there)");
+}
+
+Expected<StagedModel> StageModel(const std::string& manifest_path, const BuildOptions& opts,
+                                 const fs::path& overlay) {
+  config::DeviceConfig cfg = config::DefaultDeviceConfig();
+  cfg.models.model_dir = opts.model_dir;
+  OP_ASSIGN_OR_RETURN(config::ModelManifest mf, config::LoadManifest(manifest_path, cfg));
+  if (mf.golden_input.empty())
+    return InvalidArgument(manifest_path + ": model '" + mf.name +
+                           "' has no outpost.io/golden-input and golden-output: a model bundle "
+                           "needs them (the update health gate runs them)");
+  std::string gin = "golden/input" + Extension(mf.golden_input);
+  std::string gout = "golden/output" + Extension(mf.golden_output);
+  fs::path dir = overlay / kOsModelsDir / mf.name;
+  OP_RETURN_IF_ERROR(CopyFile(mf.model_path, dir / "model.onnx", false));
+  OP_RETURN_IF_ERROR(CopyFile(mf.golden_input, dir / gin, false));
+  OP_RETURN_IF_ERROR(CopyFile(mf.golden_output, dir / gout, false));
+  OP_ASSIGN_OR_RETURN(std::string text, ReadText(manifest_path));
+  // The bundle's own manifest: paths relative to the bundle directory (used by a model-only
+  // update, which loads the bundle where it is checked out).
+  OP_ASSIGN_OR_RETURN(std::string bundle_manifest,
+                      RewriteManifest(text, manifest_path, "model.onnx", gin, gout));
+  OP_RETURN_IF_ERROR(WriteText(dir / "manifest.yaml", bundle_manifest));
+  config::DeviceConfig check_cfg = config::DefaultDeviceConfig();
+  check_cfg.models.model_dir = dir.string();
+  auto check = config::LoadManifest((dir / "manifest.yaml").string(), check_cfg);
+  if (!check.ok())
+    return Internal("rewritten manifest of '" + mf.name + "' does not load: " +
+                    check.status().ToString());
+  if (check->model_path != (dir / "model.onnx").string() ||
+      check->golden_input != (dir / gin).string() || check->golden_output != (dir / gout).string())
+    return Internal("rewritten manifest of '" + mf.name + "' resolves to other files");
+  // The OS's copy, read by outpostd from /etc/outpost/models.d: absolute paths into /usr.
+  std::string abs = "/" + std::string(kOsModelsDir) + "/" + mf.name + "/";
+  OP_ASSIGN_OR_RETURN(std::string os_manifest,
+                      RewriteManifest(text, manifest_path, abs + "model.onnx", abs + gin, abs + gout));
+  OP_RETURN_IF_ERROR(WriteText(overlay / kOsManifestsDir / (mf.name + ".yaml"), os_manifest));
+
+  StagedModel m;
+  m.name = mf.name;
+  m.version = mf.version;
+  m.dir = dir.string();
+  for (const std::string& f : {std::string("golden/") + fs::path(gin).filename().string(),
+                               std::string("golden/") + fs::path(gout).filename().string(),
+                               std::string("manifest.yaml"), std::string("model.onnx")}) {
+    OP_ASSIGN_OR_RETURN(Digest d, Sha256File((dir / f).string()));
+    m.files.push_back({f, d});
+    if (f == "model.onnx") m.model = d;
+  }
+  std::sort(m.files.begin(), m.files.end(),
+            [](const BundleFile& a, const BundleFile& b) { return a.path < b.path; });
+  return m;
+}
+
+}  // namespace
+
+Expected<std::string> RewriteManifest(const std::string& text, const std::string& source,
+                                      const std::string& storage_uri,
+                                      const std::string& golden_input,
+                                      const std::string& golden_output) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(source + ": YAML syntax error: " + e.what());
+  }
+  struct Edit {
+    size_t begin, end;
+    std::string value;
+  };
+  std::vector<Edit> edits;
+  auto add = [&](const YAML::Node& n, const std::string& key, const std::string& value) -> Status {
+    if (!n || !n.IsScalar()) return InvalidArgument(source + ": " + key + ": not found");
+    size_t pos = static_cast<size_t>(n.Mark().pos);
+    OP_ASSIGN_OR_RETURN(size_t end, ScalarEnd(text, pos, source + ": " + key));
+    edits.push_back({pos, end, Quoted(value)});
+    return Status::Ok();
+  };
+  const YAML::Node& c = root;
+  OP_RETURN_IF_ERROR(add(c["spec"]["predictor"]["model"]["storageUri"],
+                         "spec.predictor.model.storageUri", storage_uri));
+  const YAML::Node ann = c["metadata"]["annotations"];
+  OP_RETURN_IF_ERROR(add(ann["outpost.io/golden-input"], "outpost.io/golden-input", golden_input));
+  OP_RETURN_IF_ERROR(add(ann["outpost.io/golden-output"], "outpost.io/golden-output", golden_output));
+  std::sort(edits.begin(), edits.end(), [](const Edit& a, const Edit& b) { return a.begin > b.begin; });
+  std::string out = text;
+  for (const auto& e : edits) out.replace(e.begin, e.end - e.begin, e.value);
+  return out;
+}
+
+Expected<StagedOs> Stage(const BuildOptions& opts, const std::string& stage_dir) {
+  std::error_code ec;
+  if (opts.base_rootfs.empty()) return InvalidArgument("base rootfs not given");
+  if (!fs::exists(opts.base_rootfs, ec))
+    return NotFound("base rootfs not found: '" + opts.base_rootfs + "'");
+  if (!fs::is_directory(opts.base_rootfs, ec))
+    return InvalidArgument("base rootfs is not a directory: '" + opts.base_rootfs + "'");
+  OP_RETURN_IF_ERROR(HasKernel(opts.base_rootfs));
+  OP_RETURN_IF_ERROR(RequireFile("outpostd binary", opts.outpostd));
+  OP_RETURN_IF_ERROR(RequireFile("device config", opts.device_config));
+  OP_ASSIGN_OR_RETURN(config::DeviceConfig cfg, config::LoadDeviceConfig(opts.device_config));
+  if (!opts.manifests.empty() && cfg.models.manifest_dir != kDeviceManifestDir)
+    return InvalidArgument(opts.device_config + ": models.manifest_dir is '" +
+                           cfg.models.manifest_dir + "', but the image installs its model "
+                           "manifests in " + kDeviceManifestDir + ": outpostd would not see them");
+
+  StagedOs os;
+  fs::path overlay = fs::path(stage_dir) / "os";
+  os.overlay = overlay.string();
+  OP_RETURN_IF_ERROR(CopyFile(opts.outpostd, overlay / "usr/bin/outpostd", true));
+  OP_RETURN_IF_ERROR(CopyFile(opts.device_config, overlay / kOsDeviceConfig, false));
+  OP_ASSIGN_OR_RETURN(os.outpostd, Sha256File(opts.outpostd));
+  OP_ASSIGN_OR_RETURN(os.device_config, Sha256File(opts.device_config));
+  OP_RETURN_IF_ERROR(StageSystemd(opts.systemd_dir, overlay));
+  std::set<std::string> names;
+  for (const auto& m : opts.manifests) {
+    OP_ASSIGN_OR_RETURN(StagedModel sm, StageModel(m, opts, overlay));
+    if (!names.insert(sm.name).second)
+      return InvalidArgument(m + ": model name '" + sm.name + "' is given twice");
+    os.models.push_back(std::move(sm));
+  }
+  std::sort(os.models.begin(), os.models.end(),
+            [](const StagedModel& a, const StagedModel& b) { return a.name < b.name; });
+  return os;
+}
+
+}  // namespace outpost::image::internal

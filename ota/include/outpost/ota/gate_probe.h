@@ -1,0 +1,36 @@
+// Collects the health gate's observations from the running outpostd over the V2 HTTP API:
+// readiness, each model's answer to its golden input (timed, `runs` times), the MQTT broker's
+// TCP port. Judge() (gate.h) turns them into the verdict. Never links the engine: the gate goes
+// through the real serving path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "outpost/ota/gate.h"
+
+namespace outpost::ota {
+
+struct GoldenModel {
+  std::string name;           // V2 model name
+  std::string golden_input;   // .npy, little-endian float32 (the only kind read for now)
+  std::string golden_output;  // .npy, little-endian float32
+  double p95_budget_ms = 0;   // 0: none
+  Tolerance tol;
+};
+
+struct ProbeConfig {
+  std::string host = "127.0.0.1";  // numeric IPv4
+  uint16_t port = 0;
+  std::vector<GoldenModel> models;
+  int runs = 20;  // timed golden calls per model (the first one's outputs are compared)
+  double deadline_ms = 60000;  // the whole gate; also bounds each HTTP call
+  std::string broker_host;     // empty: no broker check
+  uint16_t broker_port = 1883;
+};
+
+// Never fails: whatever could not be observed is recorded as a failure for Judge().
+GateInput Probe(const ProbeConfig& cfg);
+
+}  // namespace outpost::ota

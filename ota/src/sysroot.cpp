@@ -1,0 +1,258 @@
+// libostree C API behind ota/sysroot.h (Debian 12: libostree 2022.7, GPG only).
+#include "outpost/ota/sysroot.h"
+
+#include <ostree.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "outpost/core/log.h"
+#include "outpost/core/metrics.h"
+
+namespace outpost::ota {
+namespace {
+
+void Count(const char* op, const Status& s) {
+  MetricsRegistry::Global()
+      .GetCounter("outpost_ota_operations_total", "OTA libostree operations by outcome",
+                  {{"op", op}, {"outcome", s.ok() ? "ok" : CodeName(s.code())}})
+      .Inc();
+  if (!s.ok()) OP_LOG_WARN("ota: {} failed: {}", op, s.message());
+}
+
+Status FromGError(const GError* e, const std::string& what, Code code = Code::kIoError) {
+  return Status(code, what + ": " + (e ? e->message : "unknown error"));
+}
+
+// A loaded, locked sysroot and its repo; unlocked on destruction.
+struct Loaded {
+  OstreeSysroot* sysroot = nullptr;
+  OstreeRepo* repo = nullptr;
+  bool locked = false;
+  ~Loaded() {
+    if (locked) ostree_sysroot_unlock(sysroot);
+    if (repo) g_object_unref(repo);
+    if (sysroot) g_object_unref(sysroot);
+  }
+};
+
+Status Load(const SysrootConfig& cfg, Loaded& l, bool lock) {
+  g_autoptr(GFile) path = g_file_new_for_path(cfg.sysroot.c_str());
+  l.sysroot = ostree_sysroot_new(path);
+  g_autoptr(GError) err = nullptr;
+  if (!ostree_sysroot_load(l.sysroot, nullptr, &err))
+    return FromGError(err, "cannot load sysroot '" + cfg.sysroot + "'");
+  if (lock) {
+    if (!ostree_sysroot_lock(l.sysroot, &err))
+      return FromGError(err, "cannot lock sysroot '" + cfg.sysroot + "'");
+    l.locked = true;
+  }
+  if (!ostree_sysroot_get_repo(l.sysroot, &l.repo, nullptr, &err))
+    return FromGError(err, "cannot open the repo of sysroot '" + cfg.sysroot + "'");
+  return Status::Ok();
+}
+
+Status VerifyIn(OstreeRepo* repo, const SysrootConfig& cfg, const std::string& commit) {
+  if (cfg.trusted_fingerprints.empty())
+    return InvalidArgument("no trusted key fingerprints configured");
+  const std::string what = "commit " + commit;
+  g_autoptr(GError) err = nullptr;
+  g_autoptr(OstreeGpgVerifyResult) res =
+      ostree_repo_verify_commit_for_remote(repo, commit.c_str(), cfg.remote.c_str(), nullptr, &err);
+  if (!res) return FromGError(err, what + " refused", Code::kInvalidArgument);
+  std::string foreign;
+  bool trusted = false;
+  for (guint i = 0, n = ostree_gpg_verify_result_count_all(res); i < n; ++i) {
+    g_autoptr(GVariant) all = ostree_gpg_verify_result_get_all(res, i);
+    gboolean valid = FALSE;
+    const char *fp = nullptr, *primary = nullptr;
+    g_variant_get_child(all, OSTREE_GPG_SIGNATURE_ATTR_VALID, "b", &valid);
+    g_variant_get_child(all, OSTREE_GPG_SIGNATURE_ATTR_FINGERPRINT, "&s", &fp);
+    g_variant_get_child(all, OSTREE_GPG_SIGNATURE_ATTR_FINGERPRINT_PRIMARY, "&s", &primary);
+    if (!valid) continue;
+    auto in = [&](const char* f) {
+      return f && std::find(cfg.trusted_fingerprints.begin(), cfg.trusted_fingerprints.end(),
+                            std::string(f)) != cfg.trusted_fingerprints.end();
+    };
+    if (in(fp) || in(primary))
+      trusted = true;
+    else if (fp)
+      foreign = fp;
+  }
+  if (!ostree_gpg_verify_result_require_valid_signature(res, &err))
+    return FromGError(err, what + ": no valid signature", Code::kInvalidArgument);
+  if (!trusted)
+    return InvalidArgument(what + ": signed only by key " + foreign +
+                           ", which is not among the trusted keys");
+  return Status::Ok();
+}
+
+std::string VersionOf(OstreeRepo* repo, const char* commit) {
+  g_autoptr(GVariant) c = nullptr;
+  if (!ostree_repo_load_variant(repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &c, nullptr)) return "";
+  g_autoptr(GVariant) meta = g_variant_get_child_value(c, 0);
+  const char* v = nullptr;
+  if (!g_variant_lookup(meta, "version", "&s", &v)) return "";
+  return v;
+}
+
+Deployment Describe(OstreeSysroot* s, OstreeRepo* repo, OstreeDeployment* d) {
+  Deployment out;
+  out.commit = ostree_deployment_get_csum(d);
+  out.serial = ostree_deployment_get_deployserial(d);
+  out.version = VersionOf(repo, out.commit.c_str());
+  g_autofree char* rel = ostree_sysroot_get_deployment_dirpath(s, d);
+  g_autofree char* root = g_file_get_path(ostree_sysroot_get_path(s));
+  out.path = std::string(root) + "/" + rel;
+  return out;
+}
+
+}  // namespace
+
+Status AddRemote(const SysrootConfig& cfg, const std::string& url,
+                 const std::vector<std::string>& key_files) {
+  Status s = [&]() -> Status {
+    Loaded l;
+    OP_RETURN_IF_ERROR(Load(cfg, l, true));
+    g_auto(GVariantBuilder) b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+    g_variant_builder_add(&b, "{sv}", "gpg-verify", g_variant_new_boolean(TRUE));
+    g_variant_builder_add(&b, "{sv}", "gpg-verify-summary", g_variant_new_boolean(TRUE));
+    g_autoptr(GVariant) opts = g_variant_ref_sink(g_variant_builder_end(&b));
+    g_autoptr(GError) err = nullptr;
+    if (!ostree_repo_remote_change(l.repo, nullptr, OSTREE_REPO_REMOTE_CHANGE_REPLACE,
+                                   cfg.remote.c_str(), url.c_str(), opts, nullptr, &err))
+      return FromGError(err, "cannot add remote '" + cfg.remote + "'");
+    if (key_files.empty()) return InvalidArgument("no trusted key files for the remote");
+    for (const auto& k : key_files) {
+      g_autoptr(GFile) f = g_file_new_for_path(k.c_str());
+      g_autoptr(GFileInputStream) in = g_file_read(f, nullptr, &err);
+      if (!in) return FromGError(err, "cannot read key '" + k + "'", Code::kNotFound);
+      guint imported = 0;
+      if (!ostree_repo_remote_gpg_import(l.repo, cfg.remote.c_str(), G_INPUT_STREAM(in), nullptr,
+                                         &imported, nullptr, &err))
+        return FromGError(err, "cannot import key '" + k + "'", Code::kInvalidArgument);
+    }
+    return Status::Ok();
+  }();
+  Count("add-remote", s);
+  return s;
+}
+
+Expected<std::string> Pull(const SysrootConfig& cfg) {
+  Expected<std::string> r = [&]() -> Expected<std::string> {
+    Loaded l;
+    OP_RETURN_IF_ERROR(Load(cfg, l, false));
+    g_auto(GVariantBuilder) b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+    const char* refs[] = {cfg.ref.c_str(), nullptr};
+    g_variant_builder_add(&b, "{sv}", "refs", g_variant_new_strv(refs, -1));
+    g_variant_builder_add(&b, "{sv}", "flags", g_variant_new_int32(OSTREE_REPO_PULL_FLAGS_NONE));
+    // A ref moved back to an older (even signed) commit is a downgrade: refused.
+    g_variant_builder_add(&b, "{sv}", "timestamp-check", g_variant_new_boolean(TRUE));
+    g_autoptr(GVariant) opts = g_variant_ref_sink(g_variant_builder_end(&b));
+    g_autoptr(GError) err = nullptr;
+    if (!ostree_repo_pull_with_options(l.repo, cfg.remote.c_str(), opts, nullptr, nullptr, &err)) {
+      // Signature and checksum problems are refusals; the rest is the network or the server.
+      bool refused =
+          g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_NO_SIGNATURE) ||
+          g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_MISSING_KEY) ||
+          g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_INVALID_SIGNATURE) ||
+          (err && (strstr(err->message, "GPG") || strstr(err->message, "ignature") ||
+                   strstr(err->message, "Corrupted") || strstr(err->message, "checksum") ||
+                   strstr(err->message, "chronologically older")));
+      return FromGError(err, "pull of " + cfg.remote + ":" + cfg.ref + " failed",
+                        refused ? Code::kInvalidArgument : Code::kUnavailable);
+    }
+    g_autofree char* commit = nullptr;
+    std::string refspec = cfg.remote + ":" + cfg.ref;
+    if (!ostree_repo_resolve_rev(l.repo, refspec.c_str(), FALSE, &commit, &err))
+      return FromGError(err, "cannot resolve " + refspec, Code::kInternal);
+    OP_RETURN_IF_ERROR(VerifyIn(l.repo, cfg, commit));
+    return std::string(commit);
+  }();
+  Count("pull", r.status());
+  return r;
+}
+
+Status VerifyCommit(const SysrootConfig& cfg, const std::string& commit) {
+  Loaded l;
+  Status s = Load(cfg, l, false);
+  if (s.ok()) s = VerifyIn(l.repo, cfg, commit);
+  Count("verify", s);
+  return s;
+}
+
+Expected<std::vector<Deployment>> ListDeployments(const SysrootConfig& cfg) {
+  Loaded l;
+  OP_RETURN_IF_ERROR(Load(cfg, l, false));
+  std::vector<Deployment> out;
+  g_autoptr(GPtrArray) deps = ostree_sysroot_get_deployments(l.sysroot);
+  for (guint i = 0; i < deps->len; ++i) {
+    auto* d = static_cast<OstreeDeployment*>(deps->pdata[i]);
+    if (cfg.osname == ostree_deployment_get_osname(d))
+      out.push_back(Describe(l.sysroot, l.repo, d));
+  }
+  return out;
+}
+
+Expected<Deployment> Deploy(const SysrootConfig& cfg, const std::string& commit) {
+  Expected<Deployment> r = [&]() -> Expected<Deployment> {
+    Loaded l;
+    OP_RETURN_IF_ERROR(Load(cfg, l, true));
+    // Never deploy on the word of the pull alone (an offline delta carries no check at all).
+    OP_RETURN_IF_ERROR(VerifyIn(l.repo, cfg, commit));
+    std::string refspec = cfg.remote + ":" + cfg.ref;
+    g_autoptr(GKeyFile) origin = ostree_sysroot_origin_new_from_refspec(l.sysroot, refspec.c_str());
+    g_autoptr(OstreeDeployment) merge =
+        ostree_sysroot_get_merge_deployment(l.sysroot, cfg.osname.c_str());
+    OstreeSysrootDeployTreeOpts opts = {};
+    g_autoptr(OstreeDeployment) dep = nullptr;
+    g_autoptr(GError) err = nullptr;
+    if (!ostree_sysroot_deploy_tree_with_options(l.sysroot, cfg.osname.c_str(), commit.c_str(),
+                                                 origin, merge, &opts, &dep, nullptr, &err))
+      return FromGError(err, "cannot deploy " + commit);
+    if (!ostree_sysroot_simple_write_deployment(l.sysroot, cfg.osname.c_str(), dep, merge,
+                                                OSTREE_SYSROOT_SIMPLE_WRITE_DEPLOYMENT_FLAGS_NONE,
+                                                nullptr, &err))
+      return FromGError(err, "cannot write the deployments with " + commit);
+    return Describe(l.sysroot, l.repo, dep);
+  }();
+  Count("deploy", r.status());
+  return r;
+}
+
+Status RollBack(const SysrootConfig& cfg, const std::string& previous, const std::string& failed) {
+  Status s = [&]() -> Status {
+    Loaded l;
+    OP_RETURN_IF_ERROR(Load(cfg, l, true));
+    g_autoptr(GPtrArray) deps = ostree_sysroot_get_deployments(l.sysroot);
+    g_autoptr(GPtrArray) next = g_ptr_array_new_with_free_func(g_object_unref);
+    OstreeDeployment* good = nullptr;
+    for (guint i = 0; i < deps->len; ++i) {
+      auto* d = static_cast<OstreeDeployment*>(deps->pdata[i]);
+      if (!good && cfg.osname == ostree_deployment_get_osname(d) &&
+          previous == ostree_deployment_get_csum(d))
+        good = d;
+    }
+    if (!good) return NotFound("no deployment of " + previous + " to roll back to");
+    g_ptr_array_add(next, g_object_ref(good));
+    for (guint i = 0; i < deps->len; ++i) {
+      auto* d = static_cast<OstreeDeployment*>(deps->pdata[i]);
+      if (d == good) continue;
+      if (!failed.empty() && cfg.osname == ostree_deployment_get_osname(d) &&
+          failed == ostree_deployment_get_csum(d))
+        continue;
+      g_ptr_array_add(next, g_object_ref(d));
+    }
+    g_autoptr(GError) err = nullptr;
+    if (!ostree_sysroot_write_deployments(l.sysroot, next, nullptr, &err))
+      return FromGError(err, "cannot write the deployments for the rollback to " + previous);
+    return Status::Ok();
+  }();
+  Count("rollback", s);
+  return s;
+}
+
+}  // namespace outpost::ota
