@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "opencl/cl_common.h"
+#include "outpost/core/hash.h"
 #include "outpost/core/metrics.h"
 
 const void* OutpostOpenClSources(size_t* count);
@@ -30,17 +31,6 @@ std::string EmbeddedSource(const std::string& name) {
   for (size_t i = 0; i < n; ++i)
     if (name == e[i].name) return std::string(e[i].data, e[i].size);
   return {};
-}
-
-uint64_t Fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-
-std::string Hex(uint64_t v) {
-  char b[17];
-  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
-  return b;
 }
 
 void CountCache(const char* result) {
@@ -91,7 +81,7 @@ bool ReadCacheFile(const std::string& path, std::string* payload) {
   std::memcpy(&hash, all.data() + 16, 8);
   if (size != all.size() - 24) return false;
   *payload = all.substr(24);
-  return Fnv1a(*payload) == hash;
+  return Fnv1a64(*payload) == hash;
 }
 
 void WriteCacheFile(const std::string& dir, const std::string& path, const std::string& payload) {
@@ -101,7 +91,7 @@ void WriteCacheFile(const std::string& dir, const std::string& path, const std::
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) return;
-    uint64_t size = payload.size(), hash = Fnv1a(payload);
+    uint64_t size = payload.size(), hash = Fnv1a64(payload);
     f.write(kMagic, 8);
     f.write(reinterpret_cast<const char*>(&size), 8);
     f.write(reinterpret_cast<const char*>(&hash), 8);
@@ -244,9 +234,10 @@ Expected<cl_program> ClRuntime::Program(const std::string& source) const {
   auto it = programs_.find(source);
   if (it != programs_.end()) return it->second;
   const std::string key = source + "\n//" + kBuildOptions + "\n//" + device_key;
-  const std::string file = cache_dir.empty() ? std::string()
-                                             : cache_dir + "/" + Hex(Fnv1a(key)) +
-                                                   Hex(Fnv1a(key, 0x84222325cbf29ce4ull)) + ".bin";
+  const std::string file = cache_dir.empty()
+                               ? std::string()
+                               : cache_dir + "/" + Hex64(Fnv1a64(key)) +
+                                     Hex64(Fnv1a64(key, 0x84222325cbf29ce4ull)) + ".bin";
   cl_int err = CL_SUCCESS;
   cl_program prog = nullptr;
   std::string payload;

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <utility>
 
+#include "outpost/core/hash.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
 
@@ -38,21 +39,6 @@ constexpr std::array<std::pair<State, std::string_view>, 11> kNames = {{
 }};
 
 constexpr std::string_view kFormat = "outpost-ota-state/1";
-
-uint64_t Fnv1a64(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-std::string Hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 void CountWrite(const char* outcome) {
   MetricsRegistry::Global()
