@@ -9,10 +9,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <tuple>
 
+#include <unistd.h>
+
 #include "kernels/op_harness.h"
+#include "outpost/core/metrics.h"
 #include "outpost/kernels/backend.h"
 #include "outpost/kernels/fusion.h"
 
@@ -218,6 +223,113 @@ TEST(OpenClTest, DeviceChosenByName) {
   EXPECT_NE(bad.status().message().find("no-such-accelerator-xyz"), std::string::npos);
   EXPECT_NE(bad.status().message().find(plat_name), std::string::npos) << bad.status().message();
   EXPECT_NE(bad.status().message().find(dev_name), std::string::npos) << bad.status().message();
+}
+
+// Runs Neg on `b` (a backend of its own, not Cl()) and checks the answer.
+void RunNegOn(kernels::Backend* b) {
+  Tensor x = Vec<float>(DataType::kFloat, {4}, {1.5f, -2.f, 0.f, 7.25f});
+  Tensor meta = Tensor::Meta(DataType::kFloat, {4});
+  std::vector<const Tensor*> in_meta = {&meta}, out_meta = {&meta};
+  kernels::NodeInfo node{"n", "Neg", "", 17, {}};
+  auto prepared = b->Prepare(node, in_meta, out_meta);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  auto in_buf = b->Allocate(x.nbytes());
+  ASSERT_TRUE(in_buf.ok());
+  Tensor dev_in = (*in_buf)->View(DataType::kFloat, {4}, 0);
+  ASSERT_TRUE(b->CopyFromHost(x, dev_in).ok());
+  struct Sink : kernels::OutputSink {
+    kernels::Backend* be;
+    std::shared_ptr<kernels::Buffer> buf;
+    Tensor out;
+    Expected<Tensor*> Allocate(int, DataType dtype, const Shape& shape) override {
+      auto r = be->Allocate(Tensor::Meta(dtype, shape).nbytes());
+      if (!r.ok()) return r.status();
+      buf = *r;
+      out = buf->View(dtype, shape, 0);
+      return &out;
+    }
+  } sink;
+  sink.be = b;
+  const Tensor* run_in[] = {&dev_in};
+  ASSERT_TRUE((*prepared)->Execute(run_in, &sink).ok());
+  ASSERT_TRUE(b->Synchronize().ok());
+  Tensor got = Tensor::Allocate(DataType::kFloat, {4}).value();
+  ASSERT_TRUE(b->CopyToHost(sink.out, got).ok());
+  EXPECT_EQ(got.data<float>()[0], -1.5f);
+  EXPECT_EQ(got.data<float>()[1], 2.f);
+  EXPECT_EQ(got.data<float>()[3], -7.25f);
+}
+
+// Program binaries are cached on disk: a second backend (a second process, in effect) loads them
+// instead of compiling; a corrupted cache file is noticed, counted, rebuilt and rewritten.
+TEST(OpenClTest, ProgramBinariesAreCachedOnDiskAndCorruptionIsRebuilt) {
+  if (!Cl()) GTEST_SKIP() << "no OpenCL device";
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) /
+                       ("outpost-opencl-cache-test-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto count = [](const char* result) {
+    return MetricsRegistry::Global()
+        .GetCounter("outpost_opencl_program_cache_total", "", {{"result", result}})
+        .value();
+  };
+  auto make = [&] {
+    kernels::BackendOptions o;
+    o.opencl_cache_dir = dir.string();
+    auto r = kernels::CreateOpenClBackend(o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : nullptr;
+  };
+  auto bins = [&] {
+    std::vector<fs::path> v;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".bin") v.push_back(e.path());
+    return v;
+  };
+
+  const uint64_t miss0 = count("miss"), hit0 = count("hit"), corrupt0 = count("corrupt");
+  {
+    auto first = make();
+    ASSERT_TRUE(first);
+    RunNegOn(first.get());
+  }
+  EXPECT_GT(count("miss"), miss0);
+  ASSERT_TRUE(fs::is_directory(dir));
+  const std::vector<fs::path> files = bins();
+  ASSERT_FALSE(files.empty());
+
+  const uint64_t miss1 = count("miss");
+  {
+    auto second = make();
+    ASSERT_TRUE(second);
+    RunNegOn(second.get());
+  }
+  EXPECT_GT(count("hit"), hit0);
+  EXPECT_EQ(count("miss"), miss1);  // nothing compiled from source
+
+  for (const fs::path& f : files) {  // flip a byte of each payload
+    std::fstream io(f, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekg(40);
+    char c = 0;
+    io.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5a);
+    io.seekp(40);
+    io.write(&c, 1);
+  }
+  {
+    auto third = make();
+    ASSERT_TRUE(third);
+    RunNegOn(third.get());  // still right: rebuilt from source
+  }
+  EXPECT_GE(count("corrupt"), corrupt0 + files.size());
+  const uint64_t hit2 = count("hit");
+  {
+    auto fourth = make();  // the rewritten files are good again
+    ASSERT_TRUE(fourth);
+    RunNegOn(fourth.get());
+  }
+  EXPECT_GT(count("hit"), hit2);
+  fs::remove_all(dir);
 }
 
 TEST(OpenClTest, UnaryFloat) {
