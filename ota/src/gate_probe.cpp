@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "outpost/core/status.h"
 
@@ -223,8 +224,14 @@ GateInput Probe(const ProbeConfig& cfg) {
   const int call_ms = static_cast<int>(std::max(1000.0, cfg.deadline_ms));
   GateInput g;
   g.deadline_ms = cfg.deadline_ms;
-  auto ready = Http(cfg, "GET", "/v2/health/ready", "", call_ms);
-  g.daemon_ready = ready.ok() && ready->status == 200;
+  // After a boot outpostd may still be starting or loading its models: readiness is polled
+  // until it says ready or the gate's deadline has passed.
+  for (;;) {
+    auto ready = Http(cfg, "GET", "/v2/health/ready", "", call_ms);
+    g.daemon_ready = ready.ok() && ready->status == 200;
+    if (g.daemon_ready || MsSince(t0) + 100 >= cfg.deadline_ms) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   for (const auto& m : cfg.models) g.models.push_back(ProbeModel(cfg, m, call_ms));
   if (!cfg.broker_host.empty()) {
     g.broker_required = true;
