@@ -24,6 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::Cmd;
 using ::testing::HasSubstr;
+using testing::Sh;
 
 class OtaAgentTest : public testing::FakeSysrootTest {
  protected:
@@ -187,6 +188,49 @@ TEST_F(OtaAgentTest, GoodReleaseIsCommitted) {
   s = RunOnce(cfg_);
   EXPECT_EQ(s.outcome, Outcome::kIdle) << s.message;
   EXPECT_THAT(s.message, HasSubstr("up to date at " + v2));
+}
+
+}  // namespace
+}  // namespace outpost::ota
+
+namespace outpost::ota {
+namespace {
+
+// The same step through `outpost ota run-once`: exit 100 asks for the reboot, 0 after the gate;
+// `outpost ota status --json` reads the committed record.
+TEST_F(OtaAgentTest, RunOnceCliCommitsAGoodRelease) {
+  ASSERT_NO_FATAL_FAILURE(Boot());
+  std::string v2 = Build(Release("2.0", 1700000100, Golden("good2", /*wrong=*/false)));
+  ASSERT_EQ(v2.size(), 64u);
+  auto run_once = [&] {
+    return Sh(std::string(OUTPOST_CLI) + " ota run-once --state-dir " + cfg_.state_dir +
+              " --sysroot " + sysroot_ + " --remote " + cfg_.remote_url +
+              " --ref outpost/test/x86_64 --trusted-key " + root_ + "/Release.asc" +
+              " --outpostd 127.0.0.1:" + std::to_string(cfg_.outpostd_port) +
+              " --gate-runs 3 --boot-id " + cfg_.boot_id + " --booted-commit " +
+              cfg_.booted_commit + " 2>/dev/null");
+  };
+  Cmd c = run_once();
+  ASSERT_EQ(c.rc, 100) << c.out;
+  auto j = nlohmann::json::parse(c.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << c.out;
+  EXPECT_EQ(j["outcome"], "reboot-requested");
+  EXPECT_EQ(j["record"]["state"], "rebooting");
+  EXPECT_EQ(j["record"]["target_commit"], v2);
+  EXPECT_EQ(StatusCommits(), (std::vector<std::string>{v2, v1_}));
+
+  ASSERT_NO_FATAL_FAILURE(Boot());
+  c = run_once();
+  ASSERT_EQ(c.rc, 0) << c.out;
+  j = nlohmann::json::parse(c.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << c.out;
+  EXPECT_EQ(j["outcome"], "committed");
+  c = Sh(std::string(OUTPOST_CLI) + " ota status --json --state-dir " + cfg_.state_dir);
+  ASSERT_EQ(c.rc, 0) << c.out;
+  j = nlohmann::json::parse(c.out, nullptr, false);
+  EXPECT_EQ(j["state"], "committed") << c.out;
+  EXPECT_EQ(j["target_commit"], v2);
+  EXPECT_EQ(StatusCommits(), (std::vector<std::string>{v2, v1_}));
 }
 
 }  // namespace
