@@ -196,6 +196,25 @@ TEST_F(OtaAgentTest, GoodReleaseIsCommitted) {
 namespace outpost::ota {
 namespace {
 
+// Killed after Deploy() wrote v2 but before "staged" reached the disk: the next step verifies
+// again, finds v2 already the default and does not deploy it a second time.
+TEST_F(OtaAgentTest, StepInterruptedAfterDeployDoesNotDeployTwice) {
+  ASSERT_NO_FATAL_FAILURE(Boot());
+  std::string v2 = Build(Release("2.0", 1700000100, Golden("good2", /*wrong=*/false)));
+  ASSERT_EQ(v2.size(), 64u);
+  ASSERT_EQ(RunOnce(cfg_).outcome, Outcome::kRebootRequested);
+  Record r = State();
+  r.state = State::kVerifying;  // the record as the killed step left it
+  r.target_version.clear();
+  ASSERT_TRUE(StateFile(cfg_.state_dir).Save(r).ok());
+
+  StepResult s = RunOnce(cfg_);  // same boot
+  EXPECT_EQ(s.outcome, Outcome::kRebootRequested) << s.message;
+  EXPECT_EQ(State().state, State::kRebooting);
+  EXPECT_EQ(State().target_version, "2.0");
+  EXPECT_EQ(StatusCommits(), (std::vector<std::string>{v2, v1_}));
+}
+
 // The same step through `outpost ota run-once`: exit 100 asks for the reboot, 0 after the gate;
 // `outpost ota status --json` reads the committed record.
 TEST_F(OtaAgentTest, RunOnceCliCommitsAGoodRelease) {
