@@ -499,3 +499,18 @@ Expected<VerifyReport> Verify(const VerifyOptions& opts) {
 }
 
 }  // namespace outpost::image
+
+namespace outpost::image {
+
+Expected<std::vector<std::string>> KeyFingerprints(const std::vector<std::string>& key_files) {
+  std::set<std::string> fps;
+  g_autofree char* tmp = g_dir_make_tmp("outpost-keys-XXXXXX", nullptr);
+  if (!tmp) return IoError("cannot make a temporary directory for the keys");
+  Status s = MakeKeyringDir(key_files, tmp, &fps);
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  if (!s.ok()) return s;
+  return std::vector<std::string>(fps.begin(), fps.end());
+}
+
+}  // namespace outpost::image

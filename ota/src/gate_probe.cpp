@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "outpost/core/status.h"
 
@@ -195,8 +196,15 @@ ModelCheck ProbeModel(const ProbeConfig& cfg, const GoldenModel& g, int timeout_
                  {"data", in->data}}}}};
   const std::string body = req.dump();
   for (int i = 0; i < std::max(1, cfg.runs); ++i) {
+    // 429 is outpostd shedding load for a moment (its read-delay rule), not a wrong answer:
+    // retried up to 4 times, 50 to 400 ms apart; the successful call's latency is recorded.
     auto t = Clock::now();
     auto r = Http(cfg, "POST", "/v2/models/" + g.name + "/infer", body, timeout_ms);
+    for (int retry = 0; retry < 4 && r.ok() && r->status == 429; ++retry) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 << retry));
+      t = Clock::now();
+      r = Http(cfg, "POST", "/v2/models/" + g.name + "/infer", body, timeout_ms);
+    }
     double ms = MsSince(t);
     if (!r.ok() || r->status != 200) {
       m.error = "infer: " + (r.ok() ? "HTTP " + std::to_string(r->status) + " " + r->body
@@ -223,8 +231,14 @@ GateInput Probe(const ProbeConfig& cfg) {
   const int call_ms = static_cast<int>(std::max(1000.0, cfg.deadline_ms));
   GateInput g;
   g.deadline_ms = cfg.deadline_ms;
-  auto ready = Http(cfg, "GET", "/v2/health/ready", "", call_ms);
-  g.daemon_ready = ready.ok() && ready->status == 200;
+  // After a boot outpostd may still be starting or loading its models: readiness is polled
+  // until it says ready or the gate's deadline has passed.
+  for (;;) {
+    auto ready = Http(cfg, "GET", "/v2/health/ready", "", call_ms);
+    g.daemon_ready = ready.ok() && ready->status == 200;
+    if (g.daemon_ready || MsSince(t0) + 100 >= cfg.deadline_ms) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   for (const auto& m : cfg.models) g.models.push_back(ProbeModel(cfg, m, call_ms));
   if (!cfg.broker_host.empty()) {
     g.broker_required = true;

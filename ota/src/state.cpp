@@ -94,6 +94,7 @@ Status Transition(Record& r, State to, std::string reason) {
   if (!CanTransition(r.state, to))
     return Internal("OTA: transition " + std::string(StateName(r.state)) + " -> " +
                     std::string(StateName(to)) + " is not allowed");
+  const std::string_view from = StateName(r.state);
   if (to == State::kChecking) {  // a new cycle: nothing of the previous one carries over
     std::string boot_id = r.boot_id;
     uint64_t seq = r.sequence;
@@ -101,7 +102,7 @@ Status Transition(Record& r, State to, std::string reason) {
     r.boot_id = std::move(boot_id);
     r.sequence = seq;
   }
-  OP_LOG_INFO("ota: {} -> {}{}{}", StateName(r.state), StateName(to), reason.empty() ? "" : ": ",
+  OP_LOG_INFO("ota: {} -> {}{}{}", from, StateName(to), reason.empty() ? "" : ": ",
               reason);
   MetricsRegistry::Global()
       .GetCounter("outpost_ota_transitions_total", "OTA state transitions by target state",

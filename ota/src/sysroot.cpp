@@ -176,6 +176,32 @@ Expected<std::string> Pull(const SysrootConfig& cfg) {
   return r;
 }
 
+Expected<std::string> RemoteHead(const SysrootConfig& cfg) {
+  Expected<std::string> r = [&]() -> Expected<std::string> {
+    Loaded l;
+    OP_RETURN_IF_ERROR(Load(cfg, l, false));
+    g_autoptr(GHashTable) refs = nullptr;
+    g_autoptr(GError) err = nullptr;
+    if (!ostree_repo_remote_list_refs(l.repo, cfg.remote.c_str(), &refs, nullptr, &err)) {
+      bool refused = err && (strstr(err->message, "GPG") || strstr(err->message, "ignature"));
+      return FromGError(err, "cannot read the summary of remote " + cfg.remote,
+                        refused ? Code::kInvalidArgument : Code::kUnavailable);
+    }
+    auto* commit = static_cast<const char*>(g_hash_table_lookup(refs, cfg.ref.c_str()));
+    if (!commit) return NotFound("remote " + cfg.remote + " has no ref " + cfg.ref);
+    return std::string(commit);
+  }();
+  Count("check", r.status());
+  return r;
+}
+
+Expected<std::string> BootedCommit(const SysrootConfig& cfg) {
+  Loaded l;
+  OP_RETURN_IF_ERROR(Load(cfg, l, false));
+  OstreeDeployment* d = ostree_sysroot_get_booted_deployment(l.sysroot);
+  return std::string(d ? ostree_deployment_get_csum(d) : "");
+}
+
 Status VerifyCommit(const SysrootConfig& cfg, const std::string& commit) {
   Loaded l;
   Status s = Load(cfg, l, false);

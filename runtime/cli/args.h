@@ -44,6 +44,6 @@ int CmdBench(int argc, char** argv);
 int CmdConformance(int argc, char** argv);
 int CmdTelemetry(int argc, char** argv);  // outpost telemetry tail
 int CmdImage(int argc, char** argv);  // outpost image build|bundle|verify
-int CmdOta(int argc, char** argv);    // outpost ota status
+int CmdOta(int argc, char** argv);    // outpost ota status|run-once
 
 }  // namespace outpost::cli

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/signing_keys.h"
+#include "fake_sysroot.h"
 #include "file_server.h"
 #include "outpost/image/image.h"
 
@@ -26,10 +27,7 @@ using ::testing::HasSubstr;
 using testing::Cmd;
 using testing::Sh;
 using testing::Trim;
-void Write(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
-}
+void Write(const fs::path& p, const std::string& text) { testing::WriteFile(p, text); }
 
 std::string Read(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -38,86 +36,15 @@ std::string Read(const fs::path& p) {
   return ss.str();
 }
 
-class OtaSysrootTest : public testing::SigningKeysTest {
+class OtaSysrootTest : public testing::FakeSysrootTest {
  protected:
-  static void SetUpTestSuite() {
-    setenv("OSTREE_SYSROOT_DEBUG", "mutable-deployments", 1);
-    setenv("OSTREE_SKIP_CACHE", "1", 1);
-    MakeKeys("oots");
-  }
-
+  static void SetUpTestSuite() { SetUpSuite("oots"); }
   void SetUp() override {
-    dir_ = root_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ + "/srv");
-    Write(dir_ + "/base/usr/lib/modules/6.1.0/vmlinuz", "kernel-6.1.0");
-    Write(dir_ + "/base/usr/lib/modules/6.1.0/initramfs.img", "initramfs");
-    Write(dir_ + "/base/etc/os-release", "ID=outpost-test\n");
+    FakeSysrootTest::SetUp();
     Write(dir_ + "/base/etc/app.conf", "a=1\n");
-    Write(dir_ + "/outpostd", "#!/bin/sh\necho v1\n");
-    fs::permissions(dir_ + "/outpostd", fs::perms(0755));
-    server_ = std::make_unique<testing::FileServer>(dir_ + "/srv");
-
-    // The fake sysroot, as ostree's own tests make it.
-    sysroot_ = dir_ + "/sysroot";
-    fs::create_directories(sysroot_);
-    for (std::string c :
-         {"ostree admin init-fs " + sysroot_,
-          "ostree admin os-init --sysroot=" + sysroot_ + " outpost",
-          "mkdir -p " + sysroot_ + "/boot/loader.0 " + sysroot_ + "/boot/syslinux",
-          "ln -s loader.0 " + sysroot_ + "/boot/loader",
-          "touch " + sysroot_ + "/boot/loader/syslinux.cfg",
-          "ln -s ../loader/syslinux.cfg " + sysroot_ + "/boot/syslinux/syslinux.cfg"}) {
-      Cmd r = Sh(c);
-      ASSERT_EQ(r.rc, 0) << c << ": " << r.out;
-    }
     cfg_ = {sysroot_, "outpost", "outpost", "outpost/test/x86_64", {release_fpr_}};
   }
-  void TearDown() override { server_.reset(); }
-
-  image::BuildOptions Release(const std::string& version, int64_t ts) {
-    image::BuildOptions o;
-    o.repo = dir_ + "/srv/repo";
-    o.ref = "outpost/test/x86_64";
-    o.base_rootfs = dir_ + "/base";
-    o.outpostd = dir_ + "/outpostd";
-    o.systemd_dir = SourceDir() + "/runtime/outpostd/systemd";
-    o.device_config = SourceDir() + "/config/examples/device.yaml";
-    o.version = version;
-    o.timestamp = ts;
-    o.key = {gnupg_, release_fpr_};
-    return o;
-  }
-  static std::string SourceDir() {
-    const char* s = getenv("OUTPOST_SOURCE_DIR");
-    return s && *s ? s : OUTPOST_SOURCE_DIR_DEFAULT;
-  }
-  std::string Build(const image::BuildOptions& o) {
-    auto r = image::Build(o);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? r->commit : "";
-  }
-  std::string AdminStatus() {
-    Cmd c = Sh("ostree admin status --sysroot=" + sysroot_);
-    EXPECT_EQ(c.rc, 0) << c.out;
-    return c.out;
-  }
-  // Deployed commits, bootloader order, as ostree itself lists them.
-  std::vector<std::string> StatusCommits() {
-    std::vector<std::string> out;
-    std::istringstream in(AdminStatus());
-    std::string line;
-    while (std::getline(in, line)) {
-      auto p = line.find("outpost ");
-      if (p != std::string::npos && line.find("origin") == std::string::npos)
-        out.push_back(line.substr(p + 8, 64));
-    }
-    return out;
-  }
-
-  std::string dir_, sysroot_;
   SysrootConfig cfg_;
-  std::unique_ptr<testing::FileServer> server_;
 };
 
 TEST_F(OtaSysrootTest, V1ToV2ThroughStaticDeltaKeepsEtcAndVarThenRollsBack) {

@@ -105,12 +105,17 @@ class Sandbox {
                   fs::copy_options::overwrite_existing);
   }
 
-  // Starts outpostd serving manifests/ with models from `models_dir` (tests/models by default).
-  // nullptr and *error (with the daemon's stderr) when it does not come up.
+  // Starts outpostd serving manifests/ (or `manifests_dir`) with models from `models_dir`
+  // (tests/models by default). nullptr and *error (with the daemon's stderr) when it does not
+  // come up.
   std::unique_ptr<Daemon> Start(const StartOptions& o, std::string* error,
-                                const std::string& models_dir = kModelsDir) {
+                                const std::string& models_dir = kModelsDir,
+                                const std::string& manifests_dir = "") {
     ProcessOptions po;
-    po.argv = {kOutpostd, "--listen", o.listen, "--manifests", manifests(), "--models", models_dir};
+    po.argv = {kOutpostd,     "--listen",
+               o.listen,      "--manifests",
+               manifests_dir.empty() ? manifests() : manifests_dir,
+               "--models",    models_dir};
     po.argv.insert(po.argv.end(), o.args.begin(), o.args.end());
     po.env = o.env;
     // Not under systemd: no journal, no notify socket, no watchdog unless the test sets them.

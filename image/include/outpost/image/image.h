@@ -110,4 +110,9 @@ struct VerifyReport {
 // content) naming the ref, commit, object or file; kNotFound / kIoError for missing paths.
 Expected<VerifyReport> Verify(const VerifyOptions& opts);
 
+// The V4 fingerprints (primary keys and subkeys, upper-case hex) of public key files, armored or
+// binary (a directory: every file in it), as Verify() matches signers against them. The update
+// agent's trusted fingerprints come from here (`outpost ota run-once --trusted-key`).
+Expected<std::vector<std::string>> KeyFingerprints(const std::vector<std::string>& key_files);
+
 }  // namespace outpost::image

@@ -30,6 +30,10 @@ Status AddRemote(const SysrootConfig& cfg, const std::string& url,
 // failures are kUnavailable.
 Expected<std::string> Pull(const SysrootConfig& cfg);
 
+// The commit the remote's ref points at, from its summary (signature checked by libostree with
+// gpg-verify-summary; nothing else is fetched). The check before a pull.
+Expected<std::string> RemoteHead(const SysrootConfig& cfg);
+
 // A commit in the sysroot's repo has a valid signature by a trusted key (kInvalidArgument if not).
 Status VerifyCommit(const SysrootConfig& cfg, const std::string& commit);
 
@@ -42,6 +46,10 @@ struct Deployment {
 
 // The deployments of cfg.osname, default first (the bootloader order).
 Expected<std::vector<Deployment>> ListDeployments(const SysrootConfig& cfg);
+
+// The commit of the deployment the system booted (ostree's view); empty when none was booted
+// from this sysroot (a fake sysroot in tests, a container).
+Expected<std::string> BootedCommit(const SysrootConfig& cfg);
 
 // Deploys a verified commit as the new default, /etc merged from the current default and /var
 // shared; the previous default stays as the rollback deployment.

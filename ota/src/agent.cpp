@@ -1,0 +1,302 @@
+// The update agent's step: Resume() decides, this file acts (ota/README.md, "The agent").
+#include "outpost/ota/agent.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <utility>
+
+#include "outpost/config/device_config.h"
+#include "outpost/config/manifest.h"
+#include "outpost/core/log.h"
+#include "outpost/core/metrics.h"
+#include "outpost/ota/gate.h"
+#include "outpost/ota/gate_probe.h"
+
+namespace outpost::ota {
+
+namespace fs = std::filesystem;
+
+std::string_view OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kIdle:
+      return "idle";
+    case Outcome::kRebootRequested:
+      return "reboot-requested";
+    case Outcome::kCommitted:
+      return "committed";
+    case Outcome::kRolledBack:
+      return "rolled-back";
+    case Outcome::kFailed:
+      return "failed";
+    case Outcome::kError:
+      return "error";
+  }
+  return "?";
+}
+
+Expected<std::vector<GoldenModel>> DeploymentGoldens(const std::string& deployment_path,
+                                                     const Tolerance& tol) {
+  std::vector<GoldenModel> out;
+  const fs::path models = fs::path(deployment_path) / "usr/lib/outpost/models";
+  std::error_code ec;
+  if (!fs::is_directory(models, ec)) return out;  // an OS without models: readiness only
+  std::vector<fs::path> bundles;
+  for (const auto& e : fs::directory_iterator(models, ec))
+    if (e.is_directory()) bundles.push_back(e.path());
+  std::sort(bundles.begin(), bundles.end());
+  for (const auto& b : bundles) {
+    config::DeviceConfig dc = config::DefaultDeviceConfig();
+    dc.models.model_dir = b.string();
+    OP_ASSIGN_OR_RETURN(config::ModelManifest m, config::LoadManifest(b / "manifest.yaml", dc));
+    if (m.golden_input.empty() || m.golden_output.empty())
+      return InvalidArgument("model bundle '" + b.string() +
+                             "' has no golden input or output: the health gate cannot check it");
+    GoldenModel g;
+    g.name = m.name;
+    g.golden_input = m.golden_input;
+    g.golden_output = m.golden_output;
+    g.p95_budget_ms = static_cast<double>(m.latency_budget_ms);
+    g.tol = tol;
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+namespace {
+
+std::string ReadBootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+std::string Join(const std::vector<std::string>& v, const char* sep) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+class Agent {
+ public:
+  explicit Agent(const AgentConfig& cfg) : cfg_(cfg), file_(cfg.state_dir) {}
+
+  StepResult Run() {
+    auto loaded = file_.Load();
+    if (!loaded.ok()) {
+      OP_LOG_WARN("ota agent: {}", loaded.status().ToString());
+      auto q = file_.Quarantine();
+      if (!q.ok())
+        return Error("cannot move the corrupt state file aside: " + q.status().message());
+    }
+    Observed now;
+    now.boot_id = cfg_.boot_id.empty() ? ReadBootId() : cfg_.boot_id;
+    auto booted = Booted();
+    if (!booted.ok()) return Error(booted.status().message());
+    now.booted_commit = booted->commit;
+    booted_ = *booted;
+    Decision d = Resume(loaded, now, cfg_.limits);
+    r_ = d.record;
+    OP_LOG_INFO("ota agent: state {}, booted {}: {} ({})", StateName(r_.state),
+                now.booted_commit.empty() ? "unknown" : now.booted_commit, ActionName(d.action),
+                d.why);
+    if (!Save()) return Error(save_error_);
+    switch (d.action) {
+      case Action::kNone:
+        if (r_.state == State::kFailed && loaded.ok() && *loaded && (*loaded)->state != r_.state)
+          return Done(Outcome::kFailed, r_.reason);
+        return Check();
+      case Action::kCheck:
+        return Check();
+      case Action::kDownload:
+        return Download();
+      case Action::kVerify:
+        return VerifyAndDeploy();
+      case Action::kReboot:
+        return Done(Outcome::kRebootRequested, d.why);
+      case Action::kRunHealthGate:
+        return Gate();
+      case Action::kRollBack:
+        return RollBackNow();
+      case Action::kVerifyUnknown:
+        return VerifyUnknown();
+    }
+    return Error("unknown action");
+  }
+
+ private:
+  // The booted deployment (commit and checkout path); empty commit when unknown.
+  Expected<Deployment> Booted() {
+    OP_ASSIGN_OR_RETURN(auto list, ListDeployments(cfg_.sysroot));
+    std::string commit = cfg_.booted_commit;
+    if (commit.empty()) {
+      OP_ASSIGN_OR_RETURN(commit, BootedCommit(cfg_.sysroot));
+    }
+    for (const auto& d : list)
+      if (d.commit == commit) return d;
+    return Deployment{};
+  }
+
+  bool Save() {
+    Status s = file_.Save(r_);
+    if (!s.ok()) save_error_ = "cannot persist the state: " + s.message();
+    return s.ok();
+  }
+
+  // Transition + persist; false (and save_error_) when either fails.
+  bool Go(State to, std::string reason = {}) {
+    Status s = Transition(r_, to, std::move(reason));
+    if (!s.ok()) {
+      save_error_ = s.message();
+      return false;
+    }
+    return Save();
+  }
+
+  StepResult Fail(const std::string& why) {
+    if (!Go(State::kFailed, why)) return Error(save_error_);
+    return Done(Outcome::kFailed, why);
+  }
+
+  StepResult Check() {
+    // A rolled-back commit is not tried again while it is still the head (the idle record after
+    // such a check keeps it as its target; any other idle record has none).
+    const std::string rejected =
+        r_.state == State::kRolledBack || r_.state == State::kIdle ? r_.target_commit : "";
+    if (!Go(State::kChecking, "checking " + cfg_.sysroot.remote + ":" + cfg_.sysroot.ref))
+      return Error(save_error_);
+    if (!cfg_.remote_url.empty()) {
+      Status s = AddRemote(cfg_.sysroot, cfg_.remote_url, cfg_.key_files);
+      if (!s.ok()) return Fail("cannot configure the remote: " + s.message());
+    }
+    auto head = RemoteHead(cfg_.sysroot);
+    if (!head.ok()) return Fail("check failed: " + head.status().message());
+    if (*head == booted_.commit || *head == rejected) {
+      std::string why = *head == rejected ? "the remote's head " + *head + " was rolled back"
+                                          : "up to date at " + *head;
+      if (*head == rejected) r_.target_commit = rejected;
+      if (!Go(State::kIdle, why)) return Error(save_error_);
+      return Done(Outcome::kIdle, why);
+    }
+    r_.target_commit = *head;
+    r_.previous_commit = booted_.commit;
+    ++r_.download_attempts;
+    if (!Go(State::kDownloading, "new commit " + *head)) return Error(save_error_);
+    return Download();
+  }
+
+  StepResult Download() {
+    auto pulled = Pull(cfg_.sysroot);
+    if (!pulled.ok()) {
+      if (pulled.status().code() == Code::kInvalidArgument)
+        return Fail("refused: " + pulled.status().message());
+      // The network or the server: stay in downloading; the next step resumes (bounded).
+      return Done(Outcome::kIdle, "pull interrupted, will resume: " + pulled.status().message());
+    }
+    if (*pulled != r_.target_commit) {
+      OP_LOG_INFO("ota agent: the ref moved from {} to {} during the check", r_.target_commit,
+                  *pulled);
+      r_.target_commit = *pulled;
+    }
+    if (!Go(State::kVerifying, "pulled " + *pulled)) return Error(save_error_);
+    return VerifyAndDeploy();
+  }
+
+  StepResult VerifyAndDeploy() {
+    Status v = VerifyCommit(cfg_.sysroot, r_.target_commit);
+    if (!v.ok()) return Fail("verification failed: " + v.message());
+    auto list = ListDeployments(cfg_.sysroot);
+    if (!list.ok()) return Error(list.status().message());
+    Deployment dep;
+    if (!list->empty() && (*list)[0].commit == r_.target_commit) {
+      dep = (*list)[0];  // deployed before an interruption: not twice
+    } else {
+      auto d = Deploy(cfg_.sysroot, r_.target_commit);
+      if (!d.ok()) return Fail("deploy failed: " + d.status().message());
+      dep = *d;
+    }
+    r_.target_version = dep.version;
+    if (!Go(State::kStaged, "deployed " + dep.version + " at " + dep.path))
+      return Error(save_error_);
+    if (!Go(State::kRebooting, "staged; rebooting into the target")) return Error(save_error_);
+    return Done(Outcome::kRebootRequested, "staged " + r_.target_commit + "; reboot requested");
+  }
+
+  // The health gate's verdict on the booted deployment; empty failures: pass.
+  std::vector<std::string> RunGate() {
+    if (booted_.path.empty()) return {"the booted deployment is unknown"};
+    auto goldens = DeploymentGoldens(booted_.path, cfg_.tolerance);
+    if (!goldens.ok()) return {goldens.status().message()};
+    ProbeConfig pc;
+    pc.host = cfg_.outpostd_host;
+    pc.port = cfg_.outpostd_port;
+    pc.models = *goldens;
+    pc.runs = cfg_.gate_runs;
+    pc.deadline_ms = cfg_.gate_deadline_ms;
+    GateVerdict v = Judge(Probe(pc));
+    OP_LOG_INFO("ota agent: health gate on {} ({} models): {}", booted_.commit, goldens->size(),
+                v.pass ? "pass" : Join(v.failures, "; "));
+    if (v.pass) return {};
+    return v.failures.empty() ? std::vector<std::string>{"the health gate failed"} : v.failures;
+  }
+
+  StepResult Gate() {
+    auto failures = RunGate();
+    if (failures.empty()) {
+      if (!Go(State::kCommitted, "health gate passed")) return Error(save_error_);
+      return Done(Outcome::kCommitted, "committed " + r_.target_commit);
+    }
+    if (!Go(State::kRollingBack, "health gate failed: " + Join(failures, "; ")))
+      return Error(save_error_);
+    return RollBackNow();
+  }
+
+  StepResult RollBackNow() {
+    Status s = RollBack(cfg_.sysroot, r_.previous_commit, r_.target_commit);
+    if (!s.ok()) {
+      if (s.code() == Code::kNotFound)
+        return Fail(r_.reason + "; rollback impossible: " + s.message());
+      return Error("rollback failed (will be retried): " + s.message());
+    }
+    if (!Go(State::kRolledBack, r_.reason)) return Error(save_error_);
+    if (booted_.commit != r_.previous_commit)
+      return Done(Outcome::kRebootRequested,
+                  "rolled back to " + r_.previous_commit + "; reboot requested: " + r_.reason);
+    return Done(Outcome::kRolledBack, r_.reason);
+  }
+
+  StepResult VerifyUnknown() {
+    auto failures = RunGate();
+    if (failures.empty())
+      return Done(Outcome::kIdle, r_.reason + "; the running deployment passes");
+    // Nothing records which deployment was good: report, keep what runs.
+    return Done(Outcome::kFailed, r_.reason + "; the running deployment fails its health gate: " +
+                                      Join(failures, "; "));
+  }
+
+  StepResult Done(Outcome o, std::string message) {
+    MetricsRegistry::Global()
+        .GetCounter("outpost_ota_agent_steps_total", "OTA agent steps by outcome",
+                    {{"outcome", std::string(OutcomeName(o))}})
+        .Inc();
+    if (o == Outcome::kFailed || o == Outcome::kError || o == Outcome::kRolledBack)
+      OP_LOG_WARN("ota agent: {}: {}", OutcomeName(o), message);
+    else
+      OP_LOG_INFO("ota agent: {}: {}", OutcomeName(o), message);
+    return {o, r_, std::move(message)};
+  }
+  StepResult Error(std::string message) { return Done(Outcome::kError, std::move(message)); }
+
+  const AgentConfig& cfg_;
+  StateFile file_;
+  Record r_;
+  Deployment booted_;
+  std::string save_error_;
+};
+
+}  // namespace
+
+StepResult RunOnce(const AgentConfig& cfg) { return Agent(cfg).Run(); }
+
+}  // namespace outpost::ota
