@@ -964,7 +964,9 @@ void Loop::MeasureReadDelay(Conn* c, Request* req) {
   } else if (shed_window_min_us_ < 0 || delay_us < shed_window_min_us_) {
     shed_window_min_us_ = delay_us;
   }
-  req->shed = standing_queue_ && delay_us > o.shed_target_us;
+  // Only with other work ready in this loop: a request that waited while nothing else did (the
+  // thread starved of CPU, a lone client) gains nothing from refusing it.
+  req->shed = standing_queue_ && delay_us > o.shed_target_us && req->loop_backlog > 0;
   if (req->shed) srv_->m.shed_advised.Inc();
 }
 

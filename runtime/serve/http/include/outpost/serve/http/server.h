@@ -30,7 +30,8 @@ struct ServerOptions {
   // Overload detection on the I/O threads (CoDel's rule): the read delay of a request is the time
   // its first bytes waited in the socket before the loop read them. When the smallest read delay over
   // `shed_interval_ms` exceeded `shed_target_us`, requests queue in the sockets faster than the
-  // loop reads them, and each request that waited longer than the target gets Request::shed.
+  // loop reads them, and each request that waited longer than the target while other work was
+  // ready in the loop (Request::loop_backlog > 0) gets Request::shed.
   // 0 turns it off.
   int shed_target_us = 500;
   int shed_interval_ms = 10;
@@ -55,9 +56,9 @@ struct Request {
   // How long this request's first bytes waited in the socket before its I/O thread read them, in
   // µs (-1 when the kernel gave no receive timestamp). Transfer time does not count.
   int64_t read_delay_us = -1;
-  // The loop has a standing queue and this request waited past the target (ServerOptions::
-  // shed_target_us): a handler should refuse what it can refuse cheaply (429), so that the loop
-  // catches up and refusals stay fast.
+  // The loop has a standing queue, this request waited past the target (ServerOptions::
+  // shed_target_us) and other work is ready behind it: a handler should refuse what it can refuse
+  // cheaply (429), so that the loop catches up and refusals stay fast.
   bool shed = false;
 
   // Value of the first field named `name` (ASCII case-insensitive); empty when absent.
