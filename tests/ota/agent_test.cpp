@@ -215,6 +215,52 @@ TEST_F(OtaAgentTest, StepInterruptedAfterDeployDoesNotDeployTwice) {
   EXPECT_EQ(StatusCommits(), (std::vector<std::string>{v2, v1_}));
 }
 
+// Power cut while the health gate runs, boot after boot: each boot into the target left the record
+// in verifying-after-boot (as a step killed mid-gate writes it). The boot after the last allowed
+// one rolls back without running the gate again, and says why.
+TEST_F(OtaAgentTest, BootLoopWithoutAVerdictIsRolledBack) {
+  ASSERT_NO_FATAL_FAILURE(Boot());
+  std::string v2 = Build(Release("2.0", 1700000100, Golden("good2", /*wrong=*/false)));
+  ASSERT_EQ(v2.size(), 64u);
+  ASSERT_EQ(RunOnce(cfg_).outcome, Outcome::kRebootRequested);
+  ASSERT_EQ(cfg_.limits.max_boots, 3u);
+  for (uint32_t boot = 1; boot <= cfg_.limits.max_boots; ++boot) {
+    ASSERT_NO_FATAL_FAILURE(Boot());  // into v2
+    ASSERT_EQ(cfg_.booted_commit, v2);
+    Record r = State();
+    r.state = State::kVerifyingAfterBoot;
+    r.boot_id = cfg_.boot_id;
+    r.boot_count = boot;
+    r.gate_attempts = boot;
+    ASSERT_TRUE(StateFile(cfg_.state_dir).Save(r).ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(Boot());  // one boot too many
+  StepResult s = RunOnce(cfg_);
+  EXPECT_EQ(s.outcome, Outcome::kRebootRequested) << s.message;  // back into v1
+  Record r = State();
+  EXPECT_EQ(r.state, State::kRolledBack);
+  EXPECT_THAT(r.reason, HasSubstr("booted 4 times into the target without a health verdict"));
+  EXPECT_EQ(StatusCommits(), std::vector<std::string>{v1_});
+}
+
+// A state file torn or overwritten (bad sector, hand edit): the step moves it aside, keeps the
+// running deployment, runs the health gate on it, and the next step works from a fresh file.
+TEST_F(OtaAgentTest, CorruptStateFileIsMovedAsideAndTheRunningDeploymentChecked) {
+  ASSERT_NO_FATAL_FAILURE(Boot());  // on v1
+  const std::string state = cfg_.state_dir + "/state.json";
+  fs::create_directories(cfg_.state_dir);
+  testing::WriteFile(state, "{\"format\": \"outpost-ota-state/1\", \"rec");  // torn
+  StepResult s = RunOnce(cfg_);
+  EXPECT_EQ(s.outcome, Outcome::kIdle) << s.message;
+  EXPECT_THAT(s.message, HasSubstr("state file unusable"));
+  EXPECT_THAT(s.message, HasSubstr("the running deployment passes"));
+  EXPECT_TRUE(fs::exists(state + ".corrupt"));
+  EXPECT_EQ(StatusCommits(), std::vector<std::string>{v1_});
+  s = RunOnce(cfg_);  // a sound file again: an ordinary check
+  EXPECT_EQ(s.outcome, Outcome::kIdle) << s.message;
+  EXPECT_THAT(s.message, HasSubstr("up to date"));
+}
+
 // The same step through `outpost ota run-once`: exit 100 asks for the reboot, 0 after the gate;
 // `outpost ota status --json` reads the committed record.
 TEST_F(OtaAgentTest, RunOnceCliCommitsAGoodRelease) {
