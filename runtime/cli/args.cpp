@@ -85,6 +85,12 @@ bool Args::GetInt(const std::string& f, long long def, long long lo, long long h
   return true;
 }
 
+int Fail(const Status& s, std::string_view command) {
+  std::fprintf(stderr, "outpost%s%.*s: %s\n", command.empty() ? "" : " ",
+               static_cast<int>(command.size()), command.data(), s.ToString().c_str());
+  return 1;
+}
+
 int Usage(const char* usage, const std::string& error) {
   if (!error.empty()) std::fprintf(stderr, "outpost: %s\n\n", error.c_str());
   std::fputs(usage, stderr);

@@ -3,7 +3,10 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "outpost/core/status.h"
 
 namespace outpost::cli {
 
@@ -37,6 +40,9 @@ class Args {
 };
 
 int Usage(const char* usage, const std::string& error);  // prints error + usage to stderr, returns 2
+// Prints "outpost[ <command>]: <status>" to stderr and returns 1 (a failure that is not a usage
+// error).
+int Fail(const Status& s, std::string_view command = {});
 
 int CmdRun(int argc, char** argv);
 int CmdInspect(int argc, char** argv);

@@ -51,20 +51,17 @@ int CmdBench(int argc, char** argv) {
   auto s = engine::Session::Load(a.positional()[0], o);
   auto t1 = std::chrono::steady_clock::now();
   if (!s.ok()) {
-    std::fprintf(stderr, "outpost: %s\n", s.status().ToString().c_str());
-    return 1;
+    return Fail(s.status());
   }
   auto inputs = a.Has("--input") ? ReadInputs(a.All("--input")) : RandomInputs(**s, dim);
   if (!inputs.ok()) {
-    std::fprintf(stderr, "outpost: %s\n", inputs.status().ToString().c_str());
-    return 1;
+    return Fail(inputs.status());
   }
   auto r0 = std::chrono::steady_clock::now();
   auto first = (*s)->Run(*inputs);
   auto r1 = std::chrono::steady_clock::now();
   if (!first.ok()) {
-    std::fprintf(stderr, "outpost: %s\n", first.status().ToString().c_str());
-    return 1;
+    return Fail(first.status());
   }
   for (long long i = 0; i < warmup; ++i) (void)(*s)->Run(*inputs);
   const std::vector<engine::OpProfile> before = (*s)->Profile();

@@ -51,11 +51,6 @@ const char* kVerifyUsage =
     "repository and its result checked the same way. Exit 0 when all is good, 1 with the first\n"
     "problem named otherwise.\n";
 
-int Fail(const Status& s) {
-  std::fprintf(stderr, "outpost image: %s\n", s.ToString().c_str());
-  return 1;
-}
-
 void PrintDelta(const image::DeltaInfo& d) {
   std::printf("delta %s %s -> %s bytes=%llu\n", d.ref.c_str(),
               d.from.empty() ? "empty" : d.from.c_str(), d.to.c_str(),
@@ -123,7 +118,7 @@ int Build(int argc, char** argv) {
     return Usage(kBuildUsage, "--unsigned with a signing key");
   o.key = {a.Get("--gpg-homedir"), a.Get("--gpg-key")};
   auto r = image::Build(o);
-  if (!r.ok()) return Fail(r.status());
+  if (!r.ok()) return Fail(r.status(), "image");
   for (const auto& m : r->models)
     std::printf("model %s %s %s sha256=%s bytes=%llu%s\n", m.ref.c_str(), m.commit.c_str(),
                 m.version.c_str(), m.sha256.c_str(), static_cast<unsigned long long>(m.bytes),
@@ -150,7 +145,7 @@ int Bundle(int argc, char** argv) {
   if (!a.GetInt("--delta-depth", 2, 0, 100, &depth)) return Usage(kBundleUsage, a.error());
   o.delta_depth = static_cast<int>(depth);
   auto r = image::MakeBundle(o);
-  if (!r.ok()) return Fail(r.status());
+  if (!r.ok()) return Fail(r.status(), "image");
   for (const auto& d : *r) PrintDelta(d);
   return 0;
 }
@@ -166,7 +161,7 @@ int Verify(int argc, char** argv) {
   o.trusted_keys = a.All("--trusted-key");
   o.refs = a.All("--ref");
   auto r = image::Verify(o);
-  if (!r.ok()) return Fail(r.status());
+  if (!r.ok()) return Fail(r.status(), "image");
   for (const auto& v : r->refs) {
     std::printf("ok %s %s %s version=%s signed-by=%s\n", v.kind.c_str(), v.ref.c_str(),
                 v.commit.c_str(), v.version.c_str(),

@@ -52,8 +52,7 @@ int Status(int argc, char** argv) {
           {"state_file", file.path()}, {"state", nullptr}, {"error", loaded.status().message()}};
       std::printf("%s\n", j.dump(2).c_str());
     }
-    std::fprintf(stderr, "outpost ota: %s\n", loaded.status().ToString().c_str());
-    return 1;
+    return Fail(loaded.status(), "ota");
   }
   ota::Record r = loaded->value_or(ota::Record{});
   nlohmann::json j = nlohmann::json::parse(ota::RecordJson(r));
@@ -102,8 +101,7 @@ int RunOnce(int argc, char** argv) {
   c.key_files = a.All("--trusted-key");
   auto fprs = image::KeyFingerprints(c.key_files);
   if (!fprs.ok()) {
-    std::fprintf(stderr, "outpost ota: %s\n", fprs.status().ToString().c_str());
-    return 1;
+    return Fail(fprs.status(), "ota");
   }
   c.sysroot.trusted_fingerprints = *fprs;
   const std::string addr = a.Get("--outpostd", "127.0.0.1:8080");

@@ -24,10 +24,6 @@ const char* kInspectUsage =
     "Shows the model's inputs and outputs, opsets, op counts, inferred shapes, the backend each\n"
     "node is placed on (and why not the preferred one), and the planned memory.\n";
 
-int Fail(const Status& s) {
-  std::fprintf(stderr, "outpost: %s\n", s.ToString().c_str());
-  return 1;
-}
 }  // namespace
 
 int CmdRun(int argc, char** argv) {
