@@ -91,6 +91,21 @@ TEST(DeviceConfig, DefaultsServeOnLoopback8080) {
   EXPECT_EQ(c.ota.max_boot_attempts, 3);
 }
 
+TEST(DeviceConfig, ShedSettingsAreReadAndBounded) {
+  const DeviceConfig d = DefaultDeviceConfig();
+  EXPECT_EQ(d.server.shed_target_us, 500);
+  EXPECT_EQ(d.server.shed_interval_ms, 10);
+  auto r = ParseDeviceConfig("server:\n  shed_target_us: 0\n  shed_interval_ms: 25\n", "d.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->server.shed_target_us, 0);  // off
+  EXPECT_EQ(r->server.shed_interval_ms, 25);
+  for (const char* bad : {"server:\n  shed_target_us: -1\n", "server:\n  shed_interval_ms: 0\n",
+                          "server:\n  shed_target_us: soon\n"}) {
+    const std::string msg = DeviceError(bad);
+    EXPECT_NE(msg.find("shed_"), std::string::npos) << bad << " -> " << msg;
+  }
+}
+
 TEST(DeviceConfig, EmptyFileCommentsAndEmptySectionsAreDefaults) {
   for (const char* text : {"", "# nothing here\n", "---\n", "server:\ntelemetry:\n"}) {
     auto r = ParseDeviceConfig(text, "device.yaml");
