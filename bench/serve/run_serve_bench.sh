@@ -8,6 +8,7 @@
 #                                  [--overload-duration S] [--lg-conns N] [--no-wrk] [--no-open-loop]
 #                                  [--out DIR] [--wait-quiet PCT] [--max-other PCT]
 #                                  [--server-cpus LIST --client-cpus LIST] [--server-quota PCT]
+#                                  [--capacity RPS]
 #
 # It writes a manifest directory with four Iris variants (tests/models/iris_mlp.onnx):
 #   iris               batching off (max-batch-size 1), queue-size 128
@@ -31,6 +32,7 @@
 # --server-quota 50 caps outpostd at 50% of one core with the CFS bandwidth controller (a cgroup
 # with cpu.max / cfs_quota of 1 ms per 2 ms period; needs root; at least 50), as systemd's CPUQuota=50%
 # would on a device: a smaller server that the generator can overload twice over.
+# --capacity RPS skips the capacity ladder: one run at RPS (reported, not judged), then 2x RPS.
 # Every run records the CPU taken by outpostd, by the load generator and by everything else
 # ("other": foreign load on a shared machine), in % of one core.
 set -euo pipefail
@@ -38,7 +40,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 OUTPOSTD="${OUTPOSTD:-$ROOT/build/bin/outpostd}"
-DURATION=10 WARMUP=2 CONNS="1 2 4 8" MODELS="iris iris-batched"
+CAPACITY="" DURATION=10 WARMUP=2 CONNS="1 2 4 8" MODELS="iris iris-batched"
 SEARCH_DURATION=5 OVERLOAD_DURATION=10 LG_CONNS=64 DO_WRK=1 DO_OPEN=1 OUT="" WAIT_QUIET="" MAX_OTHER=""
 SERVER_CPUS="" CLIENT_CPUS="" SERVER_QUOTA=""
 while [[ $# -gt 0 ]]; do
@@ -51,6 +53,7 @@ while [[ $# -gt 0 ]]; do
     --search-duration) SEARCH_DURATION="$2"; shift 2 ;;
     --overload-duration) OVERLOAD_DURATION="$2"; shift 2 ;;
     --lg-conns) LG_CONNS="$2"; shift 2 ;;
+    --capacity) CAPACITY="$2"; shift 2 ;;
     --no-wrk) DO_WRK=0; shift ;;
     --no-open-loop) DO_OPEN=0; shift ;;
     --out) OUT="$2"; shift 2 ;;
@@ -288,7 +291,11 @@ if [[ $DO_OPEN == 1 ]]; then
   for m in $MODELS; do
     # Capacity: a rising ladder of fixed rates; the capacity is the last one that passes.
     cap=0
-    for rate in 2000 4000 6000 8000 10000 12000 14000 16000 18000 20000 22000 24000 26000 28000 30000 34000 38000 42000 46000 50000; do
+    if [[ -n "$CAPACITY" ]]; then  # given: one run at it (reported, not judged), then 2x
+      j="$(run_lg "$m" "$CAPACITY" "$SEARCH_DURATION" search)"
+      log "open loop $m @ $CAPACITY/s (given capacity): $j"
+    fi
+    for rate in $([[ -n "$CAPACITY" ]] || echo 2000 4000 6000 8000 10000 12000 14000 16000 18000 20000 22000 24000 26000 28000 30000 34000 38000 42000 46000 50000); do
       j="$(run_lg "$m" "$rate" "$SEARCH_DURATION" search)"
       if ! passes "$j" "$rate"; then  # one retry: a single noisy run on a shared machine
         log "open loop $m @ $rate/s: fail, once more: $j"
@@ -302,6 +309,7 @@ if [[ $DO_OPEN == 1 ]]; then
         break
       fi
     done
+    [[ -n "$CAPACITY" ]] && cap=$CAPACITY
     record "{\"kind\": \"capacity\", \"model\": \"$m\"}" "{\"capacity_rps\": $cap}"
     log "capacity of $m (p99 < 5 ms, nothing refused): $cap req/s"
     if [[ $cap -gt 0 ]]; then

@@ -29,6 +29,7 @@
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
 #include "request_parser.h"
+#include "shed.h"
 
 namespace outpost::serve::http {
 
@@ -485,7 +486,10 @@ struct Server::Impl {
 
 class Loop {
  public:
-  Loop(Server::Impl* srv) : srv_(srv), shared_(std::make_shared<LoopShared>()) {
+  Loop(Server::Impl* srv)
+      : srv_(srv),
+        shared_(std::make_shared<LoopShared>()),
+        shed_(srv->opts.shed_target_us, srv->opts.shed_interval_ms) {
     const auto& o = srv->opts;
     int shortest = std::min({o.header_timeout_ms, o.body_timeout_ms, o.idle_timeout_ms, kLingerMs});
     sweep_every_ = std::chrono::milliseconds(std::clamp(shortest / 8, 5, 250));
@@ -571,11 +575,7 @@ class Loop {
   std::vector<Conn*> scratch_;
   std::vector<uint64_t> resume_, resuming_;  // connections with unread input and no edge to come
   int backlog_ = 0;  // ready events still to handle in this pass (Request::loop_backlog)
-  // Standing-queue detection (ServerOptions::shed_target_us): the smallest read delay seen in
-  // the current interval, and whether the last complete interval's minimum was over the target.
-  Clock::time_point shed_window_end_;
-  int64_t shed_window_min_us_ = -1;
-  bool standing_queue_ = false;
+  ShedRule shed_;  // overload episodes and refusal advice (ServerOptions::shed_target_us)
   Clock::time_point now_;
   Clock::time_point next_sweep_;
   Clock::duration sweep_every_;
@@ -944,29 +944,17 @@ void Loop::MeasureReadDelay(Conn* c, Request* req) {
   const int64_t delay_us = c->req_wait_us;
   req->read_delay_us = delay_us;
   srv_->m.read_delay->Observe(static_cast<double>(delay_us) * 1e-6);
-  if (now_ >= shed_window_end_) {
-    // CoDel: a queue that never drained below the target for a whole interval is standing
-    // (overload); one that did was a burst, which the queue is there to absorb.
-    const bool was = standing_queue_;
-    standing_queue_ = shed_window_min_us_ > o.shed_target_us;
-    if (standing_queue_ != was) {
-      if (standing_queue_) {
-        srv_->m.overload_episodes.Inc();
-        OP_LOG_WARN("http: overloaded: requests waited at least {} us to be read for {} ms; "
-                    "refusing those that wait longer than {} us",
-                    shed_window_min_us_, o.shed_interval_ms, o.shed_target_us);
-      } else {
-        OP_LOG_INFO("http: no longer overloaded");
-      }
-    }
-    shed_window_min_us_ = delay_us;
-    shed_window_end_ = now_ + std::chrono::milliseconds(o.shed_interval_ms);
-  } else if (shed_window_min_us_ < 0 || delay_us < shed_window_min_us_) {
-    shed_window_min_us_ = delay_us;
+  ShedRule::Change change;
+  int64_t window_min_us = 0;
+  req->shed = shed_.Observe(now_, delay_us, req->loop_backlog, &change, &window_min_us);
+  if (change == ShedRule::Change::kEntered) {
+    srv_->m.overload_episodes.Inc();
+    OP_LOG_WARN("http: overloaded: requests waited at least {} us to be read for {} ms; "
+                "refusing those that wait longer than {} us",
+                window_min_us, o.shed_interval_ms, o.shed_target_us);
+  } else if (change == ShedRule::Change::kLeft) {
+    OP_LOG_INFO("http: no longer overloaded");
   }
-  // Only with other work ready in this loop: a request that waited while nothing else did (the
-  // thread starved of CPU, a lone client) gains nothing from refusing it.
-  req->shed = standing_queue_ && delay_us > o.shed_target_us && req->loop_backlog > 0;
   if (req->shed) srv_->m.shed_advised.Inc();
 }
 

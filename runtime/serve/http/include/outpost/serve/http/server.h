@@ -30,8 +30,9 @@ struct ServerOptions {
   // Overload detection on the I/O threads (CoDel's rule): the read delay of a request is the time
   // its first bytes waited in the socket before the loop read them. When the smallest read delay over
   // `shed_interval_ms` exceeded `shed_target_us`, requests queue in the sockets faster than the
-  // loop reads them, and each request that waited longer than the target while other work was
-  // ready in the loop (Request::loop_backlog > 0) gets Request::shed.
+  // loop reads them (an overload episode begins), and each request that waited longer than the
+  // target while other work was ready in the loop (Request::loop_backlog > 0) gets
+  // Request::shed. The episode ends after an interval in which no request waited past the target.
   // 0 turns it off.
   int shed_target_us = 500;
   int shed_interval_ms = 10;
