@@ -2,7 +2,10 @@
 // are hand-computed, or (for convolution) from a naive direct loop written here in the test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/op_harness.h"
@@ -48,7 +51,8 @@ std::vector<float> NaiveConv(const std::vector<float>& x, const std::vector<floa
             for (int b = 0; b < k; ++b) {
               const int ih = i * s - p + a * d, iw = j * s - p + b * d;
               if (ih < 0 || ih >= h || iw < 0 || iw >= wd) continue;
-              acc += x[((o / mg) * cg + ci) * h * wd + ih * wd + iw] * w[((o * cg + ci) * k + a) * k + b];
+              acc += x[((o / mg) * cg + ci) * h * wd + ih * wd + iw] *
+                     w[((o * cg + ci) * k + a) * k + b];
             }
         y[(o * *oh + i) * *ow + j] = acc;
       }
@@ -76,12 +80,12 @@ void CheckConv(int c, int m, int hw, int k, int s, int p, int d, int group) {
 }
 
 TEST(Dense, ConvMatchesDefinition) {
-  CheckConv(3, 4, 9, 3, 1, 1, 1, 1);    // im2col + GEMM
-  CheckConv(4, 6, 10, 3, 2, 1, 1, 2);   // groups
-  CheckConv(4, 8, 11, 3, 2, 1, 1, 4);   // depthwise, multiplier 2, stride 2
-  CheckConv(5, 5, 33, 3, 2, 1, 1, 5);   // depthwise stride 2, long rows (vector path)
-  CheckConv(3, 3, 12, 3, 1, 2, 2, 3);   // depthwise, dilation 2
-  CheckConv(8, 4, 6, 1, 1, 0, 1, 1);    // pointwise
+  CheckConv(3, 4, 9, 3, 1, 1, 1, 1);   // im2col + GEMM
+  CheckConv(4, 6, 10, 3, 2, 1, 1, 2);  // groups
+  CheckConv(4, 8, 11, 3, 2, 1, 1, 4);  // depthwise, multiplier 2, stride 2
+  CheckConv(5, 5, 33, 3, 2, 1, 1, 5);  // depthwise stride 2, long rows (vector path)
+  CheckConv(3, 3, 12, 3, 1, 2, 2, 3);  // depthwise, dilation 2
+  CheckConv(8, 4, 6, 1, 1, 0, 1, 1);   // pointwise
 }
 
 TEST(Dense, GemmTransposeAlphaBetaRowBias) {
@@ -119,6 +123,106 @@ TEST(Dense, QuantizeRoundsHalfToEvenAndSaturates) {
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   const uint8_t want[] = {128, 130, 130, 128, 126, 255, 0};
   for (int i = 0; i < 7; ++i) EXPECT_EQ((*out)[0].data<uint8_t>()[i], want[i]) << i;
+}
+
+// The vectorized paths (runs of 8 and a tail, per tensor and per axis, int8 and uint8) against
+// the definition evaluated here: q = saturate(round_half_even(x / s) + zp), x' = (q - zp) * s.
+template <typename Q>
+void CheckQuantizeRoundTrip(Shape shape, int axis) {
+  const int64_t n = shape.numel();
+  const int64_t channels = axis < 0 ? 1 : shape[axis];
+  int64_t inner = 1;
+  for (int i = axis + 1; axis >= 0 && i < shape.rank(); ++i) inner *= shape[i];
+  std::vector<float> xv(n), sv(channels);
+  std::vector<Q> zv(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    sv[c] = 0.02f + 0.01f * static_cast<float>(c);
+    zv[c] = static_cast<Q>(std::is_same_v<Q, int8_t> ? (c % 5) - 2 : 120 + c % 9);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = axis < 0 ? 0 : (i / inner) % channels;
+    // Exact halves of a step (ties), ordinary values, and far out of range (saturation).
+    xv[i] = i % 7 == 0 ? sv[c] * (static_cast<float>(i % 11) - 5.5f)
+                       : 6.f * std::sin(0.7f * static_cast<float>(i)) * (i % 13 == 0 ? 100.f : 1.f);
+  }
+  Tensor x = Make<float>(DataType::kFloat, shape, xv);
+  Shape ss = axis < 0 ? Shape{} : Shape{channels};
+  Tensor s = Make<float>(DataType::kFloat, ss, sv);
+  const DataType qt = std::is_same_v<Q, int8_t> ? DataType::kInt8 : DataType::kUInt8;
+  Tensor z = Make<Q>(qt, ss, zv);
+  kernels::Attributes at;
+  if (axis >= 0) at.Set("axis", Int(axis));
+  auto q = testing::RunOp("QuantizeLinear", at, {&x, &s, &z}, 1, 13);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  auto d = testing::RunOp("DequantizeLinear", at, {&(*q)[0], &s, &z}, 1, 13);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  const double lo = std::numeric_limits<Q>::lowest(), hi = std::numeric_limits<Q>::max();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = axis < 0 ? 0 : (i / inner) % channels;
+    const double r = std::nearbyint(static_cast<double>(xv[i] / sv[c])) + zv[c];
+    const Q want = static_cast<Q>(std::min(hi, std::max(lo, r)));
+    ASSERT_EQ((*q)[0].data<Q>()[i], want) << "element " << i << " x " << xv[i];
+    const float back = (static_cast<float>(want) - static_cast<float>(zv[c])) * sv[c];
+    ASSERT_EQ((*d)[0].data<float>()[i], back) << "element " << i;
+  }
+}
+
+TEST(Dense, QuantizeDequantizeVectorPathsMatchTheDefinition) {
+  CheckQuantizeRoundTrip<int8_t>({3, 37}, -1);
+  CheckQuantizeRoundTrip<uint8_t>({3, 37}, -1);
+  CheckQuantizeRoundTrip<int8_t>({2, 5, 3, 7}, 1);  // runs of 21: two vectors and a tail
+  CheckQuantizeRoundTrip<uint8_t>({2, 5, 3, 7}, 1);
+  CheckQuantizeRoundTrip<int8_t>({4, 6}, 1);     // runs of 1: scalar only
+  CheckQuantizeRoundTrip<uint8_t>({70000}, -1);  // several parallel chunks
+}
+
+// 8-bit MaxPool (quantized models) against the definition evaluated here, on geometries that
+// take the widened float kernel and one that does not (3-d).
+template <typename Q>
+void CheckMaxPool8(Shape shape, int k, int s, int p) {
+  const int64_t n = shape.numel();
+  std::vector<Q> xv(n);
+  for (int64_t i = 0; i < n; ++i)
+    xv[i] = static_cast<Q>((i * 37 + (i / 5) * 11) % 256 - (std::is_same_v<Q, int8_t> ? 128 : 0));
+  Tensor x = Make<Q>(std::is_same_v<Q, int8_t> ? DataType::kInt8 : DataType::kUInt8, shape, xv);
+  const int sp = shape.rank() - 2;
+  kernels::Attributes at;
+  at.Set("kernel_shape", Ints(std::vector<int64_t>(sp, k)));
+  at.Set("strides", Ints(std::vector<int64_t>(sp, s)));
+  at.Set("pads", Ints(std::vector<int64_t>(2 * sp, p)));
+  auto out = testing::RunOp("MaxPool", at, {&x}, 1, 13);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  const Tensor& y = (*out)[0];
+  std::vector<int64_t> in(shape.begin() + 2, shape.end()), o(sp);
+  int64_t osz = 1, isz = 1;
+  for (int d = 0; d < sp; ++d) o[d] = (in[d] + 2 * p - k) / s + 1, osz *= o[d], isz *= in[d];
+  ASSERT_EQ(y.numel(), shape[0] * shape[1] * osz);
+  for (int64_t plane = 0; plane < shape[0] * shape[1]; ++plane)
+    for (int64_t oi = 0; oi < osz; ++oi) {
+      std::vector<int64_t> oc(sp);
+      for (int d = sp - 1, r = oi; d >= 0; --d) oc[d] = r % o[d], r /= o[d];
+      int best = std::numeric_limits<int>::min();
+      for (int64_t w = 0; w < static_cast<int64_t>(std::pow(k, sp)); ++w) {
+        int64_t idx = 0;
+        bool inside = true;
+        for (int d = 0, r = w; d < sp; ++d) {
+          const int64_t kd =
+              (sp - 1 - d == 0) ? r % k : (r / static_cast<int64_t>(std::pow(k, sp - 1 - d))) % k;
+          const int64_t pos = oc[d] * s - p + kd;
+          inside = inside && pos >= 0 && pos < in[d];
+          idx = idx * in[d] + pos;
+        }
+        if (inside) best = std::max(best, static_cast<int>(xv[plane * isz + idx]));
+      }
+      ASSERT_EQ(static_cast<int>(y.data<Q>()[plane * osz + oi]), best)
+          << "plane " << plane << " out " << oi;
+    }
+}
+
+TEST(Dense, MaxPoolOn8BitCodesMatchesTheDefinition) {
+  CheckMaxPool8<int8_t>({1, 3, 13, 11}, 3, 2, 1);
+  CheckMaxPool8<uint8_t>({2, 2, 9, 9}, 2, 2, 0);
+  CheckMaxPool8<int8_t>({1, 2, 5, 4, 6}, 2, 1, 0);
 }
 
 TEST(Dense, MaxPoolIndicesBothStorageOrders) {

@@ -1,6 +1,7 @@
 // DequantizeLinear: y = (x - zero_point) * scale, per-tensor, per-axis or blocked, from
 // int8/uint8/int16/uint16/int32.
 #include "cpu/quant.h"
+#include "cpu/quant_simd.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -13,7 +14,8 @@ Status DequantizeLinearKernel(KernelContext& ctx) {
   if (!IsFloating(scale.dtype())) return ctx.Fail("x_scale must be floating");
   if (zp && zp->dtype() != x.dtype()) return ctx.Fail("zero point type differs from x");
   DataType out = scale.dtype();
-  if (const int64_t odt = ctx.attrs().Int("output_dtype", 0); odt != 0) out = static_cast<DataType>(odt);
+  if (const int64_t odt = ctx.attrs().Int("output_dtype", 0); odt != 0)
+    out = static_cast<DataType>(odt);
   if (!IsFloating(out)) return ctx.Fail("output_dtype must be floating");
   OP_ASSIGN_OR_RETURN(QuantIndexer qi, MakeQuantIndexer(ctx, x.shape(), scale.shape()));
   return DispatchQuant(ctx, x.dtype(), true, [&]<typename Q>() -> Status {
@@ -22,6 +24,22 @@ Status DequantizeLinearKernel(KernelContext& ctx) {
     const Q* xp = x.data<Q>();
     // numpy: float32(x) - zero_point stays float32 except for int32 (promoted to float64).
     const bool wide = std::is_same_v<Q, int32_t> && zp;
+    if constexpr (sizeof(Q) == 1) {
+      // int8/uint8 to float32 with float32 scales, per tensor or per axis: vectorized.
+      if (out == DataType::kFloat && scale.dtype() == DataType::kFloat &&
+          (qi.mode == QuantIndexer::kTensor || qi.mode == QuantIndexer::kAxis)) {
+        float* yp = y->data<float>();
+        const float* sp = scale.data<float>();
+        const Q* zpp = zp ? zp->data<Q>() : nullptr;
+        const bool per_tensor = qi.mode == QuantIndexer::kTensor;
+        ForEachQuantRun(ctx.pool(), x.numel(), qi.inner, per_tensor ? 0 : qi.axis_dim,
+                        [&](int64_t off, int64_t n, int64_t si) {
+                          DequantizeRunF32<Q>(xp + off, n, sp[si],
+                                              zpp ? static_cast<float>(zpp[si]) : 0.f, yp + off);
+                        });
+        return Status::Ok();
+      }
+    }
     return DispatchFloat(ctx, out, [&]<typename T>() {
       T* yp = y->data<T>();
       for (int64_t i = 0; i < x.numel(); ++i) {
@@ -29,8 +47,10 @@ Status DequantizeLinearKernel(KernelContext& ctx) {
         const double z = zp ? static_cast<double>(zp->data<Q>()[si]) : 0.0;
         const double s = ReadDouble(scale, si);
         double v;
-        if (wide) v = (static_cast<double>(xp[i]) - z) * s;
-        else v = (static_cast<float>(xp[i]) - static_cast<float>(z)) * static_cast<float>(s);
+        if (wide)
+          v = (static_cast<double>(xp[i]) - z) * s;
+        else
+          v = (static_cast<float>(xp[i]) - static_cast<float>(z)) * static_cast<float>(s);
         yp[i] = FromAcc<T>(static_cast<Acc<T>>(v));
       }
       return Status::Ok();

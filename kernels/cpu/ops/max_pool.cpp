@@ -51,7 +51,8 @@ void RunMaxPool(KernelContext& ctx, const ConvGeom& g, bool col_major, Tensor* y
     if (ip) {
       int64_t idx = std::max<int64_t>(arg, 0);
       if (col_major) {  // spatial index in column-major order
-        const int64_t iw = idx % g.in[2], ih = (idx / g.in[2]) % g.in[1], id = idx / (g.in[2] * g.in[1]);
+        const int64_t iw = idx % g.in[2], ih = (idx / g.in[2]) % g.in[1],
+                      id = idx / (g.in[2] * g.in[1]);
         idx = id + g.in[0] * (ih + g.in[1] * iw);
       }
       ip[p * g.out_size + o] = p * g.in_size + idx;
@@ -78,8 +79,17 @@ Status MaxPoolKernel(KernelContext& ctx) {
                   std::is_same_v<T, uint8_t>) {
       bool packed = false;
       if constexpr (std::is_same_v<T, float>) packed = !ind && y && PackedPoolApplies(g);
+      bool widened = false;  // 8-bit codes (quantized models) through the float kernel: exact
+      if constexpr (sizeof(T) == 1) widened = !ind && y && PackedPoolApplies(g);
       if (packed) {
         PackedMaxPool(&ctx.pool(), g, x.dim(0) * x.dim(1), x.data<float>(), y->data<float>());
+      } else if (widened) {
+        ScratchVec<float> xf(x.numel()), yf(y->numel());
+        const T* xp = x.data<T>();
+        for (int64_t i = 0; i < x.numel(); ++i) xf[i] = static_cast<float>(xp[i]);
+        PackedMaxPool(&ctx.pool(), g, x.dim(0) * x.dim(1), xf.data(), yf.data());
+        T* yp = y->data<T>();
+        for (int64_t i = 0; i < y->numel(); ++i) yp[i] = static_cast<T>(yf[i]);
       } else if (ind) {
         RunMaxPool<T>(ctx, g, col_major, y, ind);
       } else if (y) {

@@ -1,6 +1,7 @@
 // QuantizeLinear: y = saturate(round_half_even(x / scale) + zero_point), per-tensor, per-axis or
 // blocked, to int8/uint8/int16/uint16.
 #include "cpu/quant.h"
+#include "cpu/quant_simd.h"
 
 namespace outpost::kernels::cpu {
 namespace {
@@ -18,7 +19,8 @@ Status QuantizeLinearKernel(KernelContext& ctx) {
   const int64_t odt = ctx.attrs().Int("output_dtype", 0);
   if (odt != 0) out = static_cast<DataType>(odt);
   if (zp) {
-    if (odt != 0 && zp->dtype() != out) return ctx.Fail("output_dtype differs from zero point type");
+    if (odt != 0 && zp->dtype() != out)
+      return ctx.Fail("output_dtype differs from zero point type");
     out = zp->dtype();
   }
   OP_ASSIGN_OR_RETURN(QuantIndexer qi, MakeQuantIndexer(ctx, x.shape(), scale.shape()));
@@ -28,6 +30,22 @@ Status QuantizeLinearKernel(KernelContext& ctx) {
     OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, out, x.shape()));
     if (ctx.infer_only() || !y) return Status::Ok();
     Q* yp = y->data<Q>();
+    if constexpr (sizeof(Q) == 1) {
+      // float32 with float32 scales, per tensor or per axis: vectorized, same arithmetic.
+      if (x.dtype() == DataType::kFloat && scale.dtype() == DataType::kFloat &&
+          (qi.mode == QuantIndexer::kTensor || qi.mode == QuantIndexer::kAxis)) {
+        const float* xp = x.data<float>();
+        const float* sp = scale.data<float>();
+        const Q* zpp = zp ? zp->data<Q>() : nullptr;
+        const bool per_tensor = qi.mode == QuantIndexer::kTensor;
+        ForEachQuantRun(ctx.pool(), x.numel(), qi.inner, per_tensor ? 0 : qi.axis_dim,
+                        [&](int64_t off, int64_t n, int64_t si) {
+                          QuantizeRunF32<Q>(xp + off, n, sp[si],
+                                            zpp ? static_cast<float>(zpp[si]) : 0.f, yp + off);
+                        });
+        return Status::Ok();
+      }
+    }
     const bool half = x.dtype() == DataType::kFloat16, bf = x.dtype() == DataType::kBFloat16;
     const bool wide = x.dtype() == DataType::kInt32 || x.dtype() == DataType::kDouble;
     for (int64_t i = 0; i < x.numel(); ++i) {
