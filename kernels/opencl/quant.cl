@@ -89,20 +89,31 @@ double multiplier(float a, float b, float c) {
 #define EPI_PARAMS                                                                             \
   __global const int *bias, int bias_off, __global const SCALE_T *sa, int sa_off,              \
       __global const SCALE_T *sb, int sb_off, __global const SCALE_T *sy, int sy_off,          \
-      __global const TC *zy, int zy_off
-#define EPI_ARGS bias, bias_off, sa, sa_off, sb, sb_off, sy, sy_off, zy, zy_off
+      __global const TC *zy, int zy_off, __global const double *mt, int mt_off
+#define EPI_ARGS bias, bias_off, sa, sa_off, sb, sb_off, sy, sy_off, zy, zy_off, mt, mt_off
+/* ps: 3 strides per slot, then (mc, mr, mn) of the multiplier table (MULT_TABLE: multipliers
+   computed at Prepare from constant scales, at mc * co + r * mr + n * mn). Kernels copy ps to
+   private memory: byte stores to C may alias any global int. */
+#define NPS 24
+#define LOAD_PS()                                   \
+  int ps[NPS];                                      \
+  for (int i = 0; i < NPS; i++) ps[i] = psg[i];
 
 /* Stores one output: int32 as is, or requantized: rint(double(acc + bias) * m + zy), saturated
    to [qlo, qhi] (the type's range, narrowed by a fused clamp). */
-void store_out(__global TC* C, size_t ci, int acc, int co, int r, int n, __global const int* ps,
+void store_out(__global TC* restrict C, size_t ci, int acc, int co, int r, int n, const int* ps,
                int qlo, int qhi, EPI_PARAMS) {
 #if REQUANT
   double v = (double)acc;
 #if HAS_BIAS
   v += (double)bias[bias_off + PIDX(2)];
 #endif
+#if MULT_TABLE
+  const double m = mt[mt_off + co * ps[21] + r * ps[22] + n * ps[23]];
+#else
   const double m = multiplier(LOAD_S(sa, sa_off + PIDX(3)), LOAD_S(sb, sb_off + PIDX(4)),
                               LOAD_S(sy, sy_off + PIDX(5)));
+#endif
 #if HAS_ZY
   const double z = (double)zy[zy_off + PIDX(6)];
 #else
@@ -121,12 +132,13 @@ void store_out(__global TC* C, size_t ci, int acc, int co, int r, int n, __globa
    in place with strides. Global: (ceil(N / CB), ceil(M / RB), batches). */
 #define RB 4
 #define CB 4
-__kernel void qgemm_portable(__global TC* C, int c_off, __global const TA* A, int a_off,
+__kernel void qgemm_portable(__global TC* restrict C, int c_off, __global const TA* A, int a_off,
                              __global const TB* B, int b_off, __global const TA* za, int za_off,
                              __global const TB* zb, int zb_off, EPI_PARAMS,
-                             __global const int* bt, __global const int* ps, int M, int N, int K,
-                             int sam, int sak, int sbk, int sbn, int scr, int scn, int qlo,
+                             __global const int* bt, __global const int* psg, int M, int N,
+                             int K, int sam, int sak, int sbk, int sbn, int scr, int scn, int qlo,
                              int qhi) {
+  LOAD_PS()
   const int n0 = get_global_id(0) * CB, r0 = get_global_id(1) * RB, bi = get_global_id(2);
   const int co = bt[BT * bi + 3];
   __global const TA* a = A + a_off + bt[BT * bi];
@@ -206,12 +218,13 @@ typedef int v8si __attribute__((vector_size(32)));
 #else
 #define S 1
 #endif
-__kernel void qgemm_u8s8(__global TC* C, int c_off, __global const uchar* A, int a_off,
+__kernel void qgemm_u8s8(__global TC* restrict C, int c_off, __global const uchar* A, int a_off,
                          __global const int* Bp, int bp_off, __global const TA* za, int za_off,
                          __global const int* cp, int cp_off, __global const int* zbp,
                          int zbp_off, __global const int* rs, int rs_off, EPI_PARAMS,
-                         __global const int* bt, __global const int* ps, int M, int N, int K,
+                         __global const int* bt, __global const int* psg, int M, int N, int K,
                          int sam, int scr, int scn, int qlo, int qhi) {
+  LOAD_PS()
   const int ib = get_global_id(0), jb = get_global_id(1), bi = get_global_id(2);
   const int co = bt[BT * bi + 3];
   __global const uchar* ar[MR];
@@ -298,27 +311,35 @@ __kernel void qgemm_u8s8(__global TC* C, int c_off, __global const uchar* A, int
 /* im2col of a quantized 2-D input (1-D as H = 1) per (image, group) batch b: column p = output
    pixel, row k = (ci, ky, kx); padding reads the input zero point, so that it is zero once
    centred. TRANS: col[b][p][k] (rows of the fast kernel's A), else col[b][k][p].
-   q: C, H, W, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, G. Global: (P, K, batches). */
+   q: C, H, W, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, G. Global: (P, batches). */
 __kernel void qim2col(__global XT* col, int col_off, __global const XT* x, int x_off,
-                      __global const XT* zp, int zp_off, __global const int* q) {
-  const int p = get_global_id(0), k = get_global_id(1), b = get_global_id(2);
-  const int P = get_global_size(0), K = get_global_size(1);
+                      __global const XT* zp, int zp_off, __global const int* q, int K) {
+  const int p = get_global_id(0), b = get_global_id(1), P = get_global_size(0);
   const int C = q[0], H = q[1], W = q[2], OW = q[4], KH = q[5], KW = q[6], G = q[13];
   const int img = b / G, g = b % G, Cg = C / G;
-  const int kx = k % KW, ky = (k / KW) % KH, ci = k / (KW * KH);
   const int oy = p / OW, ox = p % OW;
-  const int iy = oy * q[7] - q[11] + ky * q[9], ix = ox * q[8] - q[12] + kx * q[10];
 #if HAS_XZ
-  XT v = zp[zp_off];
+  const XT z = zp[zp_off];
 #else
-  XT v = 0;
+  const XT z = 0;
 #endif
-  if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-    v = x[x_off + ((size_t)(img * C + g * Cg + ci) * H + iy) * W + ix];
+  __global const XT* src = x + x_off + (size_t)(img * C + g * Cg) * H * W;
 #if TRANS
-  col[col_off + ((size_t)b * P + p) * K + k] = v;
+  __global XT* dst = col + col_off + ((size_t)b * P + p) * K;
+#define COL(k) dst[k]
 #else
-  col[col_off + ((size_t)b * K + k) * P + p] = v;
+  __global XT* dst = col + col_off + (size_t)b * K * P + p;
+#define COL(k) dst[(size_t)(k) * P]
 #endif
+  int k = 0;
+  for (int ci = 0; ci < Cg; ci++)
+    for (int ky = 0; ky < KH; ky++) {
+      const int iy = oy * q[7] - q[11] + ky * q[9];
+      const int row_ok = iy >= 0 && iy < H;
+      for (int kx = 0; kx < KW; kx++, k++) {
+        const int ix = ox * q[8] - q[12] + kx * q[10];
+        COL(k) = row_ok && ix >= 0 && ix < W ? src[((size_t)ci * H + iy) * W + ix] : z;
+      }
+    }
 }
 #endif

@@ -123,12 +123,18 @@ struct QGemm {
            Def("TC", requant ? ClType(tc) : "int") + Def("REQUANT", requant) +
            Def("SCALE_HALF", scale_half) + Def("QMIN", requant ? QMin(tc) : 0) +
            Def("QMAX", requant ? QMax(tc) : 0) + Def("HAS_ZA", has(kZA)) + Def("HAS_ZB", has(kZB)) +
-           Def("HAS_BIAS", has(kBias)) + Def("HAS_ZY", has(kZY));
+           Def("HAS_BIAS", has(kBias)) + Def("HAS_ZY", has(kZY)) + Def("MULT_TABLE", !!mult);
   }
+  ClMem mult;  // MULT_TABLE: multipliers at mc * co + mr * r + mn * n
+  int mc = 0, mr = 0, mn = 0;
   std::vector<int> SlotParams() const {
     std::vector<int> p;
     for (const Slot& s : slot) p.insert(p.end(), {s.sc, s.sr, s.sn});
+    p.insert(p.end(), {mc, mr, mn});
     return p;
+  }
+  Binding MultBinding() const {
+    return mult ? Binding{Binding::kMem, 0, mult} : Binding{Binding::kIn, 0, nullptr};
   }
   Binding SlotBinding(int s) const { return {Binding::kIn, std::max(slot[s].input, 0), nullptr}; }
 };
@@ -175,6 +181,7 @@ Status AddPortable(const OpCtx& c, const QGemm& q, Binding a, Binding b) {
   OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", q.Defines(), "qgemm_portable"));
   st->Out(0).Bind(std::move(a)).Bind(std::move(b));
   for (int s = 0; s < kSlots; ++s) st->Bind(q.SlotBinding(s));
+  st->Bind(q.MultBinding());
   st->Buf(bt).Buf(ps).Arg(q.M).Arg(q.N).Arg(q.K).Arg(q.sam).Arg(q.sak).Arg(q.sbk).Arg(q.sbn);
   st->Arg(q.scr).Arg(q.scn).Arg(q.qlo).Arg(q.qhi);
   st->Global((q.N + 3) / 4, (q.M + 3) / 4, q.table.size() / 5);
@@ -261,11 +268,43 @@ Expected<bool> AddFast(const OpCtx& c, const QGemm& q, Binding a, const PackedB&
   OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", defs, "qgemm_u8s8"));
   st->Out(0).Bind(std::move(a)).Mem(bp).Bind(q.SlotBinding(kZA)).Mem(cp).Mem(zbp).Mem(rs);
   for (int s = kBias; s < kSlots; ++s) st->Bind(q.SlotBinding(s));
+  st->Bind(q.MultBinding());
   st->Buf(bt).Buf(ps).Arg(q.M).Arg(q.N).Arg(q.K).Arg(q.sam).Arg(q.scr).Arg(q.scn);
   st->Arg(q.qlo).Arg(q.qhi);
   st->Global((q.M + kMR - 1) / kMR, (q.N + kNR - 1) / kNR, batches);
   st->local[0] = st->local[1] = st->local[2] = 1;
   return true;
+}
+
+// With constant scales that vary along at most one of the output channel / row / column, the
+// multipliers are computed here once, in the reference's order (each step rounded to the scales'
+// type), instead of per output element on the device.
+Status MultTable(const OpCtx& c, QGemm* q) {
+  if (!q->requant) return Status::Ok();
+  for (int s : {kSA, kSB, kSY})
+    if (!c.is_const(q->slot[s].input)) return Status::Ok();
+  int co_max = 0;
+  for (size_t b = 3; b < q->table.size(); b += 5) co_max = std::max(co_max, q->table[b]);
+  int dir = 0;  // 1: along rows, 2: along columns
+  for (int s : {kSA, kSB, kSY}) {
+    const Slot& t = q->slot[s];
+    if (!t.sc && !t.sr && !t.sn) continue;
+    const int d = t.sr == 1 && t.sn == 0 ? 1 : t.sn == 1 && t.sr == 0 ? 2 : -1;
+    if (d < 0 || (dir && dir != d) || (co_max > 0 && t.sc != 1)) return Status::Ok();
+    dir = d;
+  }
+  const int len = dir == 0 ? 1 : co_max + (dir == 1 ? q->M : q->N);
+  std::vector<double> m(len);
+  auto round = [&](float v) { return q->scale_half ? static_cast<float>(Float16(v)) : v; };
+  auto scale = [&](int s, int j) {
+    const Slot& t = q->slot[s];
+    return static_cast<float>(ReadDouble(c.input(t.input), t.sc || t.sr || t.sn ? j : 0));
+  };
+  for (int j = 0; j < len; ++j)
+    m[j] = round(round(scale(kSA, j) * scale(kSB, j)) / scale(kSY, j));
+  OP_ASSIGN_OR_RETURN(q->mult, c.rt.Upload(m));
+  q->mc = dir != 0, q->mr = dir == 1, q->mn = dir == 2;
+  return Status::Ok();
 }
 
 // Scales: all of one type, float or float16. Sets q->scale_half.
@@ -401,6 +440,7 @@ Status QMatMul(const OpCtx& c) {
     for (auto& [ao, bbi, co] : batches)
       f.table.insert(f.table.end(), {static_cast<int>(ao), static_cast<int>(bbi * p.per_b),
                                      static_cast<int>(co), 0, static_cast<int>(bbi * p.per_c)});
+    OP_RETURN_IF_ERROR(MultTable(c, &f));
     OP_ASSIGN_OR_RETURN(bool done, AddFast(c, f, {Binding::kIn, ia, nullptr}, p));
     if (done) return Status::Ok();
     if (want == Variant::kFast) return c.No("the fast int8 kernel does not build on this device");
@@ -408,6 +448,7 @@ Status QMatMul(const OpCtx& c) {
   for (auto& [ao, bbi, co] : batches)
     q.table.insert(q.table.end(), {static_cast<int>(ao), static_cast<int>(bbi * bunit),
                                    static_cast<int>(co), 0, 0});
+  OP_RETURN_IF_ERROR(MultTable(c, &q));
   return AddPortable(c, q, {Binding::kIn, ia, nullptr}, {Binding::kIn, ib, nullptr});
 }
 
@@ -494,7 +535,7 @@ Status QConv(const OpCtx& c) {
     std::string defs = Def("QIM2COL", 1) + Def("XT", ClType(tx)) + Def("HAS_XZ", present(ixz)) +
                        Def("TRANS", trans);
     OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", defs, "qim2col"));
-    st->Mem(col).In(ix).In(present(ixz) ? ixz : ix).Buf(qm).Global(P, K, batches);
+    st->Mem(col).In(ix).In(present(ixz) ? ixz : ix).Buf(qm).Arg(K).Global(P, batches);
     return Status::Ok();
   };
   if (fast) {
@@ -515,6 +556,7 @@ Status QConv(const OpCtx& c) {
                                      (img * M + gr * Mg) * P, gr * Mg,
                                      static_cast<int>(gr * p.per_c)});
     }
+    OP_RETURN_IF_ERROR(MultTable(c, &f));
     OP_RETURN_IF_ERROR(im2col(true));
     OP_ASSIGN_OR_RETURN(bool done, AddFast(c, f, {Binding::kMem, 0, col}, p));
     if (done) return Status::Ok();
@@ -532,6 +574,7 @@ Status QConv(const OpCtx& c) {
     const int img = i / G, gr = i % G;
     q.table.insert(q.table.end(), {gr * Mg * K, i * K * P, (img * M + gr * Mg) * P, gr * Mg, 0});
   }
+  OP_RETURN_IF_ERROR(MultTable(c, &q));
   OP_RETURN_IF_ERROR(im2col(false));
   return AddPortable(c, q, {Binding::kIn, iw, nullptr}, {Binding::kMem, 0, col});
 }
