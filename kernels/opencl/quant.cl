@@ -81,6 +81,12 @@ __kernel void dequantize_linear(__global float* y, int y_off, __global const TX*
 
 /* The multiplier a * b / c rounded step by step in the scales' type, as the reference does; the
    division through double is the correctly rounded float quotient. */
+/* Round half to even of |x| < 2^51 through the FPU's own rounding (the default mode, and no
+   contraction), where the rint of PoCL's library is slow; inputs are first clamped to +-2^40,
+   far outside every 8-bit range, so that the clamp cannot change a saturated result. */
+#define RNE_MAGIC 6755399441055744.0 /* 1.5 * 2^52 */
+#define RNE(x, T) ((clamp((x), (T)(-0x1p40), (T)(0x1p40)) + (T)(RNE_MAGIC)) - (T)(RNE_MAGIC))
+
 double multiplier(float a, float b, float c) {
   const float t = round_s(a * b);
   return (double)round_s((float)((double)t / (double)c));
@@ -119,7 +125,7 @@ void store_out(__global TC* restrict C, size_t ci, int acc, int co, int r, int n
 #else
   const double z = 0.0;
 #endif
-  double q = rint(v * m + z);
+  double q = RNE(v * m + z, double);
   q = q < (double)QMIN ? (double)QMIN : (q > (double)QMAX ? (double)QMAX : q);
   q = fmin(fmax(q, (double)qlo), (double)qhi);
   C[ci] = (TC)(int)q;
@@ -207,7 +213,8 @@ __kernel void qrowsum(__global int* rs, int rs_off, __global const uchar* A, int
    The zero points are applied in int32 afterwards (two's complement wrap, exact result):
      sum (A' - za')(B' - zb') = dot + za' * (K * zb' - colsum B') - zb' * rowsum A'.
    cp[bt[BT * b + 4] + n] = K * zb'_n - colsum_n, zbp[same] = zb'_n.
-   Global: (ceil(M / MR), panels, batches), local size 1. */
+   Each work-item does rp row blocks x jp column panels (a work-group costs about a microsecond
+   on PoCL). Global: (ceil(M / MR / rp), ceil(panels / jp), batches), local size 1. */
 #if FAST && defined(__AVX2__)
 #define NR (8 * NV)
 typedef char v32qi __attribute__((vector_size(32)));
@@ -218,15 +225,70 @@ typedef int v8si __attribute__((vector_size(32)));
 #else
 #define S 1
 #endif
+/* store_out for the 8 columns n0 .. n0 + 7 of row r at once, in double8 arithmetic (the same
+   operations lane by lane); C(r, n0 + j) at C[ci + j * scn]. */
+#define GATHER8(p, base, st)                                                                  \
+  ((p)[(base)], (p)[(base) + (st)], (p)[(base) + 2 * (st)], (p)[(base) + 3 * (st)],           \
+   (p)[(base) + 4 * (st)], (p)[(base) + 5 * (st)], (p)[(base) + 6 * (st)], (p)[(base) + 7 * (st)])
+void store_out8(__global TC* restrict C, size_t ci, int scn, int8 acc, int co, int r, int n0,
+                const int* ps, int qlo, int qhi, EPI_PARAMS) {
+#if REQUANT
+  const int n = n0;
+  double8 v = convert_double8(acc);
+#if HAS_BIAS
+  v += convert_double8((int8)GATHER8(bias, bias_off + PIDX(2), ps[3 * 2 + 2]));
+#endif
+#if MULT_TABLE
+  const double8 m = (double8)GATHER8(mt, mt_off + co * ps[21] + r * ps[22] + n0 * ps[23], ps[23]);
+#else
+  double md[8];
+  for (int j = 0; j < 8; j++) {
+    const int n = n0 + j;
+    md[j] = multiplier(LOAD_S(sa, sa_off + PIDX(3)), LOAD_S(sb, sb_off + PIDX(4)),
+                       LOAD_S(sy, sy_off + PIDX(5)));
+  }
+  const double8 m = vload8(0, md);
+#endif
+#if HAS_ZY
+  const double8 z = convert_double8(convert_int8((TC8)GATHER8(zy, zy_off + PIDX(6), ps[3 * 6 + 2])));
+#else
+  const double8 z = (double8)(0.0);
+#endif
+  double8 q = RNE(v * m + z, double8); /* finite: no NaN reaches the clamps */
+  q = fmin(fmax(q, (double8)((double)QMIN)), (double8)((double)QMAX));
+  q = fmin(fmax(q, (double8)((double)qlo)), (double8)((double)qhi));
+  const int8 qi = convert_int8(q);
+  if (scn == 1) {
+    vstore8(CONVERT_TC8(qi), 0, C + ci);
+  } else {
+    int d[8];
+    vstore8(qi, 0, d);
+    for (int j = 0; j < 8; j++) C[ci + (size_t)j * scn] = (TC)d[j];
+  }
+#else
+  if (scn == 1) {
+    vstore8(acc, 0, C + ci);
+  } else {
+    int d[8];
+    vstore8(acc, 0, d);
+    for (int j = 0; j < 8; j++) C[ci + (size_t)j * scn] = d[j];
+  }
+#endif
+}
+
 __kernel void qgemm_u8s8(__global TC* restrict C, int c_off, __global const uchar* A, int a_off,
                          __global const int* Bp, int bp_off, __global const TA* za, int za_off,
                          __global const int* cp, int cp_off, __global const int* zbp,
                          int zbp_off, __global const int* rs, int rs_off, EPI_PARAMS,
                          __global const int* bt, __global const int* psg, int M, int N, int K,
-                         int sam, int scr, int scn, int qlo, int qhi) {
+                         int sam, int scr, int scn, int qlo, int qhi, int rp, int jp) {
   LOAD_PS()
-  const int ib = get_global_id(0), jb = get_global_id(1), bi = get_global_id(2);
+  const int bi = get_global_id(2);
   const int co = bt[BT * bi + 3];
+  const int ib_end = min((M + MR - 1) / MR, (int)(get_global_id(0) + 1) * rp);
+  const int jb_end = min((N + NR - 1) / NR, (int)(get_global_id(1) + 1) * jp);
+  for (int ib = get_global_id(0) * rp; ib < ib_end; ib++)
+  for (int jb = get_global_id(1) * jp; jb < jb_end; jb++) {
   __global const uchar* ar[MR];
   for (int i = 0; i < MR; i++)
     ar[i] = A + a_off + bt[BT * bi] + (size_t)min(ib * MR + i, M - 1) * sam;
@@ -290,17 +352,24 @@ __kernel void qgemm_u8s8(__global TC* restrict C, int c_off, __global const ucha
 #endif
 #pragma unroll
     for (int v = 0; v < NV; v++) {
-      int d[8];
-      vstore8(__builtin_astype(acc[i][v], int8), 0, d);
-      for (int j = 0; j < 8; j++) {
-        const int n = jb * NR + v * 8 + j;
-        if (n >= N) break;
-        const uint t = (uint)d[j] + zap * (uint)cp[cp_off + cpo + n] -
-                       (uint)zbp[zbp_off + cpo + n] * rsum;
-        store_out(cb, (size_t)r * scr + (size_t)n * scn, (int)t, co, r, n, ps, qlo, qhi,
-                  EPI_ARGS);
+      const int n0 = jb * NR + v * 8;
+      const uint8 t = as_uint8(__builtin_astype(acc[i][v], int8)) +
+                      zap * as_uint8(vload8(0, cp + cp_off + cpo + n0)) -
+                      as_uint8(vload8(0, zbp + zbp_off + cpo + n0)) * rsum;
+      if (n0 + 8 <= N) {
+        store_out8(cb, (size_t)r * scr + (size_t)n0 * scn, scn, as_int8(t), co, r, n0, ps, qlo,
+                   qhi, EPI_ARGS);
+      } else {
+        int d[8];
+        vstore8(as_int8(t), 0, d);
+        for (int j = 0; j < 8 && n0 + j < N; j++) {
+          const int n = n0 + j;
+          store_out(cb, (size_t)r * scr + (size_t)n * scn, d[j], co, r, n, ps, qlo, qhi,
+                    EPI_ARGS);
+        }
       }
     }
+  }
   }
 }
 #endif
@@ -311,10 +380,11 @@ __kernel void qgemm_u8s8(__global TC* restrict C, int c_off, __global const ucha
 /* im2col of a quantized 2-D input (1-D as H = 1) per (image, group) batch b: column p = output
    pixel, row k = (ci, ky, kx); padding reads the input zero point, so that it is zero once
    centred. TRANS: col[b][p][k] (rows of the fast kernel's A), else col[b][k][p].
-   q: C, H, W, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, G. Global: (P, batches). */
+   q: C, H, W, OH, OW, KH, KW, sh, sw, dh, dw, ph, pw, G. Global: (P rounded up, batches). */
 __kernel void qim2col(__global XT* col, int col_off, __global const XT* x, int x_off,
-                      __global const XT* zp, int zp_off, __global const int* q, int K) {
-  const int p = get_global_id(0), b = get_global_id(1), P = get_global_size(0);
+                      __global const XT* zp, int zp_off, __global const int* q, int K, int P) {
+  const int p = get_global_id(0), b = get_global_id(1);
+  if (p >= P) return;
   const int C = q[0], H = q[1], W = q[2], OW = q[4], KH = q[5], KW = q[6], G = q[13];
   const int img = b / G, g = b % G, Cg = C / G;
   const int oy = p / OW, ox = p % OW;

@@ -121,6 +121,8 @@ struct QGemm {
     auto has = [&](int s) { return slot[s].input >= 0; };
     return Def("QGEMM", 1) + Def("TA", ClType(ta)) + Def("TB", ClType(tb)) +
            Def("TC", requant ? ClType(tc) : "int") + Def("REQUANT", requant) +
+           Def("TC8", std::string(requant ? ClType(tc) : "int") + "8") +
+           Def("CONVERT_TC8", std::string("convert_") + (requant ? ClType(tc) : "int") + "8") +
            Def("SCALE_HALF", scale_half) + Def("QMIN", requant ? QMin(tc) : 0) +
            Def("QMAX", requant ? QMax(tc) : 0) + Def("HAS_ZA", has(kZA)) + Def("HAS_ZB", has(kZB)) +
            Def("HAS_BIAS", has(kBias)) + Def("HAS_ZY", has(kZY)) + Def("MULT_TABLE", !!mult);
@@ -270,8 +272,18 @@ Expected<bool> AddFast(const OpCtx& c, const QGemm& q, Binding a, const PackedB&
   for (int s = kBias; s < kSlots; ++s) st->Bind(q.SlotBinding(s));
   st->Bind(q.MultBinding());
   st->Buf(bt).Buf(ps).Arg(q.M).Arg(q.N).Arg(q.K).Arg(q.sam).Arg(q.scr).Arg(q.scn);
-  st->Arg(q.qlo).Arg(q.qhi);
-  st->Global((q.M + kMR - 1) / kMR, (q.N + kNR - 1) / kNR, batches);
+  // About 16K multiply-adds per work-item where there are enough, keeping 64 work-items.
+  const int row_blocks = (q.M + kMR - 1) / kMR, panels = (q.N + kNR - 1) / kNR;
+  const int64_t per_block = int64_t{kMR} * kNR * q.K;
+  int jp = static_cast<int>(std::clamp<int64_t>(16384 / per_block, 1, panels));
+  int rp = static_cast<int>(std::clamp<int64_t>(16384 / (per_block * jp), 1, row_blocks));
+  auto items = [&] {
+    return int64_t{(row_blocks + rp - 1) / rp} * ((panels + jp - 1) / jp) * int64_t(batches);
+  };
+  while (rp > 1 && items() < 64) rp /= 2;
+  while (jp > 1 && items() < 64) jp /= 2;
+  st->Arg(q.qlo).Arg(q.qhi).Arg(rp).Arg(jp);
+  st->Global((row_blocks + rp - 1) / rp, (panels + jp - 1) / jp, batches);
   st->local[0] = st->local[1] = st->local[2] = 1;
   return true;
 }
@@ -535,7 +547,10 @@ Status QConv(const OpCtx& c) {
     std::string defs = Def("QIM2COL", 1) + Def("XT", ClType(tx)) + Def("HAS_XZ", present(ixz)) +
                        Def("TRANS", trans);
     OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", defs, "qim2col"));
-    st->Mem(col).In(ix).In(present(ixz) ? ixz : ix).Buf(qm).Arg(K).Global(P, batches);
+    // Fixed work-groups of 64: PoCL would otherwise pick small ones (about a microsecond each).
+    st->Mem(col).In(ix).In(present(ixz) ? ixz : ix).Buf(qm).Arg(K).Arg(P);
+    st->Global((P + 63) / 64 * 64, batches);
+    st->local[0] = 64, st->local[1] = 1;
     return Status::Ok();
   };
   if (fast) {
