@@ -298,6 +298,19 @@ TEST(OpenClQuantTest, QLinearMatMulHalfScales) {
   }
 }
 
+// A multiplier of exactly 0.5 makes every odd accumulator a tie: rounded half to even.
+TEST(OpenClQuantTest, QLinearMatMulTiesRoundToEven) {
+  for (Variant v : {Variant::kPortable, Variant::kFast})
+    for (bool const_scales : {true, false}) {
+      std::vector<Tensor> in = {Rand(kU8, Shape{9, 7}, 125, 137, 60), Scalar(DataType::kFloat, 1.0),
+                                Scalar(kU8, 131),                   Rand(kI8, Shape{7, 12}, -4, 4, 61),
+                                Scalar(DataType::kFloat, 0.5),      Scalar(kI8, 0),
+                                Scalar(DataType::kFloat, 1.0),      Scalar(kI8, 1)};
+      Check("QLinearMatMul", {}, in,
+            {false, const_scales, true, true, const_scales, true, const_scales, true}, v);
+    }
+}
+
 // Extreme operands: every product at its largest (|a - za| = |b - zb| = 255), which also drives
 // the fast kernel's int16 pair sums to their limits.
 TEST(OpenClQuantTest, MatMulIntegerExtremes) {
