@@ -191,6 +191,49 @@ __kernel void qgemm_portable(__global TC* restrict C, int c_off, __global const 
   }
 }
 
+#ifdef QDW
+/* Direct convolution with one input channel per group (depthwise, any channel multiplier
+   Mg = M / C): each work-item one output row of one output channel of one image; products of
+   zero-point-centred values, so that padding (skipped) contributes zero as in the reference.
+   q as for qim2col. Global: (planes rounded up, OH); C(r = channel, n = 0). */
+__kernel void qconv_dw(__global TC* restrict C, int c_off, __global const XT* x, int x_off,
+                       __global const WT* w, int w_off, __global const XT* xz, int xz_off,
+                       __global const WT* wz, int wz_off, EPI_PARAMS, __global const int* psg,
+                       __global const int* q, int M, int planes, int qlo, int qhi) {
+  LOAD_PS()
+  const int plane = get_global_id(0), oy = get_global_id(1);
+  if (plane >= planes) return;
+  const int Cin = q[0], H = q[1], W = q[2], OW = q[4], KH = q[5], KW = q[6];
+  const int img = plane / M, r = plane % M, ci = r / (M / Cin), co = 0;
+#if HAS_XZ
+  const int zx = xz[xz_off];
+#else
+  const int zx = 0;
+#endif
+#if HAS_WZ
+  const int zw = wz[wz_off + (WZ_PC ? r : 0)];
+#else
+  const int zw = 0;
+#endif
+  __global const XT* src = x + x_off + (size_t)(img * Cin + ci) * H * W;
+  __global const WT* wk = w + w_off + (size_t)r * KH * KW;
+  __global TC* dst = C + c_off + ((size_t)plane * q[3] + oy) * OW;
+  for (int ox = 0; ox < OW; ox++) {
+    int acc = 0;
+    for (int ky = 0; ky < KH; ky++) {
+      const int iy = oy * q[7] - q[11] + ky * q[9];
+      if (iy < 0 || iy >= H) continue;
+      for (int kx = 0; kx < KW; kx++) {
+        const int ix = ox * q[8] - q[12] + kx * q[10];
+        if (ix >= 0 && ix < W)
+          acc += ((int)src[iy * W + ix] - zx) * ((int)wk[ky * KW + kx] - zw);
+      }
+    }
+    store_out(dst, ox, acc, co, r, 0, ps, qlo, qhi, EPI_ARGS);
+  }
+}
+#endif
+
 /* Row sums of A' (A as unsigned bytes: int8 A offset by 128), for the fast kernel's zero-point
    correction. Global: (M, batches); rs[b * M + r]. */
 __kernel void qrowsum(__global int* rs, int rs_off, __global const uchar* A, int a_off,

@@ -553,6 +553,28 @@ Status QConv(const OpCtx& c) {
     st->local[0] = 64, st->local[1] = 1;
     return Status::Ok();
   };
+  if (Cg == 1) {
+    // Depthwise (any channel multiplier): the direct kernel, for either variant.
+    q.ta = tw, q.tb = tx;
+    q.M = M, q.N = 1, q.K = K;
+    scale_slots(&q, false);
+    if (present(ixz)) q.slot[kZB] = {ixz, 0, 0, 0};
+    q.table = {0, 0, 0, 0, 0};
+    OP_RETURN_IF_ERROR(MultTable(c, &q));
+    const int planes = N * M;
+    std::string defs = q.Defines() + Def("QDW", 1) + Def("XT", ClType(tx)) + Def("WT", ClType(tw)) +
+                       Def("HAS_XZ", present(ixz)) + Def("HAS_WZ", present(iwz)) +
+                       Def("WZ_PC", wz_pc);
+    OP_ASSIGN_OR_RETURN(ClMem ps, Params(c, q.SlotParams()));
+    OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", defs, "qconv_dw"));
+    st->Out(0).In(ix).In(iw).In(present(ixz) ? ixz : ix).In(present(iwz) ? iwz : iw);
+    for (int s = kBias; s < kSlots; ++s) st->Bind(q.SlotBinding(s));
+    st->Bind(q.MultBinding());
+    st->Buf(ps).Buf(qm).Arg(M).Arg(planes).Arg(q.qlo).Arg(q.qhi);
+    st->Global((planes + 15) / 16 * 16, at(g.out, 1));
+    st->local[0] = 16, st->local[1] = 1;
+    return Status::Ok();
+  }
   if (fast) {
     // Y^T per (image, group): rows = output pixels (im2col^T, the activations), columns = the
     // group's output channels (the packed weights).

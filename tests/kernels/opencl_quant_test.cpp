@@ -358,6 +358,7 @@ const ConvCase kConvs[] = {
     {Shape{1, 8, 9, 9}, Shape{16, 8, 3, 3}, {1, 1}, {1, 1, 1, 1}, 1},   // 3x3 pad 1
     {Shape{2, 6, 10, 7}, Shape{10, 6, 3, 3}, {2, 2}, {1, 0, 1, 1}, 1},  // stride 2, odd pads
     {Shape{1, 12, 6, 6}, Shape{12, 1, 3, 3}, {1, 1}, {1, 1, 1, 1}, 12}, // depthwise
+    {Shape{2, 4, 7, 8}, Shape{8, 1, 3, 3}, {2, 2}, {1, 1, 0, 1}, 4},    // depthwise x2, stride 2
     {Shape{1, 8, 5, 5}, Shape{6, 4, 1, 1}, {1, 1}, {0, 0, 0, 0}, 2},    // grouped 1x1
     {Shape{2, 4, 17}, Shape{5, 4, 3}, {1}, {2, 1}, 1},                  // 1-D
 };
