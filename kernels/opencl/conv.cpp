@@ -2,25 +2,12 @@
 // packed GEMM layout + the shared GEMM kernel when channels per group are many, else directly.
 #include <algorithm>
 
+#include "opencl/conv_geom.h"
 #include "opencl/gemm.h"
 #include "outpost/kernels/fusion.h"
 
 namespace outpost::kernels::opencl {
-namespace {
 
-// Spatial geometry shared by convolutions and pools.
-struct Geometry {
-  int sd = 0;
-  std::vector<int64_t> in, out, k, stride, dil, pb, pe;
-  std::vector<int> Params() const {
-    std::vector<int> p;
-    for (const auto* v : {&in, &out, &k, &stride, &dil, &pb, &pe})
-      p.insert(p.end(), v->begin(), v->end());
-    return p;
-  }
-};
-
-// Fills strides, dilations and pads from the attributes; `in`, `out` and `k` must be set.
 Status ResolvePads(const OpCtx& c, Geometry* g, bool transpose) {
   const int sd = g->sd;
   g->stride = c.node.attrs.Ints("strides", std::vector<int64_t>(sd, 1));
@@ -54,6 +41,8 @@ Status ResolvePads(const OpCtx& c, Geometry* g, bool transpose) {
   }
   return Status::Ok();
 }
+
+namespace {
 
 // Whether the CPU-style kernels run (else the GPU-style ones, as for the GEMM).
 bool CpuStyle(const ClRuntime& rt) { return rt.is_cpu && !rt.force_tiled_gemm; }
