@@ -1,0 +1,65 @@
+// The ONNX side of quantization: BatchNorm folding, finding the nodes to quantize, adding
+// intermediate values as graph outputs (for calibration), and writing the QDQ model.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+#include "outpost/core/dtype.h"
+#include "outpost/core/status.h"
+
+namespace outpost::quantize {
+
+Expected<onnx::ModelProto> ReadModel(const std::string& path);
+
+// Folds each BatchNormalization whose input is the sole use of a Conv output (constant weights
+// and statistics) into that Conv. Returns how many were folded.
+Expected<int> FoldBatchNorms(onnx::ModelProto* m);
+
+// A Conv, MatMul or Gemm with a constant float weight, which the QDQ rewrite quantizes.
+struct Target {
+  std::string node;
+  std::string op_type;
+  std::string activation;  // the input quantized with Q/DQ (input 0)
+  std::string weight;      // constant initializer
+  std::string bias;        // constant initializer, or empty
+  int weight_axis = 0;     // the output-channel axis of the weight
+  std::string output;      // the node's own output (per-layer SNR)
+  std::string requant;     // the value whose Q/DQ follows the node (after a sole Relu), or empty
+};
+
+// Quantizable nodes, minus those whose name or op type is in `exclude`. Node names are filled in
+// ("<op>_<index>") where the model has none.
+std::vector<Target> FindTargets(onnx::ModelProto* m, const std::set<std::string>& exclude);
+// Every value that needs an activation range for `targets`.
+std::set<std::string> ActivationValues(const std::vector<Target>& targets);
+
+// A copy of `m` whose graph outputs are followed by `extra` (values already outputs are skipped).
+// Returns the serialized model and, per extra name, its output index.
+std::string WithOutputs(const onnx::ModelProto& m, const std::vector<std::string>& extra,
+                        std::map<std::string, int>* index);
+
+struct Range {
+  float min = 0;
+  float max = 0;
+};
+
+struct QdqOptions {
+  DataType activations = DataType::kInt8;
+  bool per_channel = false;
+};
+
+// The QDQ model. `ranges` must hold every value of ActivationValues(targets).
+Expected<onnx::ModelProto> WriteQdq(const onnx::ModelProto& m, const std::vector<Target>& targets,
+                                    const std::map<std::string, Range>& ranges,
+                                    const QdqOptions& o);
+
+// Renames every intermediate value (produced by a node, not a graph output) to "t<k>": on small
+// models the exporter's long value names cost more bytes than int8 weights save. Node names stay.
+void CompactValueNames(onnx::ModelProto* m);
+
+}  // namespace outpost::quantize
