@@ -278,6 +278,7 @@ std::vector<Target> FindTargets(onnx::ModelProto* m, const std::set<std::string>
 std::set<std::string> ActivationValues(const std::vector<Target>& targets) {
   std::set<std::string> v;
   for (const Target& t : targets) {
+    if (t.weight_only) continue;
     v.insert(t.activation);
     if (!t.requant.empty()) v.insert(t.requant);
   }
@@ -320,6 +321,62 @@ Expected<ActParams> ActivationParams(const std::string& name, Range r, DataType 
   p.scale = s > 0 ? static_cast<float>(s) : 1.f;
   p.zp = static_cast<int32_t>(std::clamp(std::round(qmin - lo / p.scale), qmin, qmax));
   return p;
+}
+
+constexpr int kTensorInt4 = 22;  // TensorProto::INT4 (onnx 1.16); libonnx 1.12 predates it
+
+// Weight-only int4: blocks along the reduction axis (the one that is not the output channel).
+Status BlockedInt4(const onnx::ModelProto& m, const Target& t, const QdqOptions& o,
+                   const std::map<std::string, int>& inits, Names* names, onnx::GraphProto* g,
+                   std::map<std::string, std::vector<onnx::NodeProto>>* before,
+                   std::map<std::string, std::map<int, std::string>>* rewire) {
+  const TensorProto& wt = m.graph().initializer(inits.at(t.weight));
+  OP_ASSIGN_OR_RETURN(std::vector<float> w, ReadFloats(wt));
+  if (wt.dims_size() != 2) return Unsupported("int4 weights need a 2-D weight ('" + t.weight + "')");
+  if (o.block_size < 1) return InvalidArgument("block size must be positive");
+  const int axis = 1 - t.weight_axis;
+  const int64_t rows = wt.dims(0), cols = wt.dims(1);
+  const int64_t len = wt.dims(axis), bs = o.block_size, nb = (len + bs - 1) / bs;
+  std::vector<int64_t> sdims = {rows, cols};
+  sdims[axis] = nb;
+  // Element (r, c) -> its block's scale index.
+  auto block_of = [&](int64_t r, int64_t c) {
+    return axis == 0 ? (r / bs) * cols + c : r * nb + c / bs;
+  };
+  std::vector<float> amax(static_cast<size_t>(sdims[0] * sdims[1]), 0.f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      amax[block_of(r, c)] = std::max(amax[block_of(r, c)], std::fabs(w[r * cols + c]));
+  std::vector<float> scale(amax.size());
+  for (size_t i = 0; i < amax.size(); ++i) scale[i] = amax[i] > 0 ? amax[i] / 7.f : 1.f;
+  std::vector<int8_t> q(w.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      q[r * cols + c] = static_cast<int8_t>(
+          std::clamp(std::round(w[r * cols + c] / scale[block_of(r, c)]), -8.f, 7.f));
+  const std::string k = std::to_string(before->size());
+  const std::string wqn = names->Fresh("w" + k), wsn = names->Fresh("w" + k + "_s");
+  const std::string wdq = names->Fresh("w" + k + "_dq");
+  if (o.int4_as_int8) {
+    *g->add_initializer() = MakeTensor(wqn, TensorProto::INT8, {rows, cols}, q);
+  } else {
+    std::vector<uint8_t> packed((q.size() + 1) / 2, 0);  // low nibble first
+    for (size_t i = 0; i < q.size(); ++i)
+      packed[i / 2] |= static_cast<uint8_t>((q[i] & 0xF) << (4 * (i % 2)));
+    TensorProto t4 = MakeTensor(wqn, TensorProto::INT8, {rows, cols}, packed);
+    t4.set_data_type(kTensorInt4);
+    *g->add_initializer() = t4;
+  }
+  *g->add_initializer() = MakeTensor(wsn, TensorProto::FLOAT, sdims, scale);
+  onnx::NodeProto dn;
+  dn.set_op_type("DequantizeLinear");
+  dn.set_name(names->Fresh("DQ_w" + k));
+  dn.add_input(wqn), dn.add_input(wsn), dn.add_output(wdq);
+  SetAttrInt(&dn, "axis", axis);
+  SetAttrInt(&dn, "block_size", bs);
+  (*before)[t.node].push_back(dn);
+  (*rewire)[t.node][1] = wdq;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -369,7 +426,13 @@ Expected<onnx::ModelProto> WriteQdq(const onnx::ModelProto& m, const std::vector
   // Weights and biases: constant int8 / int32 initializers behind a DequantizeLinear.
   std::map<std::string, std::vector<onnx::NodeProto>> before;  // node name -> DQ nodes
   std::map<std::string, std::map<int, std::string>> rewire;   // node name -> input -> value
+  bool blocked = false;
   for (const Target& t : targets) {
+    if (t.weight_only) {
+      OP_RETURN_IF_ERROR(BlockedInt4(m, t, o, inits, &names, g, &before, &rewire));
+      blocked = true;
+      continue;
+    }
     const TensorProto& wt = m.graph().initializer(inits.at(t.weight));
     OP_ASSIGN_OR_RETURN(std::vector<float> w, ReadFloats(wt));
     std::vector<int64_t> dims(wt.dims().begin(), wt.dims().end());
@@ -452,6 +515,11 @@ Expected<onnx::ModelProto> WriteQdq(const onnx::ModelProto& m, const std::vector
   }
   g->mutable_node()->Swap(&nodes);
   PruneInitializers(g);
+  if (blocked) {  // blocked DequantizeLinear and int4 need opset 21, IR version 10
+    for (auto& op : *q.mutable_opset_import())
+      if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(std::max<int64_t>(op.version(), 21));
+    q.set_ir_version(std::max<int64_t>(q.ir_version(), 10));
+  }
   return q;
 }
 

@@ -30,12 +30,14 @@ struct Target {
   int weight_axis = 0;     // the output-channel axis of the weight
   std::string output;      // the node's own output (per-layer SNR)
   std::string requant;     // the value whose Q/DQ follows the node (after a sole Relu), or empty
+  // INT4 blocked weights for MatMul/Gemm: weight-only (activations and bias stay float).
+  bool weight_only = false;
 };
 
 // Quantizable nodes, minus those whose name or op type is in `exclude`. Node names are filled in
 // ("<op>_<index>") where the model has none.
 std::vector<Target> FindTargets(onnx::ModelProto* m, const std::set<std::string>& exclude);
-// Every value that needs an activation range for `targets`.
+// Every value that needs an activation range for `targets` (none for weight_only ones).
 std::set<std::string> ActivationValues(const std::vector<Target>& targets);
 
 // A copy of `m` whose graph outputs are followed by `extra` (values already outputs are skipped).
@@ -51,6 +53,11 @@ struct Range {
 struct QdqOptions {
   DataType activations = DataType::kInt8;
   bool per_channel = false;
+  // weight_only targets: symmetric int4 [-8, 7] in blocks of block_size along the reduction
+  // axis (DequantizeLinear block_size, opset 21, IR 10). int4_as_int8 stores the same values as
+  // int8, which the engine can run (it cannot hold 4-bit tensors yet): evaluation uses that twin.
+  int block_size = 32;
+  bool int4_as_int8 = false;
 };
 
 // The QDQ model. `ranges` must hold every value of ActivationValues(targets).

@@ -212,9 +212,23 @@ Expected<double> MeanLatencyMs(const std::string& bytes, const std::string& base
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / n;
 }
 
+void MarkWeightOnly(std::vector<Target>* targets, const Options& o) {
+  for (Target& t : *targets) t.weight_only = o.weight_bits == 4 && t.op_type != "Conv";
+}
+
+QdqOptions ToQdqOptions(const Options& o, bool int4_as_int8) {
+  QdqOptions qo;
+  qo.activations = o.activations;
+  qo.per_channel = o.per_channel;
+  qo.block_size = o.block_size;
+  qo.int4_as_int8 = int4_as_int8;
+  return qo;
+}
+
 // One quantization attempt with a given exclusion set.
 struct Attempt {
   std::vector<Target> targets;
+  std::map<std::string, Range> ranges;
   onnx::ModelProto model;
   EvalResult eval;
 };
@@ -226,11 +240,10 @@ Expected<Attempt> QuantizeOnce(const onnx::ModelProto& folded, const std::set<st
   Attempt a;
   onnx::ModelProto fm = folded;
   a.targets = FindTargets(&fm, exclude);
-  OP_ASSIGN_OR_RETURN(auto ranges, Calibrate(fm, ActivationValues(a.targets), calib, o, base_dir));
-  QdqOptions qo;
-  qo.activations = o.activations;
-  qo.per_channel = o.per_channel;
-  OP_ASSIGN_OR_RETURN(a.model, WriteQdq(fm, a.targets, ranges, qo));
+  MarkWeightOnly(&a.targets, o);
+  OP_ASSIGN_OR_RETURN(a.ranges,
+                      Calibrate(fm, ActivationValues(a.targets), calib, o, base_dir));
+  OP_ASSIGN_OR_RETURN(a.model, WriteQdq(fm, a.targets, a.ranges, ToQdqOptions(o, true)));
   std::vector<std::string> outs;
   for (const Target& t : layers) outs.push_back(t.output);
   OP_ASSIGN_OR_RETURN(a.eval, Evaluate(fm, a.model, outs, eval, labels, base_dir));
@@ -249,6 +262,8 @@ Expected<Report> QuantizeModel(const std::string& in_path, const std::string& ou
       return InvalidArgument("the accuracy gate needs --eval DIR and --labels FILE");
     if (o.eval_dir.empty() != o.labels_file.empty())
       return InvalidArgument("--eval and --labels go together");
+    if (o.weight_bits != 8 && o.weight_bits != 4) return InvalidArgument("weights must be 8 or 4 bits");
+    if (o.weight_bits == 4 && o.block_size < 1) return InvalidArgument("block size must be >= 1");
     if (o.auto_exclude && o.max_accuracy_drop < 0)
       return InvalidArgument("--auto-exclude needs --max-accuracy-drop");
     Report rep;
@@ -276,7 +291,8 @@ Expected<Report> QuantizeModel(const std::string& in_path, const std::string& ou
     OP_ASSIGN_OR_RETURN(rep.folded_batchnorms, FoldBatchNorms(&model));
 
     std::set<std::string> exclude(o.exclude.begin(), o.exclude.end());
-    const std::vector<Target> all = FindTargets(&model, {});
+    std::vector<Target> all = FindTargets(&model, {});
+    MarkWeightOnly(&all, o);
     if (all.empty())
       return Unsupported("'" + in_path + "' has no Conv, MatMul or Gemm with constant float "
                          "weights: nothing to quantize");
@@ -323,9 +339,17 @@ Expected<Report> QuantizeModel(const std::string& in_path, const std::string& ou
       rep.float_accuracy = 100.0 * a.eval.float_correct / eval.size();
       rep.quant_accuracy = 100.0 * a.eval.quant_correct / eval.size();
     }
-    if (!o.keep_names) CompactValueNames(&a.model);
+    // What runs here (latency): the evaluated model, int4 weights held as int8.
+    std::string run_bytes;
+    a.model.SerializeToString(&run_bytes);
+    onnx::ModelProto written = std::move(a.model);
+    if (o.weight_bits == 4 && !o.int4_as_int8) {
+      onnx::ModelProto fm = model;
+      OP_ASSIGN_OR_RETURN(written, WriteQdq(fm, a.targets, a.ranges, ToQdqOptions(o, false)));
+    }
+    if (!o.keep_names) CompactValueNames(&written);
     std::string bytes;
-    a.model.SerializeToString(&bytes);
+    written.SerializeToString(&bytes);
     rep.quant_bytes = bytes.size();
     for (const std::string& b : o.latency_backends) {
       LatencyReport l;
@@ -333,7 +357,7 @@ Expected<Report> QuantizeModel(const std::string& in_path, const std::string& ou
       std::string fbytes;
       model.SerializeToString(&fbytes);
       auto f = MeanLatencyMs(fbytes, base_dir, b, measure);
-      auto q = f.ok() ? MeanLatencyMs(bytes, base_dir, b, measure) : f;
+      auto q = f.ok() ? MeanLatencyMs(run_bytes, base_dir, b, measure) : f;
       if (f.ok() && q.ok()) {
         l.available = true, l.float_ms = *f, l.quant_ms = *q;
       } else {

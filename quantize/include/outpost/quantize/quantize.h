@@ -33,6 +33,15 @@ struct Options {
   double percentile = 99.99;  // kPercentile: the share of |values| kept inside the range
   bool per_channel = false;   // one weight scale per output channel
   DataType activations = DataType::kInt8;  // kInt8 or kUInt8
+  // 8: int8 weights everywhere. 4: MatMul/Gemm weights int4 in blocks of block_size along the
+  // reduction axis, weight-only (their activations and bias stay float; opset 21, IR 10); Conv
+  // stays int8. The engine cannot hold 4-bit tensors yet, so calibration, accuracy and latency
+  // use the same values stored as int8; the written file holds packed int4.
+  int weight_bits = 8;
+  int block_size = 32;
+  // Write the int4 values as int8 (same DequantizeLinear blocks): for runtimes without int4,
+  // Outpost's engine included. No size gain over int8 then.
+  bool int4_as_int8 = false;
   // Node names or op types left in float.
   std::vector<std::string> exclude;
   // Accuracy gate. eval_dir is laid out like calibration_dir; labels_file holds one integer class
