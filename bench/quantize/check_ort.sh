@@ -53,4 +53,5 @@ check digits_cnn_int8_perchannel_uint8 "$SRC/tests/models/digits_cnn.onnx" digit
 check digits_mobilenet_int8 "$Q/digits_mobilenet.onnx" digits32
 check digits_mobilenet_int8_perchannel "$Q/digits_mobilenet.onnx" digits32 --per-channel
 check digits_mlp_int4_b32 "$Q/digits_mlp.onnx" digits8 --weights int4 --block-size 32
+check digits_mobilenet_fp16 "$Q/digits_mobilenet.onnx" digits32 --fp16
 exit $status

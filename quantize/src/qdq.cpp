@@ -545,4 +545,70 @@ void CompactValueNames(onnx::ModelProto* m) {
     if (auto it = rename.find(vi.name()); it != rename.end()) vi.set_name(it->second);
 }
 
+namespace {
+
+Status ToFloat16(TensorProto* t) {
+  if (t->data_type() != TensorProto::FLOAT) return Status::Ok();
+  OP_ASSIGN_OR_RETURN(std::vector<float> v, ReadFloats(*t));
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = Float16::FromFloat(v[i]);
+  t->clear_float_data();
+  t->set_data_type(TensorProto::FLOAT16);
+  t->set_raw_data(std::string(reinterpret_cast<const char*>(h.data()), h.size() * 2));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ConvertToFloat16(onnx::ModelProto* m) {
+  onnx::GraphProto* g = m->mutable_graph();
+  for (auto& t : *g->mutable_initializer()) OP_RETURN_IF_ERROR(ToFloat16(&t));
+  for (auto& n : *g->mutable_node()) {
+    for (auto& a : *n.mutable_attribute()) {
+      if (a.has_t()) OP_RETURN_IF_ERROR(ToFloat16(a.mutable_t()));
+      if (n.op_type() == "Cast" && a.name() == "to" && a.i() == TensorProto::FLOAT)
+        a.set_i(TensorProto::FLOAT16);
+      if (a.g().node_size() > 0)
+        return Unsupported("--fp16: node '" + n.name() + "' has a subgraph, not converted");
+    }
+  }
+  for (auto& vi : *g->mutable_value_info()) {
+    auto* tt = vi.mutable_type()->mutable_tensor_type();
+    if (tt->elem_type() == TensorProto::FLOAT) tt->set_elem_type(TensorProto::FLOAT16);
+  }
+  Names names(*g);
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+  std::map<std::string, std::string> in_rename;
+  for (const auto& in : g->input()) {
+    if (in.type().tensor_type().elem_type() != TensorProto::FLOAT) continue;
+    const std::string h = names.Fresh(in.name() + "_fp16");
+    onnx::NodeProto* c = nodes.Add();
+    c->set_op_type("Cast"), c->set_name(names.Fresh("Cast_" + h));
+    c->add_input(in.name()), c->add_output(h);
+    SetAttrInt(c, "to", TensorProto::FLOAT16);
+    in_rename[in.name()] = h;
+  }
+  std::map<std::string, std::string> out_rename;  // float output -> its float16 producer value
+  for (const auto& out : g->output())
+    if (out.type().tensor_type().elem_type() == TensorProto::FLOAT)
+      out_rename[out.name()] = names.Fresh(out.name() + "_fp16");
+  for (onnx::NodeProto n : g->node()) {
+    for (int i = 0; i < n.input_size(); ++i) {
+      if (auto it = in_rename.find(n.input(i)); it != in_rename.end()) n.set_input(i, it->second);
+      else if (auto o = out_rename.find(n.input(i)); o != out_rename.end()) n.set_input(i, o->second);
+    }
+    for (int i = 0; i < n.output_size(); ++i)
+      if (auto o = out_rename.find(n.output(i)); o != out_rename.end()) n.set_output(i, o->second);
+    *nodes.Add() = n;
+  }
+  for (const auto& [f32, f16] : out_rename) {
+    onnx::NodeProto* c = nodes.Add();
+    c->set_op_type("Cast"), c->set_name(names.Fresh("Cast_" + f32));
+    c->add_input(f16), c->add_output(f32);
+    SetAttrInt(c, "to", TensorProto::FLOAT);
+  }
+  g->mutable_node()->Swap(&nodes);
+  return Status::Ok();
+}
+
 }  // namespace outpost::quantize

@@ -65,6 +65,11 @@ Expected<onnx::ModelProto> WriteQdq(const onnx::ModelProto& m, const std::vector
                                     const std::map<std::string, Range>& ranges,
                                     const QdqOptions& o);
 
+// Float16 weights and compute: float initializers and Constant values become float16, Casts to
+// float inside the graph cast to float16, and each float graph input/output gets a Cast at the
+// boundary so the model's interface stays float32.
+Status ConvertToFloat16(onnx::ModelProto* m);
+
 // Renames every intermediate value (produced by a node, not a graph output) to "t<k>": on small
 // models the exporter's long value names cost more bytes than int8 weights save. Node names stay.
 void CompactValueNames(onnx::ModelProto* m);

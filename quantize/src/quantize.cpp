@@ -70,6 +70,17 @@ Expected<std::vector<Tensor>> RunSample(engine::Session& s, const Sample& sample
   return std::move(r).value();
 }
 
+// Element k of a host floating tensor, as double.
+double At(const Tensor& t, int64_t k) {
+  return t.dtype() == DataType::kFloat ? t.data<float>()[k] : ReadDouble(t, k);
+}
+
+Status CheckFloating(const Tensor& t, const std::string& name) {
+  if (!IsFloating(t.dtype()) || !t.on_host())
+    return Unsupported("value '" + name + "' is " + t.Describe() + ", not floating");
+  return Status::Ok();
+}
+
 Status CheckFloat(const Tensor& t, const std::string& name) {
   if (t.dtype() != DataType::kFloat || !t.on_host())
     return Unsupported("value '" + name + "' is " + t.Describe() +
@@ -162,10 +173,10 @@ Expected<EvalResult> Evaluate(const onnx::ModelProto& fm, const onnx::ModelProto
   for (size_t i = 0; i < samples.size(); ++i) {
     OP_ASSIGN_OR_RETURN(std::vector<Tensor> fo, RunSample(*fp.session, samples[i], "eval", i));
     OP_ASSIGN_OR_RETURN(std::vector<Tensor> qo, RunSample(*qp.session, samples[i], "eval", i));
-    OP_RETURN_IF_ERROR(CheckFloat(fo[0], "output 0"));
-    OP_RETURN_IF_ERROR(CheckFloat(qo[0], "output 0"));
+    OP_RETURN_IF_ERROR(CheckFloating(fo[0], "output 0"));
+    OP_RETURN_IF_ERROR(CheckFloating(qo[0], "output 0"));
     for (int64_t k = 0; k < fo[0].numel() && k < qo[0].numel(); ++k) {
-      const double a = fo[0].data<float>()[k], b = qo[0].data<float>()[k];
+      const double a = At(fo[0], k), b = At(qo[0], k);
       r.output_signal_noise.first += a * a;
       r.output_signal_noise.second += (a - b) * (a - b);
     }
@@ -176,15 +187,14 @@ Expected<EvalResult> Evaluate(const onnx::ModelProto& fm, const onnx::ModelProto
     for (const auto& n : layer_outputs) {
       const Tensor& f = fo[fp.index.at(n)];
       const Tensor& q = qo[qp.index.at(n)];
-      OP_RETURN_IF_ERROR(CheckFloat(f, n));
-      OP_RETURN_IF_ERROR(CheckFloat(q, n));
+      OP_RETURN_IF_ERROR(CheckFloating(f, n));
+      OP_RETURN_IF_ERROR(CheckFloating(q, n));
       if (f.numel() != q.numel()) return Internal("layer '" + n + "' changed size when quantized");
       auto& sn = r.signal_noise[n];
-      const float* a = f.data<float>();
-      const float* b = q.data<float>();
       for (int64_t k = 0; k < f.numel(); ++k) {
-        sn.first += static_cast<double>(a[k]) * a[k];
-        sn.second += static_cast<double>(a[k] - b[k]) * (a[k] - b[k]);
+        const double a = At(f, k), d = a - At(q, k);
+        sn.first += a * a;
+        sn.second += d * d;
       }
     }
   }
@@ -264,6 +274,9 @@ Expected<Report> QuantizeModel(const std::string& in_path, const std::string& ou
       return InvalidArgument("--eval and --labels go together");
     if (o.weight_bits != 8 && o.weight_bits != 4) return InvalidArgument("weights must be 8 or 4 bits");
     if (o.weight_bits == 4 && o.block_size < 1) return InvalidArgument("block size must be >= 1");
+    if (o.fp16 && (o.weight_bits != 8 || o.auto_exclude || o.per_channel || !o.exclude.empty()))
+      return InvalidArgument("--fp16 replaces integer quantization: it does not combine with "
+                             "int4 weights, --per-channel, --exclude or --auto-exclude");
     if (o.auto_exclude && o.max_accuracy_drop < 0)
       return InvalidArgument("--auto-exclude needs --max-accuracy-drop");
     Report rep;
@@ -298,8 +311,20 @@ Expected<Report> QuantizeModel(const std::string& in_path, const std::string& ou
                          "weights: nothing to quantize");
     const std::vector<Sample>& measure = rep.evaluated ? eval : calib;
     const std::vector<int64_t>* lp = rep.evaluated ? &labels : nullptr;
-    OP_ASSIGN_OR_RETURN(Attempt a, QuantizeOnce(model, exclude, calib, measure, lp, o, base_dir,
-                                                all));
+    Attempt a;
+    if (o.fp16) {
+      rep.fp16 = true;
+      a.targets = all;
+      a.model = model;
+      OP_RETURN_IF_ERROR(ConvertToFloat16(&a.model));
+      std::vector<std::string> outs;
+      for (const Target& t : all) outs.push_back(t.output);
+      auto e = Evaluate(model, a.model, outs, measure, lp, base_dir);
+      if (!e.ok()) return e.status().WithContext("--fp16: the engine cannot run the float16 model");
+      a.eval = std::move(e).value();
+    } else {
+      OP_ASSIGN_OR_RETURN(a, QuantizeOnce(model, exclude, calib, measure, lp, o, base_dir, all));
+    }
     auto drop = [&](const Attempt& x) {
       return 100.0 * (x.eval.float_correct - x.eval.quant_correct) / measure.size();
     };
@@ -404,8 +429,12 @@ std::string Report::ToText() const {
   add("model size: float %llu bytes, quantized %llu bytes (%.1f%%)\n",
       static_cast<unsigned long long>(float_bytes), static_cast<unsigned long long>(quant_bytes),
       float_bytes ? 100.0 * quant_bytes / float_bytes : 0.0);
-  add("batchnorms folded: %d; calibration samples: %d; quantized nodes: %d of %zu\n",
-      folded_batchnorms, calibration_samples, quantized_nodes, layers.size());
+  if (fp16)
+    add("float16 weights and compute (no integer quantization); batchnorms folded: %d\n",
+        folded_batchnorms);
+  else
+    add("batchnorms folded: %d; calibration samples: %d; quantized nodes: %d of %zu\n",
+        folded_batchnorms, calibration_samples, quantized_nodes, layers.size());
   if (evaluated)
     add("accuracy (top-1, %d eval samples): float %.2f%%, quantized %.2f%% (drop %.2f points)\n",
         eval_samples, float_accuracy, quant_accuracy, float_accuracy - quant_accuracy);

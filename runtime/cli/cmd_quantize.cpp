@@ -15,7 +15,7 @@ const char* kQuantizeUsage =
     "                        [--weights int8|int4 [--block-size N] [--int4-as-int8]]\n"
     "                        [--exclude NODE|OPTYPE[,...]] ...\n"
     "                        [--eval DIR --labels FILE [--max-accuracy-drop PTS [--auto-exclude]]]\n"
-    "                        [--latency BACKEND[,...]|none] [--keep-names]\n"
+    "                        [--latency BACKEND[,...]|none] [--keep-names] [--fp16]\n"
     "\n"
     "Folds BatchNormalization into the Conv before it, calibrates activation ranges on the samples\n"
     "in DIR (one-input model: one .npy/.pb per sample; several inputs: one subfolder per sample\n"
@@ -33,7 +33,9 @@ const char* kQuantizeUsage =
     "axis, weight-only (their inputs and bias stay float); the file needs opset 21. The engine\n"
     "cannot hold int4 yet: accuracy and latency are measured with the same values as int8;\n"
     "--int4-as-int8 writes that int8-held twin (which Outpost can run) instead.\n"
-    "Not implemented yet: --fp16 (refused with an error).\n";
+    "--fp16: a float16 model instead (weights and compute in float16, Casts at the float32\n"
+    "inputs and outputs); the report and gate apply, --per-channel/--exclude/--auto-exclude and\n"
+    "int4 do not.\n";
 
 constexpr int kGateFailed = 3;
 
@@ -92,7 +94,7 @@ int CmdQuantize(int argc, char** argv) {
   o.int4_as_int8 = a.Has("--int4-as-int8");
   if (o.int4_as_int8 && o.weight_bits != 4)
     return Usage(kQuantizeUsage, "--int4-as-int8 goes with --weights int4");
-  if (a.Has("--fp16")) return Fail(Unsupported("--fp16 is not implemented yet"), "quantize");
+  o.fp16 = a.Has("--fp16");
   o.exclude = SplitCommas(a.All("--exclude"));
   o.eval_dir = a.Get("--eval");
   o.labels_file = a.Get("--labels");

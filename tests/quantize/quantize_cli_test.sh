@@ -26,8 +26,8 @@ check "no calibration named" grep -q -- "--calibration DIR is required" "$tmp/er
 check "bad method" test "$(rc "$bin" quantize "$cnn" "$tmp/a.onnx" --calibration "$q/digits8/calib" --method median)" = 2
 check "bad method named" grep -q "unknown calibration method 'median'" "$tmp/err"
 check "bad activations" test "$(rc "$bin" quantize "$cnn" "$tmp/a.onnx" --calibration "$q/digits8/calib" --activations int16)" = 2
-check "fp16 refused as not implemented" test "$(rc "$bin" quantize "$cnn" "$tmp/a.onnx" --calibration "$q/digits8/calib" --fp16)" = 1
-check "fp16 says so" grep -q "not implemented" "$tmp/err"
+check "fp16 with int4 refused" test "$(rc "$bin" quantize "$cnn" "$tmp/a.onnx" --calibration "$q/digits8/calib" --fp16 --weights int4)" = 1
+check "fp16 with int4 says why" grep -q "does not combine" "$tmp/err"
 check "block size without int4" test "$(rc "$bin" quantize "$cnn" "$tmp/a.onnx" --calibration "$q/digits8/calib" --block-size 32)" = 2
 check "bad block size" test "$(rc "$bin" quantize "$cnn" "$tmp/a.onnx" --calibration "$q/digits8/calib" --weights int4 --block-size 0)" = 2
 check "nothing written on refusal" test ! -e "$tmp/a.onnx"

@@ -333,6 +333,37 @@ TEST(QuantizeInt4, MlpBlockedWeightsWithinOnePoint) {
   EXPECT_LE(static_cast<double>(fs::file_size(tmp / "q4.onnx")), 0.20 * fs::file_size(in));
 }
 
+TEST(QuantizeFp16, MobileNetInFloat16) {
+  TempDir tmp;
+  Options o = Opts(kMobileNet);
+  o.fp16 = true;
+  const fs::path in = Quant() / "digits_mobilenet.onnx";
+  auto r = QuantizeModel(in.string(), (tmp / "h.onnx").string(), o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->written);
+  EXPECT_TRUE(r->fp16);
+  onnx::ModelProto m;
+  {
+    std::ifstream f(tmp / "h.onnx", std::ios::binary);
+    ASSERT_TRUE(m.ParseFromIstream(&f));
+  }
+  int fp16_inits = 0;
+  for (const auto& t : m.graph().initializer()) {
+    EXPECT_NE(t.data_type(), onnx::TensorProto::FLOAT) << t.name();
+    fp16_inits += t.data_type() == onnx::TensorProto::FLOAT16;
+  }
+  EXPECT_GT(fp16_inits, 10);
+  // The interface stays float32: the session sees float inputs and outputs.
+  auto s = engine::Session::Load((tmp / "h.onnx").string(), {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ((*s)->inputs()[0].dtype, DataType::kFloat);
+  EXPECT_EQ((*s)->outputs()[0].dtype, DataType::kFloat);
+  const double acc = Accuracy(tmp / "h.onnx", Quant() / kMobileNet.data / "test");
+  EXPECT_GE(acc, Fp32Accuracy(kMobileNet.figure) - 0.5);
+  EXPECT_LE(static_cast<double>(fs::file_size(tmp / "h.onnx")), 0.55 * fs::file_size(in));
+  for (const auto& l : r->layers) EXPECT_GT(l.snr_db, 40.0) << l.node;
+}
+
 // ---------------------------------------------------------------------------------- bad input
 
 Status Refused(const std::string& model, const Options& o, const fs::path& out) {

@@ -42,6 +42,10 @@ struct Options {
   // Write the int4 values as int8 (same DequantizeLinear blocks): for runtimes without int4,
   // Outpost's engine included. No size gain over int8 then.
   bool int4_as_int8 = false;
+  // Float16 weights and compute instead of integer quantization: every float initializer and
+  // op in float16, Casts at the float32 inputs/outputs. Calibration is not used (samples are
+  // still checked); the gate applies; auto_exclude does not.
+  bool fp16 = false;
   // Node names or op types left in float.
   std::vector<std::string> exclude;
   // Accuracy gate. eval_dir is laid out like calibration_dir; labels_file holds one integer class
@@ -74,6 +78,7 @@ struct LatencyReport {
 };
 
 struct Report {
+  bool fp16 = false;  // a float16 model rather than a quantized one
   uint64_t float_bytes = 0;
   uint64_t quant_bytes = 0;
   int folded_batchnorms = 0;
