@@ -8,9 +8,12 @@
 #include <filesystem>
 #include <map>
 
+#include <unistd.h>
+
 #include "calibrate.h"
 #include "outpost/engine/session.h"
 #include "qdq.h"
+#include "samples.h"
 
 namespace outpost::quantize {
 namespace {
@@ -212,6 +215,50 @@ TEST(Thresholds, EntropyClipsALoneOutlier) {
   // Without the outlier and with mass everywhere, nothing should be clipped much.
   std::vector<double> flat(kHistogramBins, 5.0);
   EXPECT_GE(EntropyThreshold(flat, 1.0, 128), 0.9f * kHistogramBins);
+}
+
+// Several inputs: one subfolder per sample with <input name>.npy, taken in sorted order.
+TEST(LoadSamples, MultiInputFoldersInSortedOrder) {
+  const fs::path dir = fs::temp_directory_path() / ("outpost_samples_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  std::vector<engine::ValueInfo> inputs(2);
+  inputs[0].name = "a", inputs[0].dtype = DataType::kFloat, inputs[0].dims = {-1, 3};
+  inputs[1].name = "b", inputs[1].dtype = DataType::kFloat, inputs[1].dims = {1, 2};
+  for (auto& in : inputs) in.dim_names = {"", ""};
+  for (int k : {2, 0, 1}) {  // created out of order
+    const fs::path sub = dir / ("s" + std::to_string(k));
+    fs::create_directories(sub);
+    auto a = Tensor::Allocate(DataType::kFloat, Shape{1, 3});
+    auto b = Tensor::Allocate(DataType::kFloat, Shape{1, 2});
+    ASSERT_TRUE(a.ok() && b.ok());
+    a->data<float>()[0] = static_cast<float>(k);
+    ASSERT_TRUE(engine::WriteNpy((sub / "a.npy").string(), *a).ok());
+    ASSERT_TRUE(engine::WriteNpy((sub / "b.npy").string(), *b).ok());
+  }
+  auto s = LoadSamples(dir.string(), inputs, "calibration");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->size(), 3u);
+  for (int k = 0; k < 3; ++k) {
+    ASSERT_EQ((*s)[k].size(), 2u);
+    EXPECT_EQ((*s)[k][0].first, "a");
+    EXPECT_EQ((*s)[k][0].second.data<float>()[0], static_cast<float>(k));
+    EXPECT_EQ((*s)[k][1].first, "b");
+  }
+  // A sample without one of the inputs is named.
+  fs::remove(dir / "s1" / "b.npy");
+  s = LoadSamples(dir.string(), inputs, "calibration");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("lacks 'b.npy'"), std::string::npos)
+      << s.status().message();
+  // A fixed dimension that does not match.
+  inputs[1].dims = {1, 5};
+  fs::remove_all(dir / "s1");
+  s = LoadSamples(dir.string(), inputs, "calibration");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("float32[1,2] does not match model input 'b'"),
+            std::string::npos)
+      << s.status().message();
+  fs::remove_all(dir);
 }
 
 }  // namespace
