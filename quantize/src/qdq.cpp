@@ -51,8 +51,8 @@ TensorProto MakeTensor(const std::string& name, int dtype, const std::vector<int
   t.set_name(name);
   t.set_data_type(dtype);
   for (int64_t d : dims) t.add_dims(d);
-  t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()),
-                             values.size() * sizeof(T)));
+  t.set_raw_data(
+      std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T)));
   return t;
 }
 
@@ -210,8 +210,10 @@ Expected<int> FoldBatchNorms(onnx::ModelProto* m) {
       *g->add_initializer() = MakeTensor(bname, TensorProto::FLOAT, {static_cast<int64_t>(c)}, b);
       onnx::NodeProto* cv = g->mutable_node(p->second);
       cv->set_input(1, wname);
-      if (has_bias) cv->set_input(2, bname);
-      else cv->add_input(bname);
+      if (has_bias)
+        cv->set_input(2, bname);
+      else
+        cv->add_input(bname);
       cv->set_output(0, bn.output(0));
       g->mutable_node()->DeleteSubrange(bi, 1);
       ++folded;
@@ -332,7 +334,8 @@ Status BlockedInt4(const onnx::ModelProto& m, const Target& t, const QdqOptions&
                    std::map<std::string, std::map<int, std::string>>* rewire) {
   const TensorProto& wt = m.graph().initializer(inits.at(t.weight));
   OP_ASSIGN_OR_RETURN(std::vector<float> w, ReadFloats(wt));
-  if (wt.dims_size() != 2) return Unsupported("int4 weights need a 2-D weight ('" + t.weight + "')");
+  if (wt.dims_size() != 2)
+    return Unsupported("int4 weights need a 2-D weight ('" + t.weight + "')");
   if (o.block_size < 1) return InvalidArgument("block size must be positive");
   const int axis = 1 - t.weight_axis;
   const int64_t rows = wt.dims(0), cols = wt.dims(1);
@@ -395,7 +398,7 @@ Expected<onnx::ModelProto> WriteQdq(const onnx::ModelProto& m, const std::vector
 
   // Activations: Q -> DQ pairs, keyed by the float value they replace.
   std::map<std::string, ActParams> act;
-  std::map<std::string, std::string> act_dq;  // value -> its dequantized twin
+  std::map<std::string, std::string> act_dq;                  // value -> its dequantized twin
   std::map<std::string, std::vector<onnx::NodeProto>> after;  // value -> Q/DQ nodes after it
   for (const std::string& v : ActivationValues(targets)) {
     auto r = ranges.find(v);
@@ -408,8 +411,7 @@ Expected<onnx::ModelProto> WriteQdq(const onnx::ModelProto& m, const std::vector
     const std::string qv = names.Fresh(k + "_q"), dq = names.Fresh(k + "_dq");
     *g->add_initializer() = MakeTensor<float>(s, TensorProto::FLOAT, {}, {p.scale});
     if (act_type == TensorProto::UINT8)
-      *g->add_initializer() =
-          MakeTensor<uint8_t>(z, act_type, {}, {static_cast<uint8_t>(p.zp)});
+      *g->add_initializer() = MakeTensor<uint8_t>(z, act_type, {}, {static_cast<uint8_t>(p.zp)});
     else
       *g->add_initializer() = MakeTensor<int8_t>(z, act_type, {}, {static_cast<int8_t>(p.zp)});
     onnx::NodeProto qn, dn;
@@ -425,7 +427,7 @@ Expected<onnx::ModelProto> WriteQdq(const onnx::ModelProto& m, const std::vector
 
   // Weights and biases: constant int8 / int32 initializers behind a DequantizeLinear.
   std::map<std::string, std::vector<onnx::NodeProto>> before;  // node name -> DQ nodes
-  std::map<std::string, std::map<int, std::string>> rewire;   // node name -> input -> value
+  std::map<std::string, std::map<int, std::string>> rewire;    // node name -> input -> value
   bool blocked = false;
   for (const Target& t : targets) {
     if (t.weight_only) {
@@ -467,7 +469,8 @@ Expected<onnx::ModelProto> WriteQdq(const onnx::ModelProto& m, const std::vector
     rewire[t.node][1] = wdq;
 
     if (!t.bias.empty()) {
-      OP_ASSIGN_OR_RETURN(std::vector<float> b, ReadFloats(m.graph().initializer(inits.at(t.bias))));
+      OP_ASSIGN_OR_RETURN(std::vector<float> b,
+                          ReadFloats(m.graph().initializer(inits.at(t.bias))));
       const float xs = act.at(t.activation).scale;
       std::vector<float> bs(channels);
       for (int64_t c = 0; c < channels; ++c) bs[c] = xs * ws[c];
@@ -517,7 +520,8 @@ Expected<onnx::ModelProto> WriteQdq(const onnx::ModelProto& m, const std::vector
   PruneInitializers(g);
   if (blocked) {  // blocked DequantizeLinear and int4 need opset 21, IR version 10
     for (auto& op : *q.mutable_opset_import())
-      if (op.domain().empty() || op.domain() == "ai.onnx") op.set_version(std::max<int64_t>(op.version(), 21));
+      if (op.domain().empty() || op.domain() == "ai.onnx")
+        op.set_version(std::max<int64_t>(op.version(), 21));
     q.set_ir_version(std::max<int64_t>(q.ir_version(), 10));
   }
   return q;
@@ -594,8 +598,10 @@ Status ConvertToFloat16(onnx::ModelProto* m) {
       out_rename[out.name()] = names.Fresh(out.name() + "_fp16");
   for (onnx::NodeProto n : g->node()) {
     for (int i = 0; i < n.input_size(); ++i) {
-      if (auto it = in_rename.find(n.input(i)); it != in_rename.end()) n.set_input(i, it->second);
-      else if (auto o = out_rename.find(n.input(i)); o != out_rename.end()) n.set_input(i, o->second);
+      if (auto it = in_rename.find(n.input(i)); it != in_rename.end())
+        n.set_input(i, it->second);
+      else if (auto o = out_rename.find(n.input(i)); o != out_rename.end())
+        n.set_input(i, o->second);
     }
     for (int i = 0; i < n.output_size(); ++i)
       if (auto o = out_rename.find(n.output(i)); o != out_rename.end()) n.set_output(i, o->second);

@@ -2,12 +2,12 @@
 // intermediate values as graph outputs (for calibration), and writing the QDQ model.
 #pragma once
 
+#include <onnx/onnx_pb.h>
+
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <onnx/onnx_pb.h>
 
 #include "outpost/core/dtype.h"
 #include "outpost/core/status.h"

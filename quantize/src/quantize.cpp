@@ -28,9 +28,12 @@ Expected<Method> ParseMethod(const std::string& s) {
 
 const char* MethodName(Method m) {
   switch (m) {
-    case Method::kMinMax: return "minmax";
-    case Method::kPercentile: return "percentile";
-    case Method::kEntropy: return "entropy";
+    case Method::kMinMax:
+      return "minmax";
+    case Method::kPercentile:
+      return "percentile";
+    case Method::kEntropy:
+      return "entropy";
   }
   return "?";
 }
@@ -106,8 +109,10 @@ Expected<std::map<std::string, Range>> Calibrate(const onnx::ModelProto& m,
       Range& r = ranges[n];
       for (float v : t.span<const float>()) {
         if (!std::isfinite(v))
-          return InvalidArgument("calibration sample " + std::to_string(i) + " gives a non-finite "
-                                 "value in '" + n + "'");
+          return InvalidArgument("calibration sample " + std::to_string(i) +
+                                 " gives a non-finite "
+                                 "value in '" +
+                                 n + "'");
         r.min = std::min(r.min, v), r.max = std::max(r.max, v);
       }
     }
@@ -150,7 +155,7 @@ struct EvalResult {
   int float_correct = 0;
   int quant_correct = 0;
   std::map<std::string, std::pair<double, double>> signal_noise;  // per layer output
-  std::pair<double, double> output_signal_noise;                   // the first graph output
+  std::pair<double, double> output_signal_noise;                  // the first graph output
 };
 
 int64_t Top1(const Tensor& t) {
@@ -251,8 +256,7 @@ Expected<Attempt> QuantizeOnce(const onnx::ModelProto& folded, const std::set<st
   onnx::ModelProto fm = folded;
   a.targets = FindTargets(&fm, exclude);
   MarkWeightOnly(&a.targets, o);
-  OP_ASSIGN_OR_RETURN(a.ranges,
-                      Calibrate(fm, ActivationValues(a.targets), calib, o, base_dir));
+  OP_ASSIGN_OR_RETURN(a.ranges, Calibrate(fm, ActivationValues(a.targets), calib, o, base_dir));
   OP_ASSIGN_OR_RETURN(a.model, WriteQdq(fm, a.targets, a.ranges, ToQdqOptions(o, true)));
   std::vector<std::string> outs;
   for (const Target& t : layers) outs.push_back(t.output);
@@ -272,11 +276,13 @@ Expected<Report> QuantizeModel(const std::string& in_path, const std::string& ou
       return InvalidArgument("the accuracy gate needs --eval DIR and --labels FILE");
     if (o.eval_dir.empty() != o.labels_file.empty())
       return InvalidArgument("--eval and --labels go together");
-    if (o.weight_bits != 8 && o.weight_bits != 4) return InvalidArgument("weights must be 8 or 4 bits");
+    if (o.weight_bits != 8 && o.weight_bits != 4)
+      return InvalidArgument("weights must be 8 or 4 bits");
     if (o.weight_bits == 4 && o.block_size < 1) return InvalidArgument("block size must be >= 1");
     if (o.fp16 && (o.weight_bits != 8 || o.auto_exclude || o.per_channel || !o.exclude.empty()))
-      return InvalidArgument("--fp16 replaces integer quantization: it does not combine with "
-                             "int4 weights, --per-channel, --exclude or --auto-exclude");
+      return InvalidArgument(
+          "--fp16 replaces integer quantization: it does not combine with "
+          "int4 weights, --per-channel, --exclude or --auto-exclude");
     if (o.auto_exclude && o.max_accuracy_drop < 0)
       return InvalidArgument("--auto-exclude needs --max-accuracy-drop");
     Report rep;
@@ -307,7 +313,8 @@ Expected<Report> QuantizeModel(const std::string& in_path, const std::string& ou
     std::vector<Target> all = FindTargets(&model, {});
     MarkWeightOnly(&all, o);
     if (all.empty())
-      return Unsupported("'" + in_path + "' has no Conv, MatMul or Gemm with constant float "
+      return Unsupported("'" + in_path +
+                         "' has no Conv, MatMul or Gemm with constant float "
                          "weights: nothing to quantize");
     const std::vector<Sample>& measure = rep.evaluated ? eval : calib;
     const std::vector<int64_t>* lp = rep.evaluated ? &labels : nullptr;

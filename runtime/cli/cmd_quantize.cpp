@@ -14,21 +14,23 @@ const char* kQuantizeUsage =
     "                        [--per-channel] [--activations int8|uint8]\n"
     "                        [--weights int8|int4 [--block-size N] [--int4-as-int8]]\n"
     "                        [--exclude NODE|OPTYPE[,...]] ...\n"
-    "                        [--eval DIR --labels FILE [--max-accuracy-drop PTS [--auto-exclude]]]\n"
+    "                        [--eval DIR --labels FILE\n"
+    "                         [--max-accuracy-drop PTS [--auto-exclude]]]\n"
     "                        [--latency BACKEND[,...]|none] [--keep-names] [--fp16]\n"
     "\n"
-    "Folds BatchNormalization into the Conv before it, calibrates activation ranges on the samples\n"
-    "in DIR (one-input model: one .npy/.pb per sample; several inputs: one subfolder per sample\n"
-    "holding <input name>.npy; sorted order) and writes a QDQ model: QuantizeLinear/\n"
+    "Folds BatchNormalization into the Conv before it, calibrates activation ranges on the\n"
+    "samples in DIR (one-input model: one .npy/.pb per sample; several inputs: one subfolder per\n"
+    "sample holding <input name>.npy; sorted order) and writes a QDQ model: QuantizeLinear/\n"
     "DequantizeLinear on the activations feeding Conv, MatMul and Gemm, int8 weights (symmetric,\n"
     "per tensor or per output channel) and int32 biases behind DequantizeLinear.\n"
     "Prints model size before/after, per-layer output SNR against float, accuracy float vs\n"
     "quantized (top-1 of the first output against --labels, one class per line per --eval sample)\n"
     "and latency float vs quantized per backend (default cpu,opencl).\n"
     "--max-accuracy-drop: when the drop in points exceeds PTS nothing is written and the exit\n"
-    "status is 3; --auto-exclude keeps the lowest-SNR layers in float, one at a time, until the\n"
-    "gate passes. Intermediate values are renamed t<k> in OUT (node names stay) unless\n"
-    "--keep-names. Exit status: 0 written, 1 error, 2 usage, 3 gate failed.\n"
+    "status is 3; --auto-exclude keeps the most sensitive layers (lowest model-output SNR when\n"
+    "quantized alone) in float, one at a time, until the gate passes. Intermediate values are\n"
+    "renamed t<k> in OUT (node names stay) unless --keep-names.\n"
+    "Exit status: 0 written, 1 error, 2 usage, 3 gate failed.\n"
     "--weights int4: MatMul/Gemm weights int4 in blocks of N (default 32) along the reduction\n"
     "axis, weight-only (their inputs and bias stay float); the file needs opset 21. The engine\n"
     "cannot hold int4 yet: accuracy and latency are measured with the same values as int8;\n"
@@ -54,12 +56,22 @@ std::vector<std::string> SplitCommas(const std::vector<std::string>& values) {
 
 int CmdQuantize(int argc, char** argv) {
   Args a;
-  const std::vector<FlagSpec> specs = {
-      {"--calibration"}, {"--method"}, {"--percentile"}, {"--per-channel", false},
-      {"--activations"}, {"--weights"}, {"--block-size"}, {"--exclude", true, true},
-      {"--fp16", false}, {"--eval"}, {"--labels"}, {"--max-accuracy-drop"},
-      {"--auto-exclude", false}, {"--latency"}, {"--keep-names", false},
-      {"--int4-as-int8", false}};
+  const std::vector<FlagSpec> specs = {{"--calibration"},
+                                       {"--method"},
+                                       {"--percentile"},
+                                       {"--per-channel", false},
+                                       {"--activations"},
+                                       {"--weights"},
+                                       {"--block-size"},
+                                       {"--exclude", true, true},
+                                       {"--fp16", false},
+                                       {"--eval"},
+                                       {"--labels"},
+                                       {"--max-accuracy-drop"},
+                                       {"--auto-exclude", false},
+                                       {"--latency"},
+                                       {"--keep-names", false},
+                                       {"--int4-as-int8", false}};
   if (!a.Parse(argc, argv, 2, specs, 2, 2)) return Usage(kQuantizeUsage, a.error());
   if (a.help()) return std::fputs(kQuantizeUsage, stdout), 0;
   quantize::Options o;
@@ -112,7 +124,8 @@ int CmdQuantize(int argc, char** argv) {
   const std::string lat = a.Get("--latency", "cpu,opencl");
   if (lat != "none") o.latency_backends = SplitCommas({lat});
   for (const auto& b : o.latency_backends)
-    if (b != "cpu" && b != "opencl") return Usage(kQuantizeUsage, "--latency: unknown backend '" + b + "'");
+    if (b != "cpu" && b != "opencl")
+      return Usage(kQuantizeUsage, "--latency: unknown backend '" + b + "'");
 
   auto r = quantize::QuantizeModel(a.positional()[0], a.positional()[1], o);
   if (!r.ok()) return Fail(r.status(), "quantize");

@@ -1,6 +1,9 @@
 // quantize/src pieces: BatchNorm folding against the engine's own BatchNormalization, the QDQ
 // rewrite's arithmetic (scales, zero points, int32 bias scale = x_scale * w_scale), thresholds.
+#include "qdq.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -8,11 +11,8 @@
 #include <filesystem>
 #include <map>
 
-#include <unistd.h>
-
 #include "calibrate.h"
 #include "outpost/engine/session.h"
-#include "qdq.h"
 #include "samples.h"
 
 namespace outpost::quantize {
@@ -28,8 +28,10 @@ std::vector<float> Floats(const onnx::TensorProto& t) {
   int64_t n = 1;
   for (auto d : t.dims()) n *= d;
   std::vector<float> v(n);
-  if (t.has_raw_data()) std::memcpy(v.data(), t.raw_data().data(), n * sizeof(float));
-  else std::copy(t.float_data().begin(), t.float_data().end(), v.begin());
+  if (t.has_raw_data())
+    std::memcpy(v.data(), t.raw_data().data(), n * sizeof(float));
+  else
+    std::copy(t.float_data().begin(), t.float_data().end(), v.begin());
   return v;
 }
 
@@ -248,8 +250,7 @@ TEST(LoadSamples, MultiInputFoldersInSortedOrder) {
   fs::remove(dir / "s1" / "b.npy");
   s = LoadSamples(dir.string(), inputs, "calibration");
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("lacks 'b.npy'"), std::string::npos)
-      << s.status().message();
+  EXPECT_NE(s.status().message().find("lacks 'b.npy'"), std::string::npos) << s.status().message();
   // A fixed dimension that does not match.
   inputs[1].dims = {1, 5};
   fs::remove_all(dir / "s1");

@@ -2,18 +2,18 @@
 // (tests/models/quant/README.md). Accuracy is always measured by loading the *written* file in a
 // fresh engine session and comparing its top-1 with the committed labels; the FP32 reference
 // accuracy is torch's, recorded in figures.json by make_quant_data.py.
-#include <gtest/gtest.h>
+#include "outpost/quantize/quantize.h"
 
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <onnx/onnx_pb.h>
 
 #include "outpost/engine/session.h"
-#include "outpost/quantize/quantize.h"
 
 namespace outpost::quantize {
 namespace {
@@ -197,8 +197,8 @@ TEST(QuantizeDigits, ExcludeKeepsThoseNodesInFloat) {
   Options o = Opts(kCnn);
   o.exclude = {"Gemm"};
   TempDir tmp;
-  auto r = QuantizeModel((Src() / "tests/models" / kCnn.model).string(),
-                         (tmp / "q.onnx").string(), o);
+  auto r =
+      QuantizeModel((Src() / "tests/models" / kCnn.model).string(), (tmp / "q.onnx").string(), o);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->quantized_nodes, 2);
   for (const auto& l : r->layers) EXPECT_EQ(l.quantized, l.op_type == "Conv") << l.node;

@@ -72,7 +72,7 @@ struct LayerReport {
 struct LatencyReport {
   std::string backend;
   bool available = false;
-  std::string why;  // when not available
+  std::string why;      // when not available
   double float_ms = 0;  // mean per sample
   double quant_ms = 0;
 };
