@@ -51,5 +51,6 @@ int CmdConformance(int argc, char** argv);
 int CmdTelemetry(int argc, char** argv);  // outpost telemetry tail
 int CmdImage(int argc, char** argv);  // outpost image build|bundle|verify
 int CmdOta(int argc, char** argv);    // outpost ota status|run-once
+int CmdQuantize(int argc, char** argv);  // outpost quantize (quantize/)
 
 }  // namespace outpost::cli

@@ -18,6 +18,7 @@ const char* kUsage =
     "  telemetry tail --broker URL       subscribe to a broker and print outpost telemetry\n"
     "  image build|bundle|verify         signed OSTree images and model bundles, USB bundles\n"
     "  ota status [--json]               the update agent's persisted state\n"
+    "  quantize IN OUT --calibration DIR  post-training INT8 quantization into a QDQ model\n"
     "\n"
     "'outpost <command> --help' describes each command.\n";
 }  // namespace
@@ -37,5 +38,6 @@ int main(int argc, char** argv) {
   if (cmd == "telemetry") return outpost::cli::CmdTelemetry(argc, argv);
   if (cmd == "image") return outpost::cli::CmdImage(argc, argv);
   if (cmd == "ota") return outpost::cli::CmdOta(argc, argv);
+  if (cmd == "quantize") return outpost::cli::CmdQuantize(argc, argv);
   return outpost::cli::Usage(kUsage, "unknown command '" + cmd + "'");
 }
