@@ -232,6 +232,43 @@ def init(name, arr):
     return numpy_helper.from_array(np.ascontiguousarray(arr), name)
 
 
+def make_qdq_small():
+    """qdq_small.onnx: a QDQ graph as ONNX Runtime's quantizer writes it (uint8 activations, int8
+    per-channel weights, int32 bias): Q -> DQ -> Conv -> Relu -> Q -> DQ -> MaxPool -> Q -> DQ ->
+    Add(residual) -> Q -> DQ. For `outpost inspect` (tests/cli); no golden (the fusion's numbers
+    are checked in tests/engine/fuse_qdq_test.cpp)."""
+    rng = np.random.default_rng(7)
+    w = rng.integers(-127, 128, (4, 4, 3, 3)).astype(np.int8)
+    ws = np.array([0.01, 0.02, 0.015, 0.005], np.float32)
+    xs, ys = np.float32(0.02), np.float32(0.04)
+    inits = [init("xs", xs), init("xz", np.uint8(128)), init("ys", ys), init("yz", np.uint8(0)),
+             init("w", w), init("ws", ws), init("wz", np.zeros(4, np.int8)),
+             init("b", rng.integers(-500, 500, 4).astype(np.int32)), init("bs", (xs * ws).astype(np.float32)),
+             init("bz", np.zeros(4, np.int32))]
+    n = helper.make_node
+    nodes = [
+        n("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="quant_input"),
+        n("DequantizeLinear", ["xq", "xs", "xz"], ["xf"], name="dq_x"),
+        n("DequantizeLinear", ["w", "ws", "wz"], ["wf"], name="dq_w", axis=0),
+        n("DequantizeLinear", ["b", "bs", "bz"], ["bf"], name="dq_b", axis=0),
+        n("Conv", ["xf", "wf", "bf"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        n("Relu", ["c"], ["r"], name="relu"),
+        n("QuantizeLinear", ["r", "ys", "yz"], ["rq"], name="q_relu"),
+        n("DequantizeLinear", ["rq", "ys", "yz"], ["rf"], name="dq_relu"),
+        n("MaxPool", ["rf"], ["p"], name="pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        n("QuantizeLinear", ["p", "ys", "yz"], ["pq"], name="q_pool"),
+        n("DequantizeLinear", ["pq", "ys", "yz"], ["pf"], name="dq_pool"),
+        n("DequantizeLinear", ["xq", "xs", "xz"], ["xf2"], name="dq_x2"),
+        n("Add", ["pf", "xf2"], ["s"], name="residual"),
+        n("QuantizeLinear", ["s", "ys", "yz"], ["sq"], name="q_sum"),
+        n("DequantizeLinear", ["sq", "ys", "yz"], ["y"], name="dq_out"),
+    ]
+    g = helper.make_graph(nodes, "qdq_small",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    save(helper.make_model(g, producer_name="outpost make_models.py"), "qdq_small", 13)
+
+
 def make_tf_style():
     """tf2onnx-like: NHWC input, Transpose to NCHW, Conv + ReLU6 as Clip(0, 6) with min/max
     inputs (opset 11), depthwise Conv, Transpose back, Reshape, MatMul + Add, Softmax.
@@ -416,6 +453,7 @@ def main():
 
     make_tf_style()
     make_paddle_style()
+    make_qdq_small()
 
     # ORT's logits over the whole held-out digits split, for the accuracy test.
     split_dir = os.path.join(GOLDEN, "digits_cnn_split")
