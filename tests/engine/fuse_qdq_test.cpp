@@ -405,6 +405,57 @@ TEST(QdqFuseTest, GemmBecomesQGemmWhenRegistered) {
   EXPECT_EQ(r.from["QGemm"], "Gemm");
 }
 
+// INT4 weight-only (opset 21): DequantizeLinear with block_size on a packed int4 / uint4 constant
+// feeding MatMul. The weights are unpacked at load and the DQ is folded into a float constant.
+// TensorProto.DataType values of UINT4 / INT4 (the Debian onnx headers predate them).
+constexpr int kOnnxUInt4 = 21, kOnnxInt4 = 22;
+
+TEST(QdqFuseTest, Int4BlockedWeightsFeedingMatMul) {
+  // W [4, 2], blocks of 2 along axis 0: scales [[0.5, 1], [2, 0.25]].
+  // int4 W = [[1, -2], [3, -8], [7, 0], [-1, 5]] -> W_f = [[0.5, -2], [1.5, -8], [14, 0],
+  // [-2, 1.25]]; x = [1, 2, 3, 4]: y = [0.5 + 3 + 42 - 8, -2 - 16 + 0 + 5] = [37.5, -13].
+  // Packed low nibble first: (1, -2) -> 0xE1, (3, -8) -> 0x83, (7, 0) -> 0x07, (-1, 5) -> 0x5F.
+  // The uint4 version: W + 8 with zero points 8: (9, 6) -> 0x69, (11, 0) -> 0x0B, (15, 8) -> 0x8F,
+  // (7, 13) -> 0xD7; zero points [2, 2] of 8 -> 0x88, 0x88.
+  for (bool is_signed : {true, false}) {
+    SCOPED_TRACE(is_signed ? "int4" : "uint4");
+    ModelBuilder b(21);
+    b.m.set_ir_version(10);
+    b.Input("x", {1, 4});
+    auto* w = b.g->add_initializer();
+    w->set_name("w");
+    w->set_data_type(is_signed ? kOnnxInt4 : kOnnxUInt4);
+    w->add_dims(4);
+    w->add_dims(2);
+    w->set_raw_data(is_signed ? std::string("\xE1\x83\x07\x5F", 4) : std::string("\x69\x0B\x8F\xD7", 4));
+    AddInitializer(b.g, "s", {2, 2}, {0.5f, 1.f, 2.f, 0.25f});
+    std::vector<std::string> dq_in = {"w", "s"};
+    if (!is_signed) {
+      auto* z = b.g->add_initializer();
+      z->set_name("z");
+      z->set_data_type(kOnnxUInt4);
+      z->add_dims(2);
+      z->add_dims(2);
+      z->set_raw_data(std::string("\x88\x88", 2));
+      dq_in.push_back("z");
+    }
+    auto* dq = b.Node("DequantizeLinear", dq_in, {"wf"});
+    QdqModel::SetInt(dq, "axis", 0);
+    QdqModel::SetInt(dq, "block_size", 2);
+    b.Node("MatMul", {"x", "wf"}, {"y"});
+    b.Output("y");
+    auto s = b.Load();
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    Tensor x = Tensor::Allocate(DataType::kFloat, Shape{1, 4}).value();
+    for (int i = 0; i < 4; ++i) x.data<float>()[i] = static_cast<float>(i + 1);
+    auto out = (*s)->Run({{"x", x}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_FLOAT_EQ((*out)[0].data<float>()[0], 37.5f);
+    EXPECT_FLOAT_EQ((*out)[0].data<float>()[1], -13.f);
+    EXPECT_EQ((*s)->report().folded_nodes, 1);  // the DequantizeLinear, once, at load
+  }
+}
+
 TEST(QdqFuseTest, ComMicrosoftDomainLoads) {
   // A QOperator model as ONNX Runtime's tools write it: QLinearAdd in com.microsoft.
   ModelBuilder b(13);
