@@ -338,8 +338,8 @@ TEST(QdqFuseTest, PassThroughOpsRunOnIntegersExactly) {
   EXPECT_EQ(r.precision["convert"], 1);
 }
 
-// Patterns that must stay as they are: a scale that is not constant, a DQ output with a second
-// consumer, a pass-through whose DQ and Q disagree. They still run, in float, and give the
+// Patterns that must stay as they are: a scale that is not constant, an op whose Q type differs
+// from its inputs', a pass-through whose DQ and Q disagree. They still run, in float, and give the
 // unfused outputs exactly (they are the unfused graph).
 TEST(QdqFuseTest, UnfusablePatternsAreLeftAloneAndCorrect) {
   {  // Non-constant scale: the Conv input's scale is a graph input.
@@ -360,19 +360,18 @@ TEST(QdqFuseTest, UnfusablePatternsAreLeftAloneAndCorrect) {
     EXPECT_TRUE(r.from.empty());
     EXPECT_EQ(r.precision["float"], 1);  // the Conv
   }
-  {  // The DQ output also feeds a second node (a graph output).
+  {  // Add whose QuantizeLinear has another type than its inputs: not a QLinearAdd.
     QdqModel m;
-    QP qx{false, {0.02f}, {128}}, qb{false, {0.03f}, {120}}, qy{false, {0.05f}, {128}};
-    const std::string xq = m.QInput("x", {2, 3}, qx);
-    const std::string xf = m.Dq(xq, qx);
-    const std::string bq = m.QInput("b", {2, 3}, qb);
-    m.b.Node("Add", {xf, m.Dq(bq, qb)}, {"sum"});
+    QP qa{true, {0.02f}, {0}}, qy{false, {0.05f}, {128}};
+    const std::string aq = m.QInput("a", {2, 3}, qa);
+    const std::string bq = m.QInput("b", {2, 3}, qa);
+    m.b.Node("Add", {m.Dq(aq, qa), m.Dq(bq, qa)}, {"sum"});
     m.Q("sum", qy, "y");
-    m.b.Node("Identity", {xf}, {"xf_out"});
     m.b.Output("y");
-    Compared r = RunBoth(m, {{"x", Input(Shape{2, 3}, 1)}, {"b", Input(Shape{2, 3}, 2)}});
+    Compared r = RunBoth(m, {{"a", Input(Shape{2, 3}, 1)}, {"b", Input(Shape{2, 3}, 2)}});
     EXPECT_EQ(r.max_diff, 0);
     EXPECT_TRUE(r.from.empty());
+    EXPECT_EQ(r.precision["float"], 1);
   }
   {  // MaxPool between a DQ and a Q of other scales: a requantization, not a pass-through.
     QdqModel m;
@@ -386,6 +385,55 @@ TEST(QdqFuseTest, UnfusablePatternsAreLeftAloneAndCorrect) {
     EXPECT_EQ(r.max_diff, 0);
     EXPECT_TRUE(r.from.empty());
     EXPECT_EQ(r.precision["float"], 1);
+  }
+}
+
+// One DequantizeLinear shared by several consumers (as ONNX Runtime's quantizer writes a residual
+// input): each fusable consumer gets a copy and fuses; a consumer that cannot fuse (here a float
+// Sigmoid, and the DQ output being a graph output) keeps one shared DQ, not one each.
+TEST(QdqFuseTest, SharedDequantizeLinearIsCopiedPerConsumer) {
+  QdqModel m;
+  QP qx{false, {0.02f}, {128}}, qw{true, {0.01f}, {0}, 0}, qy{false, {0.04f}, {120}};
+  const std::string xq = m.QInput("x", {1, 2, 4, 4}, qx);
+  const std::string xf = m.Dq(xq, qx);  // shared by Conv, Add, Sigmoid, Identity and the output
+  m.b.Node("Conv", {xf, m.Weight({2, 2, 1, 1}, qw, 4)}, {"conv"});
+  const std::string cq = m.Q("conv", qy);
+  m.b.Node("Add", {m.Dq(cq, qy), xf}, {"sum"});
+  m.Q("sum", qy, "y");
+  m.b.Node("Sigmoid", {xf}, {"sig"});
+  m.Q("sig", qy, "s");
+  m.b.Node("Identity", {xf}, {"xf_copy"});
+  m.b.Output("y");
+  m.b.Output("s");
+  m.b.Output("xf_copy");
+  m.b.Output(xf);
+  auto fused = m.b.Load();
+  ASSERT_TRUE(fused.ok()) << fused.status().ToString();
+  int dq = 0;
+  for (const auto& p : (*fused)->report().placement) dq += p.op_type == "DequantizeLinear";
+  EXPECT_EQ(dq, 1) << "the unfused consumers share one DequantizeLinear";
+  std::map<std::string, std::string> from;
+  for (const auto& p : (*fused)->report().placement)
+    if (!p.qdq_from.empty()) from[p.op_type] = p.qdq_from;
+  EXPECT_EQ(from["QLinearConv"], "Conv");
+  EXPECT_EQ(from["QLinearAdd"], "Add");
+  // Outputs against the unfused graph: the float ones exactly, the quantized within one step.
+  SessionOptions plain;
+  plain.fuse_qdq = false;
+  auto unfused = m.b.Load(plain);
+  ASSERT_TRUE(unfused.ok());
+  auto a = (*fused)->Run({{"x", Input(Shape{1, 2, 4, 4}, 9)}});
+  auto b = (*unfused)->Run({{"x", Input(Shape{1, 2, 4, 4}, 9)}});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), 4u);
+  for (size_t k = 0; k < a->size(); ++k) {
+    const Tensor& x = (*a)[k];
+    const Tensor& y = (*b)[k];
+    ASSERT_EQ(x.shape(), y.shape());
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      if (IsFloating(x.dtype())) EXPECT_EQ(x.data<float>()[i], y.data<float>()[i]) << k;
+      else EXPECT_LE(std::llabs(ReadInt(x, i) - ReadInt(y, i)), 1) << k;
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 
 #include "fuse.h"
@@ -495,6 +496,81 @@ class QdqFuser {
 
 }  // namespace
 
-int FuseQdq(Graph* g) { return QdqFuser(g).Run(); }
+namespace {
+
+bool IsDq(const Node& n) { return n.info.domain.empty() && n.info.op_type == "DequantizeLinear"; }
+
+// ONNX Runtime's quantizer writes one DequantizeLinear per tensor, shared by all its consumers
+// (a residual input feeds a Conv and an Add). Each fusion needs a DQ of its own, so a shared DQ
+// is first copied once per consumer (as ONNX Runtime does before its own QDQ fusions). Returns,
+// per original DQ output, the values of its copies.
+std::map<int, std::vector<int>> GiveEachConsumerItsDq(Graph* g) {
+  std::map<int, std::vector<int>> copies;
+  std::vector<bool> is_output(g->values.size(), false);
+  for (int v : g->outputs) is_output[v] = true;
+  const size_t n = g->nodes.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (!IsDq(g->nodes[i]) || g->nodes[i].outputs.size() != 1 || g->nodes[i].outputs[0] < 0) continue;
+    const int v = g->nodes[i].outputs[0];
+    std::vector<int> users = g->values[v].consumers;
+    std::sort(users.begin(), users.end());
+    users.erase(std::unique(users.begin(), users.end()), users.end());
+    // The original keeps the first consumer, or the graph output.
+    for (size_t k = is_output[v] ? 0 : 1; k < users.size(); ++k) {
+      Value copy;
+      copy.name = g->values[v].name + "/_outpost_dq" + std::to_string(k);
+      g->values.push_back(std::move(copy));
+      const int nv = static_cast<int>(g->values.size()) - 1;
+      Node dq = g->nodes[i];
+      dq.outputs = {nv};
+      g->nodes.push_back(std::move(dq));
+      for (int& in : g->nodes[users[k]].inputs)
+        if (in == v) in = nv;
+      copies[v].push_back(nv);
+    }
+  }
+  if (!copies.empty()) SortAndRebuildUses(g);
+  return copies;
+}
+
+// Undoes the copies that no fusion took: the DQs of one original that are left are merged back
+// into one (the first), so an unfused consumer costs no extra dequantization.
+void MergeUnusedDqCopies(Graph* g, const std::map<int, std::vector<int>>& copies) {
+  std::vector<bool> drop(g->nodes.size(), false);
+  bool any = false;
+  for (const auto& [v, list] : copies) {
+    std::vector<int> alive = {v};
+    alive.insert(alive.end(), list.begin(), list.end());
+    int keep = -1;
+    for (int x : alive) {
+      const int p = g->values[x].producer;
+      if (p < 0 || !IsDq(g->nodes[p])) continue;
+      if (keep < 0) {
+        keep = x;
+        continue;
+      }
+      for (int c : g->values[x].consumers)
+        for (int& in : g->nodes[c].inputs)
+          if (in == x) in = keep;
+      drop[p] = true;
+      any = true;
+    }
+  }
+  if (!any) return;
+  std::vector<Node> kept;
+  for (size_t i = 0; i < g->nodes.size(); ++i)
+    if (!drop[i]) kept.push_back(std::move(g->nodes[i]));
+  g->nodes = std::move(kept);
+  SortAndRebuildUses(g);
+}
+
+}  // namespace
+
+int FuseQdq(Graph* g) {
+  const auto copies = GiveEachConsumerItsDq(g);
+  const int fused = QdqFuser(g).Run();
+  MergeUnusedDqCopies(g, copies);
+  return fused;
+}
 
 }  // namespace outpost
