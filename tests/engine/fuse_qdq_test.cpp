@@ -261,6 +261,26 @@ TEST(QdqFuseTest, MatMulPerTensorAndPerColumn) {
     }
 }
 
+// Both MatMul operands activations (attention's Q @ K^T), followed by a Relu whose clamp the
+// int8 output does not imply: QLinearMatMul, then an integer Clip.
+TEST(QdqFuseTest, MatMulOfTwoActivationsWithRelu) {
+  QdqModel m;
+  QP qa{true, {0.03f}, {2}}, qb{true, {0.02f}, {-1}}, qy{true, {0.05f}, {-20}};
+  const std::string aq = m.QInput("a", {2, 3, 4}, qa);
+  const std::string bq = m.QInput("b", {2, 4, 5}, qb);
+  m.b.Node("MatMul", {m.Dq(aq, qa), m.Dq(bq, qb)}, {"mm"});
+  m.b.Node("Relu", {"mm"}, {"r"});
+  m.Q("r", qy, "y");
+  m.b.Output("y");
+  Compared r = RunBoth(m, {{"a", Input(Shape{2, 3, 4}, 1)}, {"b", Input(Shape{2, 4, 5}, 2)}});
+  EXPECT_LE(r.max_diff, 1);
+  EXPECT_EQ(r.count, 30);
+  EXPECT_GE(r.distinct, 8u);
+  EXPECT_EQ(r.from["QLinearMatMul"], "MatMul+Relu");
+  EXPECT_EQ(r.from["Clip"], "Relu of MatMul+Relu");
+  EXPECT_EQ(r.precision["float"], 0);
+}
+
 TEST(QdqFuseTest, AddAndMulExactWithBroadcasting) {
   for (const char* op : {"Add", "Mul"})
     for (bool int8 : {true, false}) {
@@ -325,15 +345,40 @@ TEST(QdqFuseTest, PassThroughOpsRunOnIntegersExactly) {
   shape->add_int64_data(1);
   shape->add_int64_data(-1);
   m.b.Node("Reshape", {m.Dq(v, q), "shape"}, {"rs"});
-  m.Q("rs", q, "y");
+  v = m.Q("rs", q);
+  // [1, 18] -> Unsqueeze(2) [1, 18, 1] -> Squeeze(2) [1, 18] -> Flatten [1, 18] -> Clip(-0.1, 2)
+  // -> Resize (nearest, x2 on the last axis) [1, 36].
+  auto* axes = m.b.g->add_initializer();
+  axes->set_name("axes");
+  axes->set_data_type(onnx::TensorProto::INT64);
+  axes->add_dims(1);
+  axes->add_int64_data(2);
+  m.b.Node("Unsqueeze", {m.Dq(v, q), "axes"}, {"us"});
+  v = m.Q("us", q);
+  m.b.Node("Squeeze", {m.Dq(v, q), "axes"}, {"sq"});
+  v = m.Q("sq", q);
+  m.b.Node("Flatten", {m.Dq(v, q)}, {"fl"});
+  v = m.Q("fl", q);
+  AddInitializer(m.b.g, "lo", {}, {-0.1f});
+  AddInitializer(m.b.g, "hi", {}, {2.f});
+  m.b.Node("Clip", {m.Dq(v, q), "lo", "hi"}, {"cl"});
+  v = m.Q("cl", q);
+  AddInitializer(m.b.g, "scales", {2}, {1.f, 2.f});
+  m.b.Node("Resize", {m.Dq(v, q), "", "scales"}, {"rz"});
+  m.Q("rz", q, "y");
   m.b.Output("y");
   Compared r = RunBoth(m, {{"x", Input(Shape{1, 2, 4, 4}, 6, 3.f)}});
   EXPECT_EQ(r.max_diff, 0);
-  EXPECT_EQ(r.count, 18);
+  EXPECT_EQ(r.count, 36);
+  EXPECT_GE(r.distinct, 5u);
+  EXPECT_EQ(r.from["Unsqueeze"], "Unsqueeze");
+  EXPECT_EQ(r.from["Squeeze"], "Squeeze");
+  EXPECT_EQ(r.from["Flatten"], "Flatten");
+  EXPECT_EQ(r.from["Resize"], "Resize");
   EXPECT_EQ(r.from["MaxPool"], "MaxPool");
   EXPECT_EQ(r.from["Transpose"], "Transpose");
-  EXPECT_EQ(r.from["Clip"], "Relu");
   EXPECT_EQ(r.from["Reshape"], "Reshape");
+  EXPECT_EQ(r.precision["integer"], 9);
   EXPECT_EQ(r.precision["float"], 0);
   EXPECT_EQ(r.precision["convert"], 1);
 }

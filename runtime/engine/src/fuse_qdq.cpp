@@ -371,10 +371,13 @@ class QdqFuser {
     if (n.inputs.size() != 2 || n.outputs.size() != 1) return;
     QParam a, b;
     Tail t;
-    if (!DqOf(n.inputs[0], true, &a)) return;
-    const Tensor* bc = WeightConst(n.inputs[1]);
-    if (!bc || bc->rank() < 2) return;
-    if (!WeightDq(n.inputs[1], bc->rank() - 1, bc->dim(bc->rank() - 1), &b)) return;
+    if (!DqOf(n.inputs[0], true, &a) || n.inputs[0] == n.inputs[1]) return;
+    // B: a constant weight (per tensor or per column), or an activation (per tensor).
+    if (const Tensor* bc = WeightConst(n.inputs[1]); bc && bc->has_data()) {
+      if (bc->rank() < 2 || !WeightDq(n.inputs[1], bc->rank() - 1, bc->dim(bc->rank() - 1), &b)) return;
+    } else if (!DqOf(n.inputs[1], true, &b)) {
+      return;
+    }
     if (!TailOf(n.outputs[0], &t)) return;
     const std::string from = From("MatMul", t);
     Node q = MakeNode(n, "QLinearMatMul", "", std::max(onnx_opset_, 10), from);
