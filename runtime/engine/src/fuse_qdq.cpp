@@ -291,6 +291,9 @@ class QdqFuser {
           bs->dtype() != DataType::kFloat || d.info.attrs.Int("block_size", 0) != 0)
         return false;
       if (d.inputs.size() > 2 && d.inputs[2] >= 0 && !bz) return false;
+      if ((bs->numel() != 1 && bs->numel() != m) || !bs->has_data()) return false;
+      if (bz && (bz->dtype() != DataType::kInt32 || !bz->has_data() || (bz->numel() != 1 && bz->numel() != m)))
+        return false;
       bool exact = !bz || std::all_of(bz->data<int32_t>(), bz->data<int32_t>() + bz->numel(), [](int32_t z) { return z == 0; });
       for (int64_t c = 0; exact && c < m; ++c) exact = ReadDouble(*bs, bs->numel() == 1 ? 0 : c) == bias_scale(c);
       *dq_node = Producer(b);
