@@ -174,6 +174,35 @@ TEST(QLinearAveragePoolTest, WindowsPaddingAndChannelsLast) {
   }
 }
 
+TEST(QLinearConvTransposeTest, OverlapsStridesAndBias) {
+  // x [1,1,2,2] = [1, 2, 3, 4] (scale 1, zp 0), w [1,1,2,2] int8 = [[1, 0], [0, 1]].
+  // Stride 1: each x[i,j] adds x[i,j] * w at (i+u, j+v) of a 3x3 output:
+  // [1, 2, 0, 3, 4+1, 2, 0, 3, 4]. w scale 0.25, y scale 0.5: * 0.5 ->
+  // [0.5, 1, 0, 1.5, 2.5, 1, 0, 1.5, 2] -> half to even [0, 1, 0, 2, 2, 1, 0, 2, 2], + y_zp 10.
+  Tensor x = Make<uint8_t>(DataType::kUInt8, Shape{1, 1, 2, 2}, {1, 2, 3, 4});
+  Tensor w = Make<int8_t>(DataType::kInt8, Shape{1, 1, 2, 2}, {1, 0, 0, 1});
+  Tensor xs = F(1.f), xz = U8(0), ws = F(0.25f), wz = I8(0), ys = F(0.5f), yz = U8(10);
+  auto r = Ms("QLinearConvTranspose", {}, {&x, &xs, &xz, &w, &ws, &wz, &ys, &yz});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)[0].shape(), (Shape{1, 1, 3, 3}));
+  EXPECT_EQ(Values<uint8_t>((*r)[0]), (std::vector<uint8_t>{10, 11, 10, 12, 12, 11, 10, 12, 12}));
+  // Bias 4 (int32, scale 0.25): [5, 6, 4, 7, 9, 6, 4, 7, 8] * 0.5 -> [2.5, 3, 2, 3.5, 4.5, 3, 2,
+  // 3.5, 4] -> [2, 3, 2, 4, 4, 3, 2, 4, 4], + 10.
+  Tensor b = Make<int32_t>(DataType::kInt32, Shape{1}, {4});
+  r = Ms("QLinearConvTranspose", {}, {&x, &xs, &xz, &w, &ws, &wz, &ys, &yz, &b});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Values<uint8_t>((*r)[0]), (std::vector<uint8_t>{12, 13, 12, 14, 14, 13, 12, 14, 14}));
+  // Stride 2: no overlap, a 4x4 of x[i,j] * w blocks; w scale 0.5 = y scale: the values as they are.
+  kernels::Attributes at;
+  at.Set("strides", Ints({2, 2}));
+  Tensor ws2 = F(0.5f), yz0 = U8(0);
+  r = Ms("QLinearConvTranspose", at, {&x, &xs, &xz, &w, &ws2, &wz, &ys, &yz0});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)[0].shape(), (Shape{1, 1, 4, 4}));
+  EXPECT_EQ(Values<uint8_t>((*r)[0]),
+            (std::vector<uint8_t>{1, 0, 2, 0, 0, 1, 0, 2, 3, 0, 4, 0, 0, 3, 0, 4}));
+}
+
 // Packs 4-bit codes (one per K position) low nibble first.
 std::vector<uint8_t> Pack4(const std::vector<int>& codes) {
   std::vector<uint8_t> out((codes.size() + 1) / 2, 0);
