@@ -236,6 +236,32 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvParam{true, false, true, "Clip", "float"}, ConvParam{false, false, false, "Clip", "int32"},
                       ConvParam{true, true, true, "", "int32"}, ConvParam{false, true, false, "Relu", ""}));
 
+TEST(QdqFuseTest, ConvTransposeFusesIntoQLinearConvTranspose) {
+  for (bool per_channel : {false, true}) {
+    SCOPED_TRACE(per_channel ? "per channel" : "per tensor");
+    QdqModel m;
+    QP qx{false, {0.02f}, {120}}, qw{true, {0.01f}, {0}, 1}, qy{false, {0.05f}, {110}};
+    if (per_channel) {
+      qw.scale = {0.01f, 0.02f, 0.005f};
+      qw.zp = {0, 0, 0};
+    }
+    const std::string xq = m.QInput("x", {1, 2, 5, 5}, qx);
+    AddInitializer(m.b.g, "bias", {3}, {0.2f, -0.1f, 0.05f});
+    auto* ct = m.b.Node("ConvTranspose", {m.Dq(xq, qx), m.Weight({2, 3, 3, 3}, qw, 5), "bias"}, {"ct"});
+    QdqModel::SetInts(ct, "strides", {2, 2});
+    QdqModel::SetInts(ct, "pads", {1, 1, 1, 1});
+    m.b.Node("Relu", {"ct"}, {"r"});
+    m.Q("r", qy, "y");
+    m.b.Output("y");
+    Compared r = RunBoth(m, {{"x", Input(Shape{1, 2, 5, 5}, 4)}});
+    EXPECT_LE(r.max_diff, 1);
+    EXPECT_EQ(r.count, 3 * 9 * 9);
+    EXPECT_GE(r.distinct, 10u);
+    EXPECT_EQ(r.from["QLinearConvTranspose"], "ConvTranspose+Relu");
+    EXPECT_EQ(r.precision["float"], 0) << r.listing;
+  }
+}
+
 TEST(QdqFuseTest, MatMulPerTensorAndPerColumn) {
   for (bool per_col : {false, true})
     for (bool int8 : {true, false}) {

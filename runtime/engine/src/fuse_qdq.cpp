@@ -68,7 +68,7 @@ class QdqFuser {
       const Node& node = g_.nodes[i];
       if (!node.info.domain.empty() || node.info.attrs.Has(kernels::kFusedName)) continue;
       const std::string& op = node.info.op_type;
-      if (op == "Conv") TryConv(static_cast<int>(i));
+      if (op == "Conv" || op == "ConvTranspose") TryConv(static_cast<int>(i));
       else if (op == "MatMul") TryMatMul(static_cast<int>(i));
       else if (op == "Gemm") TryGemm(static_cast<int>(i));
       else if (op == "Add" || op == "Mul") TryBinary(static_cast<int>(i));
@@ -351,20 +351,32 @@ class QdqFuser {
     return op + (t.act >= 0 ? "+" + t.act_name : "");
   }
 
+  // Conv -> QLinearConv (weights [M, C/group, k...], per-channel on axis 0); ConvTranspose ->
+  // com.microsoft QLinearConvTranspose (weights [C, M/group, k...], per-channel on axis 1 with
+  // group 1 only, one zero point).
   void TryConv(int i) {
     const Node& n = g_.nodes[i];
+    const bool transposed = n.info.op_type == "ConvTranspose";
     if (n.inputs.size() < 2 || n.outputs.size() != 1) return;
+    if (transposed && !kernels::FindOp("com.microsoft", "QLinearConvTranspose", 1)) return;
     QParam x, w;
     Tail t;
     if (!DqOf(n.inputs[0], true, &x)) return;
     const Tensor* wc = WeightConst(n.inputs[1]);
     if (!wc || wc->rank() < 3) return;
-    const int64_t m = wc->dim(0);
-    if (!WeightDq(n.inputs[1], 0, m, &w) || !TailOf(n.outputs[0], &t)) return;
+    const int64_t group = n.info.attrs.Int("group", 1);
+    const int64_t m = transposed ? wc->dim(1) * group : wc->dim(0);
+    if (!WeightDq(n.inputs[1], transposed ? 1 : 0, transposed ? wc->dim(1) : m, &w)) return;
+    if (transposed && !w.per_tensor() &&
+        (group != 1 || (w.z && std::any_of(w.z->data<int8_t>(), w.z->data<int8_t>() + w.z->numel(),
+                                           [&](int8_t z) { return z != w.z->data<int8_t>()[0]; }))))
+      return;
+    if (!TailOf(n.outputs[0], &t)) return;
     int bias = -1, bias_dq = -1;
     if (!IntBias(n.inputs.size() > 2 ? n.inputs[2] : -1, x, w, m, n.info.name, &bias, &bias_dq)) return;
-    const std::string from = From("Conv", t);
-    Node q = MakeNode(n, "QLinearConv", "", std::max(onnx_opset_, 10), from);
+    const std::string from = From(n.info.op_type, t);
+    Node q = transposed ? MakeNode(n, "QLinearConvTranspose", "com.microsoft", 1, from)
+                        : MakeNode(n, "QLinearConv", "", std::max(onnx_opset_, 10), from);
     q.inputs = {x.data, x.scale, x.zp, w.data, w.scale, w.zp, t.q.scale, ZeroPoint(t.q, n.info.name), bias};
     Emit(i, std::move(q), t, from, {x.node, w.node, bias_dq, t.act, t.q.node});
   }
