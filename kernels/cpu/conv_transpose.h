@@ -20,7 +20,7 @@ Expected<ConvTransposePlan> PlanConvTranspose(KernelContext& ctx, const Shape& x
 // y [N, M, out...] = transposed convolution of x [N, C, in...] with w [C, M/group, k...], + bias.
 template <typename C>
 inline void RunConvTranspose(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, int64_t m,
-                      int64_t group, const C* x, const C* w, const C* bias, C* y) {
+                             int64_t group, const C* x, const C* w, const C* bias, C* y) {
   // g.in: the output image; g.out: the input positions (the GEMM's columns).
   const int64_t cg = c / group, mg = m / group, rows = mg * g.k_size;
   C* col = Scratch<C>(static_cast<size_t>(rows * g.out_size), 1);

@@ -46,7 +46,8 @@ class QdqModel {
     Int(z, dims, q.zp, q.int8);
     return {s, z};
   }
-  void Int(const std::string& name, std::vector<int64_t> dims, const std::vector<int>& v, bool int8) {
+  void Int(const std::string& name, std::vector<int64_t> dims, const std::vector<int>& v,
+           bool int8) {
     auto* t = b.g->add_initializer();
     t->set_name(name);
     t->set_data_type(int8 ? onnx::TensorProto::INT8 : onnx::TensorProto::UINT8);
@@ -113,7 +114,8 @@ class QdqModel {
 Tensor Input(Shape s, int seed, float range = 2.f) {
   Tensor t = Tensor::Allocate(DataType::kFloat, s).value();
   for (int64_t i = 0; i < t.numel(); ++i)
-    t.data<float>()[i] = range * static_cast<float>(((i * 7919 + seed * 104729) % 201) - 100) / 100.f;
+    t.data<float>()[i] =
+        range * static_cast<float>(((i * 7919 + seed * 104729) % 201) - 100) / 100.f;
   return t;
 }
 
@@ -121,9 +123,9 @@ struct Compared {
   int max_diff = 0;
   int64_t differing = 0, count = 0;
   size_t distinct = 0;  // distinct output values: a test whose outputs all saturate proves little
-  std::map<std::string, int> precision;  // of the fused session's nodes that run
+  std::map<std::string, int> precision;     // of the fused session's nodes that run
   std::map<std::string, std::string> from;  // node op type -> qdq_from
-  std::string listing;                       // the fused session's nodes, for failure messages
+  std::string listing;                      // the fused session's nodes, for failure messages
 };
 
 // Loads the model fused and unfused, runs both on `inputs`, compares every output element.
@@ -229,12 +231,15 @@ TEST_P(QdqConvTest, FusesIntoQLinearConvWithinOneStep) {
   EXPECT_GE(r.precision["integer"], 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Patterns, QdqConvTest,
-    ::testing::Values(ConvParam{true, false, false, "", ""}, ConvParam{false, false, true, "", ""},
-                      ConvParam{true, true, false, "Relu", "int32"}, ConvParam{false, true, true, "Relu", "float"},
-                      ConvParam{true, false, true, "Clip", "float"}, ConvParam{false, false, false, "Clip", "int32"},
-                      ConvParam{true, true, true, "", "int32"}, ConvParam{false, true, false, "Relu", ""}));
+INSTANTIATE_TEST_SUITE_P(Patterns, QdqConvTest,
+                         ::testing::Values(ConvParam{true, false, false, "", ""},
+                                           ConvParam{false, false, true, "", ""},
+                                           ConvParam{true, true, false, "Relu", "int32"},
+                                           ConvParam{false, true, true, "Relu", "float"},
+                                           ConvParam{true, false, true, "Clip", "float"},
+                                           ConvParam{false, false, false, "Clip", "int32"},
+                                           ConvParam{true, true, true, "", "int32"},
+                                           ConvParam{false, true, false, "Relu", ""}));
 
 TEST(QdqFuseTest, ConvTransposeFusesIntoQLinearConvTranspose) {
   for (bool per_channel : {false, true}) {
@@ -247,7 +252,8 @@ TEST(QdqFuseTest, ConvTransposeFusesIntoQLinearConvTranspose) {
     }
     const std::string xq = m.QInput("x", {1, 2, 5, 5}, qx);
     AddInitializer(m.b.g, "bias", {3}, {0.2f, -0.1f, 0.05f});
-    auto* ct = m.b.Node("ConvTranspose", {m.Dq(xq, qx), m.Weight({2, 3, 3, 3}, qw, 5), "bias"}, {"ct"});
+    auto* ct =
+        m.b.Node("ConvTranspose", {m.Dq(xq, qx), m.Weight({2, 3, 3, 3}, qw, 5), "bias"}, {"ct"});
     QdqModel::SetInts(ct, "strides", {2, 2});
     QdqModel::SetInts(ct, "pads", {1, 1, 1, 1});
     m.b.Node("Relu", {"ct"}, {"r"});
@@ -265,7 +271,8 @@ TEST(QdqFuseTest, ConvTransposeFusesIntoQLinearConvTranspose) {
 TEST(QdqFuseTest, MatMulPerTensorAndPerColumn) {
   for (bool per_col : {false, true})
     for (bool int8 : {true, false}) {
-      SCOPED_TRACE(std::string(per_col ? "per column" : "per tensor") + (int8 ? " int8" : " uint8"));
+      SCOPED_TRACE(std::string(per_col ? "per column" : "per tensor") +
+                   (int8 ? " int8" : " uint8"));
       QdqModel m;
       QP qa{int8, {0.03f}, {int8 ? 3 : 120}};
       QP qb{int8, {0.02f}, {int8 ? 0 : 128}, 1};
@@ -502,8 +509,10 @@ TEST(QdqFuseTest, SharedDequantizeLinearIsCopiedPerConsumer) {
     const Tensor& y = (*b)[k];
     ASSERT_EQ(x.shape(), y.shape());
     for (int64_t i = 0; i < x.numel(); ++i) {
-      if (IsFloating(x.dtype())) EXPECT_EQ(x.data<float>()[i], y.data<float>()[i]) << k;
-      else EXPECT_LE(std::llabs(ReadInt(x, i) - ReadInt(y, i)), 1) << k;
+      if (IsFloating(x.dtype()))
+        EXPECT_EQ(x.data<float>()[i], y.data<float>()[i]) << k;
+      else
+        EXPECT_LE(std::llabs(ReadInt(x, i) - ReadInt(y, i)), 1) << k;
     }
   }
 }
@@ -512,7 +521,8 @@ TEST(QdqFuseTest, GemmBecomesQGemmWhenRegistered) {
   if (!kernels::FindOp("com.microsoft", "QGemm", 1))
     GTEST_SKIP() << "no com.microsoft QGemm kernel in this build (the Gemm rewrite is gated on it)";
   QdqModel m;
-  QP qa{false, {0.03f}, {120}}, qb{true, {0.02f, 0.01f, 0.03f}, {0, 0, 0}, 0}, qy{false, {0.1f}, {128}};
+  QP qa{false, {0.03f}, {120}}, qb{true, {0.02f, 0.01f, 0.03f}, {0, 0, 0}, 0},
+      qy{false, {0.1f}, {128}};
   const std::string aq = m.QInput("a", {2, 4}, qa);
   AddInitializer(m.b.g, "c", {3}, {0.5f, -0.25f, 0.1f});
   auto* gemm = m.b.Node("Gemm", {m.Dq(aq, qa), m.Weight({3, 4}, qb, 2), "c"}, {"g"});
@@ -546,7 +556,8 @@ TEST(QdqFuseTest, Int4BlockedWeightsFeedingMatMul) {
     w->set_data_type(is_signed ? kOnnxInt4 : kOnnxUInt4);
     w->add_dims(4);
     w->add_dims(2);
-    w->set_raw_data(is_signed ? std::string("\xE1\x83\x07\x5F", 4) : std::string("\x69\x0B\x8F\xD7", 4));
+    w->set_raw_data(is_signed ? std::string("\xE1\x83\x07\x5F", 4)
+                              : std::string("\x69\x0B\x8F\xD7", 4));
     AddInitializer(b.g, "s", {2, 2}, {0.5f, 1.f, 2.f, 0.25f});
     std::vector<std::string> dq_in = {"w", "s"};
     if (!is_signed) {
@@ -591,7 +602,8 @@ TEST(QdqFuseTest, ComMicrosoftDomainLoads) {
   auto s = b.Load();
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   Tensor a = Tensor::Allocate(DataType::kFloat, Shape{2}).value();
-  a.data<float>()[0] = 1.f;  // quantized 2 (uint8); 2 + 2 = 4 in value units of 0.5... (1 + 1) / 0.5 = 4
+  a.data<float>()[0] =
+      1.f;  // quantized 2 (uint8); 2 + 2 = 4 in value units of 0.5... (1 + 1) / 0.5 = 4
   a.data<float>()[1] = 3.f;  // quantized 6; (3 + 3) / 0.5 = 12
   auto out = (*s)->Run({{"a", a}});
   ASSERT_TRUE(out.ok()) << out.status().ToString();

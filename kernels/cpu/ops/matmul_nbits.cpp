@@ -61,25 +61,27 @@ Status MatMulNBitsKernel(KernelContext& ctx) {
   if (block < 16 || block > 256 || (block & (block - 1)) != 0)
     return ctx.Fail("block_size must be a power of 2 in [16, 256], got " + std::to_string(block));
   if (k <= 0 || n <= 0) return ctx.Fail("attributes K and N must be positive");
-  if (a.dtype() != DataType::kFloat) return ctx.NotSupported("A of type " + std::string(DataTypeName(a.dtype())));
+  if (a.dtype() != DataType::kFloat)
+    return ctx.NotSupported("A of type " + std::string(DataTypeName(a.dtype())));
   if (a.rank() < 1 || a.dim(a.rank() - 1) != k)
     return ctx.BadInput("A " + a.shape().ToString() + " does not end in K=" + std::to_string(k));
   const int64_t kb = (k + block - 1) / block;
   if (b.dtype() != DataType::kUInt8 || b.rank() != 3 || b.dim(0) != n || b.dim(1) != kb ||
       b.dim(2) != block / 2)
-    return ctx.BadInput("B must be uint8 [N, k_blocks, block_size/2] = [" + std::to_string(n) + "," +
-                        std::to_string(kb) + "," + std::to_string(block / 2) + "], got " +
+    return ctx.BadInput("B must be uint8 [N, k_blocks, block_size/2] = [" + std::to_string(n) +
+                        "," + std::to_string(kb) + "," + std::to_string(block / 2) + "], got " +
                         b.shape().ToString());
   if (scales.dtype() != a.dtype() || scales.numel() != n * kb)
-    return ctx.BadInput("scales must be " + std::string(DataTypeName(a.dtype())) + " with N*k_blocks=" +
-                        std::to_string(n * kb) + " elements");
+    return ctx.BadInput("scales must be " + std::string(DataTypeName(a.dtype())) +
+                        " with N*k_blocks=" + std::to_string(n * kb) + " elements");
   if (zp) {
     if (zp->dtype() == DataType::kUInt8) {
       if (zp->numel() != n * ((kb + 1) / 2))
         return ctx.BadInput("packed zero_points must have N*ceil(k_blocks/2)=" +
                             std::to_string(n * ((kb + 1) / 2)) + " elements");
     } else if (zp->dtype() != a.dtype() || zp->numel() != n * kb) {
-      return ctx.BadInput("zero_points must be uint8 (packed) or A's type with N*k_blocks elements");
+      return ctx.BadInput(
+          "zero_points must be uint8 (packed) or A's type with N*k_blocks elements");
     }
   }
   if (bias && (bias->dtype() != a.dtype() || bias->numel() != n))

@@ -39,7 +39,8 @@ Status QLinearBinaryKernel(KernelContext& ctx) {
   const Tensor& b = ctx.input(3);
   if (a.dtype() != b.dtype() || (a.dtype() != DataType::kInt8 && a.dtype() != DataType::kUInt8))
     return ctx.NotSupported("A and B must both be int8 or both uint8, got " +
-                            std::string(DataTypeName(a.dtype())) + " and " + std::string(DataTypeName(b.dtype())));
+                            std::string(DataTypeName(a.dtype())) + " and " +
+                            std::string(DataTypeName(b.dtype())));
   for (int i : {2, 5, 7})
     if (ctx.has_input(i) && ctx.input(i).dtype() != a.dtype())
       return ctx.Fail("zero point " + std::to_string(i) + " differs in type from A");

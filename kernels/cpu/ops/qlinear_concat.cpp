@@ -11,7 +11,8 @@ namespace {
 Status QLinearConcatKernel(KernelContext& ctx) {
   const int n = (ctx.num_inputs() - 2) / 3;
   if (ctx.num_inputs() < 5 || (ctx.num_inputs() - 2) % 3 != 0)
-    return ctx.Fail("QLinearConcat takes Y_scale, Y_zero_point and (X, X_scale, X_zero_point) triples");
+    return ctx.Fail(
+        "QLinearConcat takes Y_scale, Y_zero_point and (X, X_scale, X_zero_point) triples");
   if (!ctx.attrs().Has("axis")) return ctx.Fail("missing axis");
   for (int i = 0; i < ctx.num_inputs(); ++i)
     if (!ctx.has_input(i)) return ctx.Fail("missing input " + std::to_string(i));

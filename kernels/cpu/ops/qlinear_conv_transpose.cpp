@@ -1,4 +1,5 @@
-// com.microsoft QLinearConvTranspose: quantized transposed convolution with the inputs of
+// QLinearConvTranspose (domain "ai.outpost", ours: ONNX Runtime's CPU build has no such op, so
+// only the QDQ fusion makes it): quantized transposed convolution with the inputs of
 // QLinearConv (x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, B) and
 // ConvTranspose's attributes. W [C, M/group, k...] int8/uint8 with a per-tensor zero point and a
 // per-tensor or (group 1) per-output-channel scale [M]; B int32 [M] with scale x_scale * w_scale.
@@ -15,7 +16,8 @@ namespace {
 
 Status QLinearConvTransposeKernel(KernelContext& ctx) {
   for (int i : {0, 1, 3, 4, 6})
-    if (!ctx.has_input(i)) return ctx.Fail("QLinearConvTranspose needs x, x_scale, w, w_scale, y_scale");
+    if (!ctx.has_input(i))
+      return ctx.Fail("QLinearConvTranspose needs x, x_scale, w, w_scale, y_scale");
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(3);
   const Tensor& xs = ctx.input(1);
@@ -29,14 +31,16 @@ Status QLinearConvTransposeKernel(KernelContext& ctx) {
     if (t != DataType::kInt8 && t != DataType::kUInt8)
       return ctx.NotSupported("data type " + std::string(DataTypeName(t)));
   OP_ASSIGN_OR_RETURN(ConvTransposePlan p, PlanConvTranspose(ctx, x.shape(), w.shape()));
-  if (xs.numel() != 1 || ys.numel() != 1 || (xzp && xzp->numel() != 1) || (yzp && yzp->numel() != 1))
+  if (xs.numel() != 1 || ys.numel() != 1 || (xzp && xzp->numel() != 1) ||
+      (yzp && yzp->numel() != 1))
     return ctx.NotSupported("per-axis x or y scales");
   if (ws.numel() != 1 && (ws.numel() != p.m || p.group != 1))
     return ctx.NotSupported("w_scale must be scalar, or [M] with group 1");
   if (wzp && wzp->numel() != 1) {
     if (!wzp->has_data()) return ctx.NotSupported("per-channel w_zero_point");
     for (int64_t i = 1; i < wzp->numel(); ++i)
-      if (ReadInt(*wzp, i) != ReadInt(*wzp, 0)) return ctx.NotSupported("unequal per-channel w_zero_point");
+      if (ReadInt(*wzp, i) != ReadInt(*wzp, 0))
+        return ctx.NotSupported("unequal per-channel w_zero_point");
   }
   if (bias && (bias->numel() != p.m || bias->dtype() != DataType::kInt32))
     return ctx.BadInput("B must be int32 [M]");
@@ -69,6 +73,6 @@ Status QLinearConvTransposeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(QLinearConvTranspose, "com.microsoft", 1, 1, QLinearConvTransposeKernel);
+OUTPOST_REGISTER_OP(QLinearConvTranspose, "ai.outpost", 1, 1, QLinearConvTransposeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -64,8 +64,8 @@ void Centred(const Tensor& x, double zp, bool channels_last, double* out) {
 }
 
 template <typename Q>
-void Store(const double* nchw, int64_t n, int64_t c, int64_t plane, bool channels_last,
-           double mult, double yz, Q* y) {
+void Store(const double* nchw, int64_t n, int64_t c, int64_t plane, bool channels_last, double mult,
+           double yz, Q* y) {
   for (int64_t b = 0; b < n; ++b)
     for (int64_t ch = 0; ch < c; ++ch)
       for (int64_t p = 0; p < plane; ++p) {
@@ -134,8 +134,10 @@ Status QLinearAveragePoolKernel(KernelContext& ctx) {
     std::fill(sums.begin(), sums.end(), 0.0);
     for (int64_t p = 0; p < n * c; ++p) {
       double* s = sums.data() + p * g.out_size;
-      PoolPlaneRows<double>(g, xd.data() + p * g.in_size, s, [](double a, double b) { return a + b; });
-      for (int64_t o = 0; o < g.out_size; ++o) s[o] = cntv[o] > 0 ? s[o] / static_cast<double>(cntv[o]) : 0.0;
+      PoolPlaneRows<double>(g, xd.data() + p * g.in_size, s,
+                            [](double a, double b) { return a + b; });
+      for (int64_t o = 0; o < g.out_size; ++o)
+        s[o] = cntv[o] > 0 ? s[o] / static_cast<double>(cntv[o]) : 0.0;
     }
     Store<Q>(sums.data(), n, c, g.out_size, cl, q.xs / q.ys, q.yz, y->data<Q>());
     return Status::Ok();
@@ -144,7 +146,8 @@ Status QLinearAveragePoolKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(QLinearGlobalAveragePool, "com.microsoft", 1, 1, QLinearGlobalAveragePoolKernel);
+OUTPOST_REGISTER_OP(QLinearGlobalAveragePool, "com.microsoft", 1, 1,
+                    QLinearGlobalAveragePoolKernel);
 OUTPOST_REGISTER_OP(QLinearAveragePool, "com.microsoft", 1, 1, QLinearAveragePoolKernel);
 
 }  // namespace outpost::kernels::cpu

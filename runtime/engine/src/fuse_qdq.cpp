@@ -30,7 +30,7 @@ std::pair<double, double> Range(DataType t) {
 // A quantization parameter set read from a DequantizeLinear or QuantizeLinear node.
 struct QParam {
   int node = -1;
-  int data = -1;         // DQ: the integer input; Q: the float input
+  int data = -1;  // DQ: the integer input; Q: the float input
   int scale = -1, zp = -1;
   const Tensor* s = nullptr;
   const Tensor* z = nullptr;
@@ -55,7 +55,8 @@ struct QParam {
 
 class QdqFuser {
  public:
-  explicit QdqFuser(Graph* g) : g_(*g), is_output_(g->values.size(), false), done_(g->nodes.size(), false) {
+  explicit QdqFuser(Graph* g)
+      : g_(*g), is_output_(g->values.size(), false), done_(g->nodes.size(), false) {
     for (int v : g_.outputs) is_output_[v] = true;
     auto it = g_.opsets.find("");
     onnx_opset_ = it == g_.opsets.end() ? 13 : it->second;
@@ -68,13 +69,20 @@ class QdqFuser {
       const Node& node = g_.nodes[i];
       if (!node.info.domain.empty() || node.info.attrs.Has(kernels::kFusedName)) continue;
       const std::string& op = node.info.op_type;
-      if (op == "Conv" || op == "ConvTranspose") TryConv(static_cast<int>(i));
-      else if (op == "MatMul") TryMatMul(static_cast<int>(i));
-      else if (op == "Gemm") TryGemm(static_cast<int>(i));
-      else if (op == "Add" || op == "Mul") TryBinary(static_cast<int>(i));
-      else if (op == "AveragePool" || op == "GlobalAveragePool") TryPool(static_cast<int>(i));
-      else if (op == "Concat") TryConcat(static_cast<int>(i));
-      else if (kPassThrough.count(op)) TryPassThrough(static_cast<int>(i));
+      if (op == "Conv" || op == "ConvTranspose")
+        TryConv(static_cast<int>(i));
+      else if (op == "MatMul")
+        TryMatMul(static_cast<int>(i));
+      else if (op == "Gemm")
+        TryGemm(static_cast<int>(i));
+      else if (op == "Add" || op == "Mul")
+        TryBinary(static_cast<int>(i));
+      else if (op == "AveragePool" || op == "GlobalAveragePool")
+        TryPool(static_cast<int>(i));
+      else if (op == "Concat")
+        TryConcat(static_cast<int>(i));
+      else if (kPassThrough.count(op))
+        TryPassThrough(static_cast<int>(i));
     }
     if (!fused_) return 0;
     std::vector<Node> kept;
@@ -91,8 +99,9 @@ class QdqFuser {
   }
 
  private:
-  inline static const std::set<std::string> kPassThrough = {
-      "MaxPool", "Resize", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Relu", "Clip"};
+  inline static const std::set<std::string> kPassThrough = {"MaxPool",   "Resize",  "Transpose",
+                                                            "Reshape",   "Flatten", "Squeeze",
+                                                            "Unsqueeze", "Relu",    "Clip"};
 
   // The constant behind value v: an initializer or a Constant node's `value`.
   const Tensor* Const(int v) const {
@@ -101,11 +110,14 @@ class QdqFuser {
     if (val.constant) return val.constant.get();
     if (val.producer >= 0) {
       const Node& p = g_.nodes[val.producer];
-      if (p.info.op_type == "Constant" && p.info.domain.empty()) return p.info.attrs.TensorAttr("value");
+      if (p.info.op_type == "Constant" && p.info.domain.empty())
+        return p.info.attrs.TensorAttr("value");
     }
     return nullptr;
   }
-  bool SoleUse(int v) const { return v >= 0 && !is_output_[v] && g_.values[v].consumers.size() == 1; }
+  bool SoleUse(int v) const {
+    return v >= 0 && !is_output_[v] && g_.values[v].consumers.size() == 1;
+  }
   bool Free(int node) const { return node >= 0 && !done_[node]; }
   int Producer(int v) const { return v < 0 ? -1 : g_.values[v].producer; }
   int SoleConsumer(int v) const { return SoleUse(v) ? g_.values[v].consumers[0] : -1; }
@@ -116,7 +128,8 @@ class QdqFuser {
   bool Read(int ni, bool dq, QParam* p) const {
     if (!Free(ni)) return false;
     const Node& n = g_.nodes[ni];
-    if (!n.info.domain.empty() || n.info.op_type != (dq ? "DequantizeLinear" : "QuantizeLinear")) return false;
+    if (!n.info.domain.empty() || n.info.op_type != (dq ? "DequantizeLinear" : "QuantizeLinear"))
+      return false;
     if (n.inputs.size() < 2 || n.outputs.size() != 1 || n.outputs[0] < 0) return false;
     if (n.info.attrs.Int("block_size", 0) != 0) return false;
     if (!dq && n.info.attrs.Int("precision", 0) != 0) return false;
@@ -129,7 +142,8 @@ class QdqFuser {
     p->zp = n.inputs.size() > 2 ? n.inputs[2] : -1;
     p->s = Const(p->scale);
     p->z = p->zp >= 0 ? Const(p->zp) : nullptr;
-    if (!p->s || !p->s->has_data() || p->s->dtype() != DataType::kFloat || p->s->numel() == 0) return false;
+    if (!p->s || !p->s->has_data() || p->s->dtype() != DataType::kFloat || p->s->numel() == 0)
+      return false;
     if (p->zp >= 0 && (!p->z || !p->z->has_data() || p->z->numel() != p->s->numel())) return false;
     p->axis = static_cast<int>(n.info.attrs.Int("axis", 1));
     if (p->z) {
@@ -139,8 +153,9 @@ class QdqFuser {
         p->type = c->dtype();
       } else if (g_.values[p->data].dtype != DataType::kUndefined) {
         p->type = g_.values[p->data].dtype;
-      } else if (int q = Producer(p->data); q >= 0 && g_.nodes[q].info.op_type == "QuantizeLinear" &&
-                                            g_.nodes[q].info.domain.empty() && g_.nodes[q].inputs.size() < 3) {
+      } else if (int q = Producer(p->data);
+                 q >= 0 && g_.nodes[q].info.op_type == "QuantizeLinear" &&
+                 g_.nodes[q].info.domain.empty() && g_.nodes[q].inputs.size() < 3) {
         const int64_t odt = g_.nodes[q].info.attrs.Int("output_dtype", 0);
         p->type = odt ? static_cast<DataType>(odt) : DataType::kUInt8;
       }
@@ -169,7 +184,9 @@ class QdqFuser {
     if (!Free(c)) return false;
     const Node& cn = g_.nodes[c];
     if (cn.info.domain.empty() && (cn.info.op_type == "Relu" || cn.info.op_type == "Clip")) {
-      if (cn.inputs.empty() || cn.inputs[0] != v || !ActivationClamp(g_, cn, &t->lo, &t->hi, &t->act_name)) return false;
+      if (cn.inputs.empty() || cn.inputs[0] != v ||
+          !ActivationClamp(g_, cn, &t->lo, &t->hi, &t->act_name))
+        return false;
       t->act = c;
       c = SoleConsumer(cn.outputs[0]);
     }
@@ -189,8 +206,10 @@ class QdqFuser {
   }
   int ScalarConst(DataType t, double value, const std::string& name) {
     Tensor c = Tensor::Allocate(t, Shape{}).value();
-    if (t == DataType::kInt8) c.data<int8_t>()[0] = static_cast<int8_t>(value);
-    else c.data<uint8_t>()[0] = static_cast<uint8_t>(value);
+    if (t == DataType::kInt8)
+      c.data<int8_t>()[0] = static_cast<int8_t>(value);
+    else
+      c.data<uint8_t>()[0] = static_cast<uint8_t>(value);
     return AddConst(std::move(c), name);
   }
   // The zero point value of p, created (0 of p's type) when p has none.
@@ -234,8 +253,9 @@ class QdqFuser {
     a.s = from;
     clip.info.attrs.Set(kQdqFrom, a);
     const std::string& name = g_.values[out].name;
-    clip.inputs = {in, ScalarConst(q.type, std::isinf(lo) ? qmin : q.Quantize(lo), name + "/_outpost_qmin"),
-                   ScalarConst(q.type, std::isinf(hi) ? qmax : q.Quantize(hi), name + "/_outpost_qmax")};
+    clip.inputs = {
+        in, ScalarConst(q.type, std::isinf(lo) ? qmin : q.Quantize(lo), name + "/_outpost_qmin"),
+        ScalarConst(q.type, std::isinf(hi) ? qmax : q.Quantize(hi), name + "/_outpost_qmax")};
     clip.outputs = {out};
     return clip;
   }
@@ -245,7 +265,9 @@ class QdqFuser {
   void AppendClamp(const Tail& t, int y, std::vector<Node>* out, const std::string& from) {
     if (t.act < 0) return;
     Node& last = out->back();
-    if (kQuantKernelsClamp && (last.info.op_type == "QLinearConv" || last.info.op_type == "QLinearMatMul" || last.info.op_type == "QGemm")) {
+    if (kQuantKernelsClamp &&
+        (last.info.op_type == "QLinearConv" || last.info.op_type == "QLinearMatMul" ||
+         last.info.op_type == "QGemm")) {
       last.info.attrs.Set(kernels::kFusedMin, FloatAttr(t.lo));
       last.info.attrs.Set(kernels::kFusedMax, FloatAttr(t.hi));
       Attribute a;
@@ -255,7 +277,9 @@ class QdqFuser {
       return;
     }
     auto [qmin, qmax] = Range(t.q.type);
-    if ((std::isinf(t.lo) || t.q.Quantize(t.lo) <= qmin) && (std::isinf(t.hi) || t.q.Quantize(t.hi) >= qmax)) return;
+    if ((std::isinf(t.lo) || t.q.Quantize(t.lo) <= qmin) &&
+        (std::isinf(t.hi) || t.q.Quantize(t.hi) >= qmax))
+      return;
     const int mid = AddIntermediate(g_.values[y].name + "/_outpost_unclamped");
     out->back().outputs[0] = mid;
     out->push_back(MakeClamp(t.q, t.lo, t.hi, g_.nodes[t.act], t.act_name + " of " + from, mid, y));
@@ -271,8 +295,8 @@ class QdqFuser {
   // Conv / Gemm bias as int32 with scale x_scale * w_scale[c]: an int32 DQ whose scale is that
   // product (taken as it is), or a float constant / other DQ (quantized, half to even). -1 for no
   // bias; false when the bias cannot be made integer.
-  bool IntBias(int b, const QParam& x, const QParam& w, int64_t m, const std::string& name, int* out,
-               int* dq_node) {
+  bool IntBias(int b, const QParam& x, const QParam& w, int64_t m, const std::string& name,
+               int* out, int* dq_node) {
     *out = -1;
     *dq_node = -1;
     if (b < 0) return true;
@@ -282,7 +306,8 @@ class QdqFuser {
     auto bias_scale = [&](int64_t c) {
       return static_cast<double>(static_cast<float>(x.Scale()) * static_cast<float>(w.Scale(c)));
     };
-    if (!bf && SoleUse(b) && Free(Producer(b)) && g_.nodes[Producer(b)].info.op_type == "DequantizeLinear") {
+    if (!bf && SoleUse(b) && Free(Producer(b)) &&
+        g_.nodes[Producer(b)].info.op_type == "DequantizeLinear") {
       const Node& d = g_.nodes[Producer(b)];
       const Tensor* bi = Const(d.inputs[0]);
       const Tensor* bs = d.inputs.size() > 1 ? Const(d.inputs[1]) : nullptr;
@@ -292,19 +317,23 @@ class QdqFuser {
         return false;
       if (d.inputs.size() > 2 && d.inputs[2] >= 0 && !bz) return false;
       if ((bs->numel() != 1 && bs->numel() != m) || !bs->has_data()) return false;
-      if (bz && (bz->dtype() != DataType::kInt32 || !bz->has_data() || (bz->numel() != 1 && bz->numel() != m)))
+      if (bz && (bz->dtype() != DataType::kInt32 || !bz->has_data() ||
+                 (bz->numel() != 1 && bz->numel() != m)))
         return false;
-      bool exact = !bz || std::all_of(bz->data<int32_t>(), bz->data<int32_t>() + bz->numel(), [](int32_t z) { return z == 0; });
-      for (int64_t c = 0; exact && c < m; ++c) exact = ReadDouble(*bs, bs->numel() == 1 ? 0 : c) == bias_scale(c);
+      bool exact = !bz || std::all_of(bz->data<int32_t>(), bz->data<int32_t>() + bz->numel(),
+                                      [](int32_t z) { return z == 0; });
+      for (int64_t c = 0; exact && c < m; ++c)
+        exact = ReadDouble(*bs, bs->numel() == 1 ? 0 : c) == bias_scale(c);
       *dq_node = Producer(b);
       if (exact) {
         *out = d.inputs[0];
         return true;
       }
       for (int64_t c = 0; c < m; ++c)
-        vals.push_back((static_cast<double>(bi->data<int32_t>()[c]) -
-                        (bz ? static_cast<double>(bz->data<int32_t>()[bz->numel() == 1 ? 0 : c]) : 0.0)) *
-                       ReadDouble(*bs, bs->numel() == 1 ? 0 : c));
+        vals.push_back(
+            (static_cast<double>(bi->data<int32_t>()[c]) -
+             (bz ? static_cast<double>(bz->data<int32_t>()[bz->numel() == 1 ? 0 : c]) : 0.0)) *
+            ReadDouble(*bs, bs->numel() == 1 ? 0 : c));
     } else if (bf && bf->has_data() && bf->dtype() == DataType::kFloat && bf->numel() == m) {
       for (int64_t c = 0; c < m; ++c) vals.push_back(bf->data<float>()[c]);
     } else {
@@ -352,13 +381,13 @@ class QdqFuser {
   }
 
   // Conv -> QLinearConv (weights [M, C/group, k...], per-channel on axis 0); ConvTranspose ->
-  // com.microsoft QLinearConvTranspose (weights [C, M/group, k...], per-channel on axis 1 with
+  // ai.outpost QLinearConvTranspose (weights [C, M/group, k...], per-channel on axis 1 with
   // group 1 only, one zero point).
   void TryConv(int i) {
     const Node& n = g_.nodes[i];
     const bool transposed = n.info.op_type == "ConvTranspose";
     if (n.inputs.size() < 2 || n.outputs.size() != 1) return;
-    if (transposed && !kernels::FindOp("com.microsoft", "QLinearConvTranspose", 1)) return;
+    if (transposed && !kernels::FindOp("ai.outpost", "QLinearConvTranspose", 1)) return;
     QParam x, w;
     Tail t;
     if (!DqOf(n.inputs[0], true, &x)) return;
@@ -373,11 +402,13 @@ class QdqFuser {
       return;
     if (!TailOf(n.outputs[0], &t)) return;
     int bias = -1, bias_dq = -1;
-    if (!IntBias(n.inputs.size() > 2 ? n.inputs[2] : -1, x, w, m, n.info.name, &bias, &bias_dq)) return;
+    if (!IntBias(n.inputs.size() > 2 ? n.inputs[2] : -1, x, w, m, n.info.name, &bias, &bias_dq))
+      return;
     const std::string from = From(n.info.op_type, t);
-    Node q = transposed ? MakeNode(n, "QLinearConvTranspose", "com.microsoft", 1, from)
+    Node q = transposed ? MakeNode(n, "QLinearConvTranspose", "ai.outpost", 1, from)
                         : MakeNode(n, "QLinearConv", "", std::max(onnx_opset_, 10), from);
-    q.inputs = {x.data, x.scale, x.zp, w.data, w.scale, w.zp, t.q.scale, ZeroPoint(t.q, n.info.name), bias};
+    q.inputs = {
+        x.data, x.scale, x.zp, w.data, w.scale, w.zp, t.q.scale, ZeroPoint(t.q, n.info.name), bias};
     Emit(i, std::move(q), t, from, {x.node, w.node, bias_dq, t.act, t.q.node});
   }
 
@@ -389,14 +420,16 @@ class QdqFuser {
     if (!DqOf(n.inputs[0], true, &a) || n.inputs[0] == n.inputs[1]) return;
     // B: a constant weight (per tensor or per column), or an activation (per tensor).
     if (const Tensor* bc = WeightConst(n.inputs[1]); bc && bc->has_data()) {
-      if (bc->rank() < 2 || !WeightDq(n.inputs[1], bc->rank() - 1, bc->dim(bc->rank() - 1), &b)) return;
+      if (bc->rank() < 2 || !WeightDq(n.inputs[1], bc->rank() - 1, bc->dim(bc->rank() - 1), &b))
+        return;
     } else if (!DqOf(n.inputs[1], true, &b)) {
       return;
     }
     if (!TailOf(n.outputs[0], &t)) return;
     const std::string from = From("MatMul", t);
     Node q = MakeNode(n, "QLinearMatMul", "", std::max(onnx_opset_, 10), from);
-    q.inputs = {a.data, a.scale, a.zp, b.data, b.scale, b.zp, t.q.scale, ZeroPoint(t.q, n.info.name)};
+    q.inputs = {a.data,  a.scale, a.zp,      b.data,
+                b.scale, b.zp,    t.q.scale, ZeroPoint(t.q, n.info.name)};
     Emit(i, std::move(q), t, from, {a.node, b.node, t.act, t.q.node});
   }
 
@@ -417,10 +450,12 @@ class QdqFuser {
     if (!WeightDq(n.inputs[1], tb ? 0 : 1, nn, &b)) return;
     if (!TailOf(n.outputs[0], &t)) return;
     int bias = -1, bias_dq = -1;
-    if (!IntBias(n.inputs.size() > 2 ? n.inputs[2] : -1, a, b, nn, n.info.name, &bias, &bias_dq)) return;
+    if (!IntBias(n.inputs.size() > 2 ? n.inputs[2] : -1, a, b, nn, n.info.name, &bias, &bias_dq))
+      return;
     const std::string from = From("Gemm", t);
     Node q = MakeNode(n, "QGemm", "com.microsoft", 1, from);
-    q.inputs = {a.data, a.scale, a.zp, b.data, b.scale, b.zp, bias, t.q.scale, ZeroPoint(t.q, n.info.name)};
+    q.inputs = {
+        a.data, a.scale, a.zp, b.data, b.scale, b.zp, bias, t.q.scale, ZeroPoint(t.q, n.info.name)};
     Emit(i, std::move(q), t, from, {a.node, b.node, bias_dq, t.act, t.q.node});
   }
 
@@ -429,7 +464,8 @@ class QdqFuser {
     if (n.inputs.size() != 2 || n.outputs.size() != 1 || n.inputs[0] == n.inputs[1]) return;
     QParam a, b;
     Tail t;
-    if (!DqOf(n.inputs[0], true, &a) || !DqOf(n.inputs[1], true, &b) || !TailOf(n.outputs[0], &t)) return;
+    if (!DqOf(n.inputs[0], true, &a) || !DqOf(n.inputs[1], true, &b) || !TailOf(n.outputs[0], &t))
+      return;
     if (a.type != b.type || a.type != t.q.type) return;
     const std::string& op = n.info.op_type;
     const std::string from = From(op, t);
@@ -443,7 +479,9 @@ class QdqFuser {
     if (n.inputs.size() != 1 || n.outputs.size() != 1) return;
     QParam x;
     Tail t;
-    if (!DqOf(n.inputs[0], true, &x) || !TailOf(n.outputs[0], &t) || t.act >= 0 || x.type != t.q.type) return;
+    if (!DqOf(n.inputs[0], true, &x) || !TailOf(n.outputs[0], &t) || t.act >= 0 ||
+        x.type != t.q.type)
+      return;
     const std::string& op = n.info.op_type;
     Node q = MakeNode(n, "QLinear" + op, "com.microsoft", 1, op);
     q.inputs = {x.data, x.scale, x.zp, t.q.scale, t.q.zp};
@@ -528,7 +566,8 @@ std::map<int, std::vector<int>> GiveEachConsumerItsDq(Graph* g) {
   for (int v : g->outputs) is_output[v] = true;
   const size_t n = g->nodes.size();
   for (size_t i = 0; i < n; ++i) {
-    if (!IsDq(g->nodes[i]) || g->nodes[i].outputs.size() != 1 || g->nodes[i].outputs[0] < 0) continue;
+    if (!IsDq(g->nodes[i]) || g->nodes[i].outputs.size() != 1 || g->nodes[i].outputs[0] < 0)
+      continue;
     const int v = g->nodes[i].outputs[0];
     std::vector<int> users = g->values[v].consumers;
     std::sort(users.begin(), users.end());
