@@ -22,7 +22,9 @@ const char* kInspectUsage =
     "usage: outpost inspect MODEL [--backend cpu|opencl] [--threads N]\n"
     "\n"
     "Shows the model's inputs and outputs, opsets, op counts, inferred shapes, the backend each\n"
-    "node is placed on (and why not the preferred one), and the planned memory.\n";
+    "node is placed on (and why not the preferred one), what each node computes in (integer,\n"
+    "float, convert; for QDQ models, which float ops were fused into integer kernels), and the\n"
+    "planned memory.\n";
 
 }  // namespace
 
@@ -77,9 +79,13 @@ int CmdInspect(int argc, char** argv) {
   for (auto& i : (*s)->outputs()) std::printf("  %s: %s\n", i.name.c_str(), i.ToString().c_str());
   std::map<std::string, int> ops;
   std::map<std::string, int> per_backend;
+  std::map<std::string, int> per_precision;
+  int qdq_fused = 0;
   for (auto& p : r.placement) {
     ops[p.op_type]++;
     per_backend[p.backend]++;
+    if (p.backend != "folded") per_precision[p.precision]++;
+    qdq_fused += !p.qdq_from.empty();
   }
   std::printf("\nops (%d nodes):", r.node_count);
   for (auto& [op, n] : ops) std::printf(" %s=%d", op.c_str(), n);
@@ -91,6 +97,14 @@ int CmdInspect(int argc, char** argv) {
   for (auto& p : r.placement)
     std::printf("  %-40s %-22s %s%s%s\n", p.node.c_str(), p.op_type.c_str(), p.backend.c_str(),
                 p.why.empty() ? "" : "  # ", p.why.c_str());
+  std::printf("\nprecision (nodes that run):");
+  for (auto& [k, n] : per_precision) std::printf(" %s=%d", k.c_str(), n);
+  std::printf(", %d fused from QDQ\n", qdq_fused);
+  for (auto& p : r.placement) {
+    if (p.backend == "folded") continue;
+    std::string note = p.qdq_from.empty() ? "" : "  # fused from QDQ " + p.qdq_from;
+    std::printf("  %-40s %-22s %s%s\n", p.node.c_str(), p.op_type.c_str(), p.precision.c_str(), note.c_str());
+  }
   std::printf("\nmemory: planned peak %.3f MB (arenas), constants %.3f MB, %d boundary copies\n",
               static_cast<double>(r.planned_peak_bytes) / 1e6, static_cast<double>(r.constant_bytes) / 1e6,
               r.copies_inserted);

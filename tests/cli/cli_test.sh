@@ -60,6 +60,13 @@ check "profile lists fused conv" grep -q "^  Conv+Relu  *cpu" "$tmp/out"
 check "inspect shows fusion" test "$(rc "$bin" inspect "$model")" = 0
 check "inspect fused op" grep -q "Conv+Relu" "$tmp/out"
 
+# inspect on a QDQ model names the nodes that run in integer and what they were fused from.
+check "inspect qdq" test "$(rc "$bin" inspect "$src/tests/models/qdq_small.onnx")" = 0
+check "inspect qdq counts" grep -q "^precision (nodes that run): convert=2 integer=3, 3 fused from QDQ" "$tmp/out"
+check "inspect qdq conv" grep -Eq "^  conv +QLinearConv +integer  # fused from QDQ Conv\+Relu" "$tmp/out"
+check "inspect qdq pool" grep -Eq "^  pool +MaxPool +integer  # fused from QDQ MaxPool" "$tmp/out"
+check "inspect qdq add" grep -Eq "^  residual +QLinearAdd +integer  # fused from QDQ Add" "$tmp/out"
+
 # conformance on a filtered subset writes the report shape the issue specifies.
 check "conformance subset" test "$(rc "$bin" conformance "$suite" --filter '^test_(relu|abs)$' --report "$tmp/r.json")" = 0
 check "report counts" grep -q '"passed": 2' "$tmp/r.json"

@@ -30,6 +30,7 @@ const char* const kModels[] = {
     "iris_mlp",          "iris_mlp_opset9",           "digits_cnn",    "digits_cnn_opset17",
     "mobilenet_v2",      "mobilenet_v2_opset9",       "resnet18",      "squeezenet1_1",
     "transformer_block", "transformer_small_opset17", "tf_style_nhwc", "paddle_style",
+    "qlinear_contrib",   "matmul_nbits",
 };
 
 // $OUTPOST_SOURCE_DIR/tests/models, else the first tests/models found walking up from the

@@ -232,6 +232,102 @@ def init(name, arr):
     return numpy_helper.from_array(np.ascontiguousarray(arr), name)
 
 
+def make_qdq_small():
+    """qdq_small.onnx: a QDQ graph as ONNX Runtime's quantizer writes it (uint8 activations, int8
+    per-channel weights, int32 bias): Q -> DQ -> Conv -> Relu -> Q -> DQ -> MaxPool -> Q -> DQ ->
+    Add(residual) -> Q -> DQ. For `outpost inspect` (tests/cli); no golden (the fusion's numbers
+    are checked in tests/engine/fuse_qdq_test.cpp)."""
+    rng = np.random.default_rng(7)
+    w = rng.integers(-127, 128, (4, 4, 3, 3)).astype(np.int8)
+    ws = np.array([0.01, 0.02, 0.015, 0.005], np.float32)
+    xs, ys = np.float32(0.02), np.float32(0.04)
+    def scalar(name, v):  # 0-d (init() would make it 1-D, which ONNX Runtime's QLinearAdd refuses)
+        return numpy_helper.from_array(np.array(v), name)
+
+    inits = [scalar("xs", xs), scalar("xz", np.uint8(128)), scalar("ys", ys), scalar("yz", np.uint8(0)),
+             init("w", w), init("ws", ws), init("wz", np.zeros(4, np.int8)),
+             init("b", rng.integers(-500, 500, 4).astype(np.int32)), init("bs", (xs * ws).astype(np.float32)),
+             init("bz", np.zeros(4, np.int32))]
+    n = helper.make_node
+    nodes = [
+        n("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="quant_input"),
+        n("DequantizeLinear", ["xq", "xs", "xz"], ["xf"], name="dq_x"),
+        n("DequantizeLinear", ["w", "ws", "wz"], ["wf"], name="dq_w", axis=0),
+        n("DequantizeLinear", ["b", "bs", "bz"], ["bf"], name="dq_b", axis=0),
+        n("Conv", ["xf", "wf", "bf"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        n("Relu", ["c"], ["r"], name="relu"),
+        n("QuantizeLinear", ["r", "ys", "yz"], ["rq"], name="q_relu"),
+        n("DequantizeLinear", ["rq", "ys", "yz"], ["rf"], name="dq_relu"),
+        n("MaxPool", ["rf"], ["p"], name="pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        n("QuantizeLinear", ["p", "ys", "yz"], ["pq"], name="q_pool"),
+        n("DequantizeLinear", ["pq", "ys", "yz"], ["pf"], name="dq_pool"),
+        n("DequantizeLinear", ["xq", "xs", "xz"], ["xf2"], name="dq_x2"),
+        n("Add", ["pf", "xf2"], ["s"], name="residual"),
+        n("QuantizeLinear", ["s", "ys", "yz"], ["sq"], name="q_sum"),
+        n("DequantizeLinear", ["sq", "ys", "yz"], ["y"], name="dq_out"),
+    ]
+    g = helper.make_graph(nodes, "qdq_small",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    save(helper.make_model(g, producer_name="outpost make_models.py"), "qdq_small", 13)
+
+
+def make_contrib_quant():
+    """com.microsoft ops as ONNX Runtime's tools emit them (QOperator format), goldens from ORT:
+    qlinear_contrib.onnx (QLinearAdd/Mul with broadcasting, QLinearConcat, QLinearGlobalAveragePool,
+    QLinearAveragePool, uint8) and matmul_nbits.onnx (4-bit, block 32, packed zero points, bias)."""
+    rng = np.random.default_rng(11)
+    def s(name, v):
+        return numpy_helper.from_array(np.array(v), name)
+    inits = [s("sa", np.float32(0.021)), s("za", np.uint8(120)), s("sb", np.float32(0.034)),
+             s("zb", np.uint8(130)), s("sc", np.float32(0.047)), s("zc", np.uint8(125)),
+             s("sm", np.float32(0.013)), s("zm", np.uint8(110))]
+    def ms(*a, **k):
+        return helper.make_node(*a, domain="com.microsoft", **k)
+    nodes = [
+        ms("QLinearAdd", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["add"]),
+        ms("QLinearMul", ["a", "sa", "za", "b", "sb", "zb", "sm", "zm"], ["mul"]),
+        ms("QLinearConcat", ["sc", "zc", "a", "sa", "za", "a2", "sb", "zb"], ["cat"], axis=1),
+        ms("QLinearGlobalAveragePool", ["a", "sa", "za", "sc", "zc"], ["gap"], channels_last=0),
+        ms("QLinearAveragePool", ["a", "sa", "za", "sc", "zc"], ["ap"], kernel_shape=[3, 3],
+           pads=[1, 1, 1, 1], count_include_pad=0),
+        ms("QLinearAveragePool", ["a", "sa", "za", "sm", "zm"], ["ap2"], kernel_shape=[2, 2],
+           strides=[2, 2], count_include_pad=1),
+    ]
+    u8 = TensorProto.UINT8
+    ins = [helper.make_tensor_value_info("a", u8, [1, 3, 8, 8]),
+           helper.make_tensor_value_info("b", u8, [1, 3, 1, 8]),
+           helper.make_tensor_value_info("a2", u8, [1, 2, 8, 8])]
+    outs = [helper.make_tensor_value_info(o, u8, sh) for o, sh in
+            [("add", [1, 3, 8, 8]), ("mul", [1, 3, 8, 8]), ("cat", [1, 5, 8, 8]), ("gap", [1, 3, 1, 1]),
+             ("ap", [1, 3, 8, 8]), ("ap2", [1, 3, 4, 4])]]
+    m = helper.make_model(helper.make_graph(nodes, "qlinear_contrib", ins, outs, inits),
+                          opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+    save(m, "qlinear_contrib", 13)
+    golden_input("qlinear_contrib", *[rng.integers(0, 256, sh).astype(np.uint8)
+                                      for sh in ((1, 3, 8, 8), (1, 3, 1, 8), (1, 2, 8, 8))])
+
+    k, n, block = 96, 24, 32  # three blocks a row: the packed zero points use both nibbles
+    kb = k // block
+    codes = rng.integers(0, 16, (n, k)).astype(np.uint8).reshape(n, kb, block)
+    b = (codes[:, :, 0::2] | (codes[:, :, 1::2] << 4)).astype(np.uint8)
+    zps = rng.integers(0, 16, (n, kb)).astype(np.uint8)
+    zps = np.concatenate([zps, np.zeros((n, 1), np.uint8)], axis=1)  # pad to an even count
+    zp = (zps[:, 0::2] | (zps[:, 1::2] << 4)).astype(np.uint8).reshape(-1)
+    inits = [numpy_helper.from_array(b, "b"),
+             numpy_helper.from_array((rng.random(n * kb) * 0.1 + 0.01).astype(np.float32), "scales"),
+             numpy_helper.from_array(zp, "zp"),
+             numpy_helper.from_array(rng.standard_normal(n).astype(np.float32), "bias")]
+    node = ms("MatMulNBits", ["x", "b", "scales", "zp", "", "bias"], ["y"], K=k, N=n, bits=4,
+              block_size=block)
+    g = helper.make_graph([node], "matmul_nbits",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, k])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, n])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+    save(m, "matmul_nbits", 13)
+    random_input("matmul_nbits", (2, 5, k), 105)
+
+
 def make_tf_style():
     """tf2onnx-like: NHWC input, Transpose to NCHW, Conv + ReLU6 as Clip(0, 6) with min/max
     inputs (opset 11), depthwise Conv, Transpose back, Reshape, MatMul + Add, Softmax.
@@ -416,6 +512,8 @@ def main():
 
     make_tf_style()
     make_paddle_style()
+    make_qdq_small()
+    make_contrib_quant()
 
     # ORT's logits over the whole held-out digits split, for the accuracy test.
     split_dir = os.path.join(GOLDEN, "digits_cnn_split")

@@ -3,6 +3,7 @@
 
 #include "cpu/common.h"
 #include "cpu/gemm.h"
+#include "cpu/pool_count.h"
 #include "cpu/scratch.h"
 
 namespace outpost::kernels::cpu {
@@ -19,30 +20,13 @@ Status AveragePoolKernel(KernelContext& ctx) {
     return ctx.NotSupported("data type " + std::string(DataTypeName(x.dtype())));
   OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, x.dtype(), ConvOutShape(g, x.dim(0), x.dim(1))));
   if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
-  // Window element count per output position: the product over dims of the positions inside
-  // the input (or, with count_include_pad, inside the padded input).
+  // Window element count per output position (see cpu/pool_count.h).
   ScratchVec<double> inv(g.out_size);
   {
-    ScratchVec<int64_t> cnt0(g.out[0]), cnt1(g.out[1]), cnt2(g.out[2]);
-    ScratchVec<int64_t>* cnt[ConvGeom::kDims] = {&cnt0, &cnt1, &cnt2};
-    for (int d = 0; d < ConvGeom::kDims; ++d) {
-      const int64_t lo = include_pad ? -g.pb[d] : 0, hi = g.in[d] + (include_pad ? g.pe[d] : 0);
-      for (int64_t o = 0; o < g.out[d]; ++o) {
-        int64_t c = 0;
-        for (int64_t k = 0; k < g.k[d]; ++k) {
-          const int64_t pos = o * g.s[d] - g.pb[d] + k * g.d[d];
-          c += pos >= lo && pos < hi;
-        }
-        (*cnt[d])[o] = c;
-      }
-    }
-    int64_t o = 0;
-    for (int64_t a = 0; a < g.out[0]; ++a)
-      for (int64_t b = 0; b < g.out[1]; ++b)
-        for (int64_t c = 0; c < g.out[2]; ++c, ++o) {
-          const int64_t n = cnt0[a] * cnt1[b] * cnt2[c];
-          inv[o] = n ? 1.0 / static_cast<double>(n) : 0.0;
-        }
+    ScratchVec<int64_t> cnt(g.out_size);
+    AveragePoolCounts(g, include_pad, cnt.data());
+    for (int64_t o = 0; o < g.out_size; ++o)
+      inv[o] = cnt[o] ? 1.0 / static_cast<double>(cnt[o]) : 0.0;
   }
   return DispatchFloat(ctx, x.dtype(), [&]<typename T>() {
     using A = Acc<T>;

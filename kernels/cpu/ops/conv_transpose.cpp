@@ -1,50 +1,23 @@
 // ConvTranspose: N-d transposed convolution (GEMM + col2im) with groups, strides, dilations,
 // pads/auto_pad, output_padding, output_shape and bias.
-#include "cpu/common.h"
-#include "cpu/gemm.h"
+#include "cpu/conv_transpose.h"
 
 namespace outpost::kernels::cpu {
-namespace {
 
-template <typename C>
-void RunConvTranspose(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, int64_t m,
-                      int64_t group, const C* x, const C* w, const C* bias, C* y) {
-  // g.in: the output image; g.out: the input positions (the GEMM's columns).
-  const int64_t cg = c / group, mg = m / group, rows = mg * g.k_size;
-  C* col = Scratch<C>(static_cast<size_t>(rows * g.out_size), 1);
-  for (int64_t b = 0; b < n; ++b) {
-    for (int64_t gi = 0; gi < group; ++gi) {
-      Gemm<C>(pool, true, false, rows, g.out_size, cg, C(1), w + gi * cg * rows, rows,
-              x + (b * c + gi * cg) * g.out_size, g.out_size, C(0), col, g.out_size);
-      C* yg = y + (b * m + gi * mg) * g.in_size;
-      for (int64_t o = 0; o < mg; ++o)
-        std::fill(yg + o * g.in_size, yg + (o + 1) * g.in_size, bias ? bias[gi * mg + o] : C(0));
-      Col2Im(g, mg, col, yg);
-    }
-  }
-}
-
-Status ConvTransposeKernel(KernelContext& ctx) {
-  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Fail("ConvTranspose needs X and W");
-  const Tensor& x = ctx.input(0);
-  const Tensor& w = ctx.input(1);
-  const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-  const DataType dt = x.dtype();
-  if (w.dtype() != dt || (bias && bias->dtype() != dt)) return ctx.Fail("X, W, B types differ");
-  if (!IsFloating(dt)) return ctx.NotSupported("data type " + std::string(DataTypeName(dt)));
-  const int nd = x.rank() - 2;
-  if (nd < 1 || w.rank() != x.rank()) return ctx.Fail("bad ranks");
+Expected<ConvTransposePlan> PlanConvTranspose(KernelContext& ctx, const Shape& xs, const Shape& ws) {
+  ConvTransposePlan p;
+  const int nd = xs.rank() - 2;
+  if (nd < 1 || ws.rank() != xs.rank()) return ctx.Fail("bad ranks");
   const Attributes& at = ctx.attrs();
-  const int64_t group = at.Int("group", 1), c = x.dim(1);
-  if (group < 1 || c % group != 0 || w.dim(0) != c) return ctx.Fail("W must be [C, M/group, k...]");
-  const int64_t m = w.dim(1) * group;
-  if (bias && bias->numel() != m) return ctx.Fail("B must have M elements");
+  const int64_t group = at.Int("group", 1), c = xs[1];
+  if (group < 1 || c % group != 0 || ws[0] != c) return ctx.Fail("W must be [C, M/group, k...]");
+  const int64_t m = ws[1] * group;
   // Attribute lists as inline IntLists (no heap in steady state).
   auto ints_or = [&](const char* name, int64_t def) {
     std::span<const int64_t> v = at.IntsView(name);
     return v.empty() ? IntList(static_cast<size_t>(nd), def) : IntList(v);
   };
-  IntList ks(w.shape().begin() + 2, w.shape().end());
+  IntList ks(ws.begin() + 2, ws.end());
   IntList strides = ints_or("strides", 1), dil = ints_or("dilations", 1),
           opad = ints_or("output_padding", 0);
   std::span<const int64_t> os = at.IntsView("output_shape");
@@ -55,7 +28,7 @@ Status ConvTransposeKernel(KernelContext& ctx) {
   if (static_cast<int>(strides.size()) != nd || static_cast<int>(dil.size()) != nd ||
       static_cast<int>(opad.size()) < nd || (!out_shape.empty() && static_cast<int>(out_shape.size()) != nd))
     return ctx.Fail("attribute sizes do not match the spatial dims");
-  IntList in(x.shape().begin() + 2, x.shape().end()), out(static_cast<size_t>(nd));
+  IntList in(xs.begin() + 2, xs.end()), out(static_cast<size_t>(nd));
   if (pads.empty() && (ap == "SAME_UPPER" || ap == "SAME_LOWER")) {
     pads.assign(2 * nd, 0);
     for (int i = 0; i < nd; ++i) {
@@ -77,9 +50,31 @@ Status ConvTransposeKernel(KernelContext& ctx) {
     if (out[i] < 0) return ctx.BadInput("negative output size");
   // Geometry of the equivalent convolution: image = our output, positions = our input.
   OP_ASSIGN_OR_RETURN(ConvGeom g, GeomFrom(ctx, out, ks, strides, dil, pads, in));
-  Shape yshape{x.dim(0), m};
+  Shape yshape{xs[0], m};
   for (int64_t v : out) yshape.push_back(v);
-  OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, dt, yshape));
+  p.g = g;
+  p.c = c;
+  p.m = m;
+  p.group = group;
+  p.yshape = yshape;
+  return p;
+}
+
+namespace {
+
+Status ConvTransposeKernel(KernelContext& ctx) {
+  if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Fail("ConvTranspose needs X and W");
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  const DataType dt = x.dtype();
+  if (w.dtype() != dt || (bias && bias->dtype() != dt)) return ctx.Fail("X, W, B types differ");
+  if (!IsFloating(dt)) return ctx.NotSupported("data type " + std::string(DataTypeName(dt)));
+  OP_ASSIGN_OR_RETURN(ConvTransposePlan p, PlanConvTranspose(ctx, x.shape(), w.shape()));
+  const ConvGeom& g = p.g;
+  const int64_t c = p.c, m = p.m, group = p.group;
+  if (bias && bias->numel() != m) return ctx.Fail("B must have M elements");
+  OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, dt, p.yshape));
   if (ctx.infer_only() || !y || y->numel() == 0) return Status::Ok();
   return DispatchFloat(ctx, dt, [&]<typename T>() {
     ComputeBuf<T> xb(&x), wb(&w), bb(bias), yb(y);

@@ -1,7 +1,10 @@
 // Conv -> Relu / Clip fusion (see fuse.h and outpost/kernels/fusion.h).
 #include "fuse.h"
 
+#include <cassert>
 #include <cfloat>
+#include <functional>
+#include <queue>
 #include <limits>
 
 #include "outpost/kernels/fusion.h"
@@ -26,7 +29,8 @@ bool ClipBound(const Graph& g, const Node& clip, size_t i, float* out) {
   return true;
 }
 
-// The clamp an activation node applies, if it is one we fuse.
+}  // namespace
+
 bool ActivationClamp(const Graph& g, const Node& n, float* lo, float* hi, std::string* name) {
   if (!n.info.domain.empty() || n.outputs.size() != 1) return false;
   *lo = -std::numeric_limits<float>::infinity();
@@ -52,7 +56,49 @@ Attribute FloatAttr(float f) {
   return a;
 }
 
-}  // namespace
+void SortAndRebuildUses(Graph* g) {
+  for (auto& v : g->values) {
+    v.producer = -1;
+    v.consumers.clear();
+  }
+  const int n = static_cast<int>(g->nodes.size());
+  for (int i = 0; i < n; ++i)
+    for (int o : g->nodes[i].outputs)
+      if (o >= 0) g->values[o].producer = i;
+  // Kahn's algorithm, lowest index first: an order that was already topological is kept.
+  std::vector<int> pending(n, 0);
+  std::vector<std::vector<int>> users(n);
+  for (int i = 0; i < n; ++i)
+    for (int v : g->nodes[i].inputs)
+      if (v >= 0 && g->values[v].producer >= 0) {
+        ++pending[i];
+        users[g->values[v].producer].push_back(i);
+      }
+  std::priority_queue<int, std::vector<int>, std::greater<int>> ready;
+  for (int i = 0; i < n; ++i)
+    if (!pending[i]) ready.push(i);
+  std::vector<Node> order;
+  order.reserve(n);
+  while (!ready.empty()) {
+    const int i = ready.top();
+    ready.pop();
+    order.push_back(std::move(g->nodes[i]));
+    for (int u : users[i])
+      if (--pending[u] == 0) ready.push(u);
+  }
+  assert(static_cast<int>(order.size()) == n && "a rewrite made a cycle");
+  g->nodes = std::move(order);
+  for (auto& v : g->values) {
+    v.producer = -1;
+    v.consumers.clear();
+  }
+  for (int i = 0; i < n; ++i) {
+    for (int o : g->nodes[i].outputs)
+      if (o >= 0) g->values[o].producer = i;
+    for (int v : g->nodes[i].inputs)
+      if (v >= 0) g->values[v].consumers.push_back(i);
+  }
+}
 
 int FuseActivations(Graph* g) {
   std::vector<bool> is_output(g->values.size(), false);
@@ -89,16 +135,7 @@ int FuseActivations(Graph* g) {
   for (size_t i = 0; i < g->nodes.size(); ++i)
     if (!removed[i]) kept.push_back(std::move(g->nodes[i]));
   g->nodes = std::move(kept);
-  for (auto& v : g->values) {
-    v.producer = -1;
-    v.consumers.clear();
-  }
-  for (size_t i = 0; i < g->nodes.size(); ++i) {
-    for (int o : g->nodes[i].outputs)
-      if (o >= 0) g->values[o].producer = static_cast<int>(i);
-    for (int v : g->nodes[i].inputs)
-      if (v >= 0) g->values[v].consumers.push_back(static_cast<int>(i));
-  }
+  SortAndRebuildUses(g);
   return fused;
 }
 

@@ -56,6 +56,23 @@ struct ExecState {
   std::vector<const Tensor*> ins;  // the current node's inputs (scratch reused across nodes)
 };
 
+// What a node computes in, for `outpost inspect`: from its op and its inputs' and outputs' types.
+std::string Precision(const Node& n, const std::vector<Tensor>& ins, const std::vector<Tensor>& outs) {
+  static const std::set<std::string> kConvert = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast"};
+  const std::string& op = n.info.op_type;
+  if (kConvert.count(op)) return "convert";
+  if (op.rfind("QLinear", 0) == 0 || op == "QGemm" || op == "MatMulInteger" || op == "ConvInteger")
+    return "integer";
+  auto small_int = [](DataType t) {
+    return t == DataType::kInt8 || t == DataType::kUInt8 || t == DataType::kInt4 || t == DataType::kUInt4;
+  };
+  if (!ins.empty() && ins[0].defined() && small_int(ins[0].dtype())) return "integer";
+  for (const auto* list : {&ins, &outs})
+    for (const Tensor& t : *list)
+      if (t.defined() && IsFloating(t.dtype())) return "float";
+  return "other";
+}
+
 Counter& DynamicAllocs() {
   static Counter& c = MetricsRegistry::Global().GetCounter(
       "outpost_engine_dynamic_allocations_total",
@@ -268,7 +285,8 @@ Status SessionImpl::PlaceAndPrepare(Plan* p, const std::vector<bool>& dynamic_no
   for (size_t ni = 0; ni < graph_.nodes.size(); ++ni) {
     const Node& n = graph_.nodes[ni];
     const std::string fused = n.info.attrs.String(kernels::kFusedName, "");
-    NodePlacement np{n.info.name, fused.empty() ? n.info.op_type : n.info.op_type + "+" + fused, "cpu", ""};
+    NodePlacement np{n.info.name, fused.empty() ? n.info.op_type : n.info.op_type + "+" + fused, "cpu", "", "",
+                     n.info.attrs.String(kQdqFrom, "")};
     if (folded[ni]) {
       np.backend = "folded";
       if (fill_report) report_.placement.push_back(np);
@@ -290,6 +308,7 @@ Status SessionImpl::PlaceAndPrepare(Plan* p, const std::vector<bool>& dynamic_no
       if (p->values[v].known) out_meta[k] = Tensor::Meta(p->values[v].dtype, p->values[v].shape);
       outs[k] = &out_meta[k];
     }
+    np.precision = Precision(n, in_meta, out_meta);
     Backend* chosen = cpu_.get();
     std::unique_ptr<kernels::PreparedNode> prepared;
     if (accel_) {
@@ -657,6 +676,8 @@ std::string ValueInfo::ToString() const {
 Expected<std::unique_ptr<Session>> Session::LoadFromBytes(const std::string& bytes, const std::string& base_dir,
                                                           const SessionOptions& options) {
   OP_ASSIGN_OR_RETURN(Graph g, LoadOnnxGraph(bytes, base_dir));
+  // QDQ first: it takes a Relu/Clip between the float op and its QuantizeLinear itself.
+  if (options.fuse_qdq) FuseQdq(&g);
   if (options.fuse_activations) FuseActivations(&g);
   auto s = std::make_unique<SessionImpl>(std::move(g), options);
   OP_RETURN_IF_ERROR(s->Init());

@@ -26,6 +26,8 @@ struct SessionOptions {
   bool fold_constants = true;
   // Fold Relu/Clip into the Conv before them (one pass over the output instead of two).
   bool fuse_activations = true;
+  // Rewrite QDQ patterns (DequantizeLinear -> op -> QuantizeLinear) into integer kernels.
+  bool fuse_qdq = true;
   // Largest model file accepted (protects against hostile inputs).
   uint64_t max_model_bytes = 2ull << 30;
   // Backends shared between sessions (a daemon serving many models); created when null.
@@ -58,6 +60,10 @@ struct NodePlacement {
   std::string op_type;
   std::string backend;  // "cpu", "opencl", or "folded" (computed at load)
   std::string why;      // why not the preferred backend, when it is not
+  // "integer" (8-bit data in), "float", "convert" (QuantizeLinear / DequantizeLinear and the
+  // like) or "other" (shapes, indices, booleans).
+  std::string precision;
+  std::string qdq_from;  // for a node made by the QDQ fusion: the float op it replaces
 };
 
 struct LoadReport {
