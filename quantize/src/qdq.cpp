@@ -269,7 +269,10 @@ std::vector<Target> FindTargets(onnx::ModelProto* m, const std::set<std::string>
       auto c = consumers.find(t.output);
       if (c != consumers.end() && c->second.size() == 1) {
         const onnx::NodeProto& next = g.node(c->second[0]);
-        if (next.op_type() == "Relu" && !outs.count(next.output(0))) t.requant = next.output(0);
+        // The activation is fused into the integer op (Relu, and Clip such as ReLU6): one
+        // requantization after it, none between.
+        if ((next.op_type() == "Relu" || next.op_type() == "Clip") && !outs.count(next.output(0)))
+          t.requant = next.output(0);
       }
     }
     targets.push_back(t);

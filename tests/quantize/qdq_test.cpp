@@ -186,6 +186,23 @@ TEST(WriteQdq, ReluAfterConvIsWhereTheOutputIsRequantized) {
   EXPECT_TRUE(targets[3].requant.empty());  // the last Gemm writes the graph output: float
 }
 
+// MobileNetV2's ReLU6 is a Clip: it is fused into the integer convolution, so the requantization
+// goes after it (a Q/DQ pair between the two would leave the Clip in float).
+TEST(WriteQdq, ClipAfterConvIsWhereTheOutputIsRequantized) {
+  auto m = ReadModel((Models() / "mobilenet_v2.onnx").string());
+  ASSERT_TRUE(m.ok());
+  const std::vector<Target> targets = FindTargets(&*m, {});
+  int clips = 0;
+  for (const Target& t : targets) {
+    for (const auto& n : m->graph().node()) {
+      if (n.op_type() != "Clip" || n.input(0) != t.output) continue;
+      ++clips;
+      EXPECT_EQ(t.requant, n.output(0)) << t.node;
+    }
+  }
+  EXPECT_GE(clips, 30);  // 35 ReLU6 in MobileNetV2
+}
+
 TEST(FindTargets, ExcludeByNameAndOpType) {
   auto m = ReadModel((Models() / "digits_cnn.onnx").string());
   ASSERT_TRUE(m.ok());
