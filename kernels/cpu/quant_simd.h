@@ -50,6 +50,42 @@ inline void DequantizeRunF32(const Q* x, int64_t n, float scale, float zp, float
   for (; i < n; ++i) y[i] = (static_cast<float>(x[i]) - zp) * scale;
 }
 
+// QLinearAdd / QLinearMul on equal shapes: c = saturate(round_half_even(((a - az) * as op
+// (b - bz) * bs) / cs) + cz), each step in float32 as the DequantizeLinear -> op ->
+// QuantizeLinear graph computes it (no fused multiply-add: the intrinsics are explicit).
+template <typename Q, bool kMul>
+inline void QLinearBinaryRunF32(const Q* a, const Q* b, int64_t n, float as, float az, float bs,
+                                float bz, float cs, float cz, Q* c) {
+  constexpr float lo = std::is_same_v<Q, int8_t> ? -128.f : 0.f;
+  constexpr float hi = std::is_same_v<Q, int8_t> ? 127.f : 255.f;
+  auto load = [](const Q* p) {
+    const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return _mm256_cvtepi32_ps(std::is_same_v<Q, int8_t> ? _mm256_cvtepi8_epi32(v)
+                                                        : _mm256_cvtepu8_epi32(v));
+  };
+  const __m256 vas = _mm256_set1_ps(as), vaz = _mm256_set1_ps(az), vbs = _mm256_set1_ps(bs);
+  const __m256 vbz = _mm256_set1_ps(bz), vcs = _mm256_set1_ps(cs), vcz = _mm256_set1_ps(cz);
+  const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_mul_ps(_mm256_sub_ps(load(a + i), vaz), vas);
+    const __m256 y = _mm256_mul_ps(_mm256_sub_ps(load(b + i), vbz), vbs);
+    __m256 r = _mm256_div_ps(kMul ? _mm256_mul_ps(x, y) : _mm256_add_ps(x, y), vcs);
+    r = _mm256_round_ps(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vcz), vlo), vhi);
+    alignas(32) int32_t t[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(t), _mm256_cvtps_epi32(r));
+    for (int k = 0; k < 8; ++k) c[i + k] = static_cast<Q>(t[k]);
+  }
+  for (; i < n; ++i) {
+    const float x = (static_cast<float>(a[i]) - az) * as;
+    const float y = (static_cast<float>(b[i]) - bz) * bs;
+    float r = std::nearbyint((kMul ? x * y : x + y) / cs) + cz;
+    r = r < lo ? lo : (r > hi ? hi : r);
+    c[i] = static_cast<Q>(static_cast<int32_t>(r));
+  }
+}
+
 // Calls fn(offset, count, scale_index) over [0, numel) in parallel: per tensor (axis_dim 0) in
 // chunks, per axis in runs of `inner` elements sharing the scale of channel (run % axis_dim).
 template <typename F>

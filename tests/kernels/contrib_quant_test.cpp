@@ -3,7 +3,11 @@
 // expected value is worked out by hand in the comment beside it from the op's definition.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/op_harness.h"
@@ -69,6 +73,51 @@ TEST(QLinearAddTest, Int8SaturatesAndBroadcastsRowsAgainstColumns) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{2, 3}));
   EXPECT_EQ(Values<int8_t>((*r)[0]), (std::vector<int8_t>{100, 127, 0, -100, 0, -128}));
+}
+
+// Equal shapes take the vectorized path (runs of 8 and a tail, split across threads): every
+// element against the definition, the DequantizeLinear -> op -> QuantizeLinear graph in float32,
+// including ties (scales of powers of two make exact halves) and saturation.
+template <typename Q>
+void CheckEqualShapes(const std::string& op) {
+  const int64_t n = 3 * 16384 + 13;
+  std::vector<Q> av(n), bv(n);
+  for (int64_t i = 0; i < n; ++i) {
+    av[i] = static_cast<Q>((i * 29) % 256);
+    bv[i] = static_cast<Q>((i * 83 + 7) % 256);
+  }
+  const bool s8 = std::is_same_v<Q, int8_t>;
+  const DataType dt = s8 ? DataType::kInt8 : DataType::kUInt8;
+  Tensor a = Make<Q>(dt, Shape{n}, av), b = Make<Q>(dt, Shape{n}, bv);
+  const float as = 0.5f, bs = 0.25f, cs = op == "QLinearMul" ? 2.f : 0.5f;
+  const Q az = static_cast<Q>(s8 ? -3 : 120), bz = static_cast<Q>(s8 ? 5 : 130);
+  const Q cz = static_cast<Q>(s8 ? 1 : 128);
+  Tensor tas = F(as), tbs = F(bs), tcs = F(cs);
+  Tensor taz = Make<Q>(dt, Shape{}, {az}), tbz = Make<Q>(dt, Shape{}, {bz});
+  Tensor tcz = Make<Q>(dt, Shape{}, {cz});
+  auto r = Ms(op, {}, {&a, &tas, &taz, &b, &tbs, &tbz, &tcs, &tcz});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const double lo = s8 ? -128 : 0, hi = s8 ? 127 : 255;
+  int ties = 0, saturated = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = (static_cast<float>(av[i]) - static_cast<float>(az)) * as;
+    const float y = (static_cast<float>(bv[i]) - static_cast<float>(bz)) * bs;
+    const float v = (op == "QLinearMul" ? x * y : x + y) / cs;
+    ties += v - std::floor(v) == 0.5f;
+    const double q = std::nearbyint(static_cast<double>(v)) + cz;
+    saturated += q < lo || q > hi;
+    ASSERT_EQ((*r)[0].data<Q>()[i], static_cast<Q>(std::min(hi, std::max(lo, q))))
+        << op << " " << i;
+  }
+  EXPECT_GT(ties, 100);
+  EXPECT_GT(saturated, 100);
+}
+
+TEST(QLinearAddTest, EqualShapesMatchTheDefinition) {
+  CheckEqualShapes<int8_t>("QLinearAdd");
+  CheckEqualShapes<uint8_t>("QLinearAdd");
+  CheckEqualShapes<int8_t>("QLinearMul");
+  CheckEqualShapes<uint8_t>("QLinearMul");
 }
 
 TEST(QLinearMulTest, Int8AsymmetricScales) {

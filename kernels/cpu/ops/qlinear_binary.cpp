@@ -7,6 +7,7 @@
 // same bits as the unfused graph. (ONNX Runtime precomputes A_scale / C_scale and B_scale /
 // C_scale, which can differ from this by one step where a value falls near a rounding tie.)
 #include "cpu/quant.h"
+#include "cpu/quant_simd.h"
 
 // (A - A_zp) * A_scale + b rounds after the product as the float graph does: the project builds
 // with -std=c++20 (no GNU extensions), where GCC does not contract to fused multiply-adds.
@@ -15,9 +16,11 @@ namespace outpost::kernels::cpu {
 namespace {
 
 struct AddF {
+  static constexpr bool kMul = false;
   static float Apply(float a, float b) { return a + b; }
 };
 struct MulF {
+  static constexpr bool kMul = true;
   static float Apply(float a, float b) { return a * b; }
 };
 
@@ -64,6 +67,16 @@ Status QLinearBinaryKernel(KernelContext& ctx) {
     const float fas = static_cast<float>(as), fbs = static_cast<float>(bs);
     const float fcs = static_cast<float>(cs), faz = static_cast<float>(az);
     const float fbz = static_cast<float>(bz);
+    if constexpr (sizeof(Q) == 1) {
+      if (a.shape() == out && b.shape() == out) {  // no broadcasting (residual adds): vectorized
+        const float fcz = static_cast<float>(cz);
+        ctx.pool().ParallelFor(c->numel(), 16384, [&](int64_t b0, int64_t e0) {
+          QLinearBinaryRunF32<Q, Op::kMul>(ap + b0, bp + b0, e0 - b0, fas, faz, fbs, fbz, fcs, fcz,
+                                           cp + b0);
+        });
+        return Status::Ok();
+      }
+    }
     for (int64_t i = 0; i < c->numel(); ++i) {
       const float x = (static_cast<float>(ap[ia.Offset(i)]) - faz) * fas;
       const float y = (static_cast<float>(bp[ib.Offset(i)]) - fbz) * fbs;
