@@ -9,6 +9,10 @@
 
 #include <immintrin.h>
 
+// GCC 12's AVX-512 intrinsics pass an undefined vector as the masked-off source, which
+// -Wmaybe-uninitialized reports once inlined into a target("avx512f") function (as packed.cpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -279,16 +283,26 @@ struct TileArgs {
   int64_t r_abs, j_abs;   // the tile's position in the output
 };
 
-// S[j] for one tile row r (wrapping 32-bit arithmetic).
-inline void CorrectRow(const TileArgs& t, int r, int32_t* s) {
-  const uint32_t rz = static_cast<uint32_t>(t.rz ? t.rz[r * t.rz_stride] : 0);
-  const uint32_t rs = static_cast<uint32_t>(t.rowsum[r]);
-  const uint32_t k = static_cast<uint32_t>(t.k);
-  const int32_t* raw = t.tile + r * kNr;
-  for (int j = 0; j < kNr; ++j) {
-    const uint32_t vz = static_cast<uint32_t>(t.vz ? t.vz[j] : t.vz_scalar);
-    const uint32_t cs = static_cast<uint32_t>(rz && t.colsum ? t.colsum[j] : 0);
-    s[j] = static_cast<int32_t>(static_cast<uint32_t>(raw[j]) - vz * rs - rz * cs + k * rz * vz);
+// S[j] = raw[j] - vz[j] * a - cs[j] * b for one tile row, with a = rowsum - K * rz and b = rz:
+// the corrections of igemm.h in wrapping 32-bit arithmetic. vz, cs: 32 entries.
+void CorrectRowScalar(const int32_t* raw, const int32_t* vz, const int32_t* cs, uint32_t a,
+                      uint32_t b, int32_t* s) {
+  for (int j = 0; j < kNr; ++j)
+    s[j] = static_cast<int32_t>(static_cast<uint32_t>(raw[j]) - static_cast<uint32_t>(vz[j]) * a -
+                                static_cast<uint32_t>(cs[j]) * b);
+}
+
+OUTPOST_AVX2 void CorrectRowAvx2(const int32_t* raw, const int32_t* vz, const int32_t* cs,
+                                 uint32_t a, uint32_t b, int32_t* s) {
+  const __m256i va = _mm256_set1_epi32(static_cast<int32_t>(a));
+  const __m256i vb = _mm256_set1_epi32(static_cast<int32_t>(b));
+  for (int j = 0; j < kNr; j += 8) {
+    auto ld = [](const int32_t* p) {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    };
+    __m256i v = _mm256_sub_epi32(ld(raw + j), _mm256_mullo_epi32(ld(vz + j), va));
+    if (b) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(ld(cs + j), vb));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + j), v);
   }
 }
 
@@ -373,13 +387,73 @@ OUTPOST_AVX2 void StoreRowAvx2(const IgemmEpilogue& ep, const RowParams& rp, con
     std::memcpy(static_cast<uint8_t*>(ep.y) + off, bytes, static_cast<size_t>(cols));
 }
 
+#define OUTPOST_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+OUTPOST_AVX512 void StoreRowAvx512(const IgemmEpilogue& ep, const RowParams& rp, const int32_t* s,
+                                   int cols, int64_t r_abs, int64_t j_abs) {
+  const int64_t off = r_abs * ep.ldy + j_abs;
+  const __m512d z = _mm512_set1_pd(ep.z), lo = _mm512_set1_pd(ep.qlo), hi = _mm512_set1_pd(ep.qhi);
+  for (int j = 0; j < cols; j += 16) {
+    const int n = std::min(16, cols - j);
+    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
+    const __m512i sv = _mm512_loadu_si512(s + j);
+    if (ep.kind == IgemmEpilogue::kInt32) {
+      _mm512_mask_storeu_epi32(static_cast<int32_t*>(ep.y) + off + j, mask, sv);
+      continue;
+    }
+    __m512d v[2] = {_mm512_cvtepi32_pd(_mm512_castsi512_si256(sv)),
+                    _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(sv, 1))};
+    __m512i bv = _mm512_setzero_si512();
+    if (rp.bias) bv = rp.bias_cs ? _mm512_loadu_si512(rp.bias + j) : _mm512_set1_epi32(rp.bias[0]);
+    for (int h = 0; h < 2; ++h) {
+      if (rp.bias) {
+        const __m256i b = h ? _mm512_extracti64x4_epi64(bv, 1) : _mm512_castsi512_si256(bv);
+        v[h] = _mm512_add_pd(v[h], _mm512_cvtepi32_pd(b));
+      }
+      const __m512d m =
+          rp.mult_cs ? _mm512_loadu_pd(rp.mult + j + 8 * h) : _mm512_set1_pd(rp.mult[0]);
+      if (ep.kind == IgemmEpilogue::kFloat) {
+        v[h] = _mm512_mul_pd(v[h], m);
+      } else {
+        v[h] = _mm512_roundscale_pd(_mm512_fmadd_pd(v[h], m, z),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v[h] = _mm512_min_pd(_mm512_max_pd(v[h], lo), hi);
+      }
+    }
+    if (ep.kind == IgemmEpilogue::kFloat) {
+      const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(v[0])),
+                                          _mm512_cvtpd_ps(v[1]), 1);
+      _mm512_mask_storeu_ps(static_cast<float*>(ep.y) + off + j, mask, f);
+      continue;
+    }
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(v[0])),
+                                         _mm512_cvtpd_epi32(v[1]), 1);
+    const __m128i b8 =
+        ep.kind == IgemmEpilogue::kU8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
+    _mm_mask_storeu_epi8(static_cast<uint8_t*>(ep.y) + off + j, mask, b8);
+  }
+}
+
+// One row of finished values to the output, on the active path.
+void StoreRow(IgemmIsa isa, const IgemmEpilogue& ep, const RowParams& rp, const int32_t* s,
+              int cols, int64_t r_abs, int64_t j_abs) {
+  if (isa == IgemmIsa::kAvx512Vnni)
+    StoreRowAvx512(ep, rp, s, cols, r_abs, j_abs);
+  else if (isa != IgemmIsa::kScalar)
+    StoreRowAvx2(ep, rp, s, cols, r_abs, j_abs);
+  else
+    StoreRowScalar(ep, rp, s, cols, r_abs, j_abs);
+}
+
 // Finishes one tile. mult / bias per column are read through 32-wide local copies (zero past
 // cols) so the vector code never reads past the end of the caller's arrays.
 void FinishTile(const TileArgs& t, const IgemmEpilogue& ep) {
-  alignas(32) int32_t s[kNr];
-  alignas(32) double mult_cols[kNr];
-  alignas(32) int32_t bias_cols[kNr];
-  const bool vec = IgemmActiveIsa() != IgemmIsa::kScalar;
+  alignas(64) int32_t s[kNr];
+  alignas(64) double mult_cols[kNr];
+  alignas(64) int32_t bias_cols[kNr];
+  alignas(64) int32_t vz[kNr];
+  alignas(64) int32_t cs[kNr];
+  const IgemmIsa isa = IgemmActiveIsa();
   const bool quant = ep.kind != IgemmEpilogue::kInt32;
   if (quant && ep.mult_cs) {
     for (int j = 0; j < kNr; ++j)
@@ -389,8 +463,18 @@ void FinishTile(const TileArgs& t, const IgemmEpilogue& ep) {
     for (int j = 0; j < kNr; ++j)
       bias_cols[j] = j < t.cols ? ep.bias[(t.j_abs + j) * ep.bias_cs] : 0;
   }
+  for (int j = 0; j < kNr; ++j) {
+    vz[j] = t.vz ? t.vz[j] : t.vz_scalar;
+    cs[j] = t.colsum ? t.colsum[j] : 0;
+  }
+  const uint32_t k = static_cast<uint32_t>(t.k);
   for (int r = 0; r < t.rows; ++r) {
-    CorrectRow(t, r, s);
+    const uint32_t rz = static_cast<uint32_t>(t.rz ? t.rz[r * t.rz_stride] : 0);
+    const uint32_t a = static_cast<uint32_t>(t.rowsum[r]) - k * rz;
+    if (isa == IgemmIsa::kScalar)
+      CorrectRowScalar(t.tile + r * kNr, vz, cs, a, rz, s);
+    else
+      CorrectRowAvx2(t.tile + r * kNr, vz, cs, a, rz, s);
     const int64_t ra = t.r_abs + r;
     RowParams rp{nullptr, 0, nullptr, 0};
     if (quant) {
@@ -408,10 +492,7 @@ void FinishTile(const TileArgs& t, const IgemmEpilogue& ep) {
         }
       }
     }
-    if (vec)
-      StoreRowAvx2(ep, rp, s, t.cols, ra, t.j_abs);
-    else
-      StoreRowScalar(ep, rp, s, t.cols, ra, t.j_abs);
+    StoreRow(isa, ep, rp, s, t.cols, ra, t.j_abs);
   }
 }
 
@@ -430,12 +511,14 @@ void DwPrepare(const ConvGeom& g, const uint8_t* xc, bool x_signed, int32_t xz, 
     const int64_t ih = r - g.pb[1];
     if (ih < 0 || ih >= g.in[1]) continue;
     const uint8_t* src = xc + ih * g.in[2];
-    int16_t* dst = ph + r * sw * pw;
-    for (int64_t iw = 0; iw < g.in[2]; ++iw) {
-      const int64_t col = iw + g.pb[2];
-      if (col >= pw * sw) break;
-      const int32_t v = x_signed ? int32_t(int8_t(src[iw])) : int32_t(src[iw]);
-      dst[(col % sw) * pw + col / sw] = static_cast<int16_t>(v - xz);
+    for (int64_t phase = 0; phase < sw; ++phase) {
+      int16_t* dst = ph + (r * sw + phase) * pw;
+      // Padded column phase + j * sw reads input column phase + j * sw - pb.
+      int64_t j = 0;
+      while (j < pw && phase + j * sw - g.pb[2] < 0) ++j;
+      for (int64_t iw = phase + j * sw - g.pb[2]; j < pw && iw < g.in[2]; ++j, iw += sw)
+        dst[j] =
+            static_cast<int16_t>((x_signed ? int32_t(int8_t(src[iw])) : int32_t(src[iw])) - xz);
     }
   }
 }
@@ -500,21 +583,32 @@ const char* IgemmIsaName(IgemmIsa isa) {
   return "?";
 }
 
-bool IgemmIsaSupported(IgemmIsa isa) {
+namespace {
+bool DetectIsa(IgemmIsa isa) {
   __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   switch (isa) {
     case IgemmIsa::kScalar:
       return true;
     case IgemmIsa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      return avx2;
     case IgemmIsa::kAvxVnni:
-      return IgemmIsaSupported(IgemmIsa::kAvx2) && __builtin_cpu_supports("avxvnni");
+      return avx2 && __builtin_cpu_supports("avxvnni");
     case IgemmIsa::kAvx512Vnni:
-      return IgemmIsaSupported(IgemmIsa::kAvx2) && __builtin_cpu_supports("avx512f") &&
-             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512vnni");
   }
   return false;
+}
+}  // namespace
+
+bool IgemmIsaSupported(IgemmIsa isa) {
+  static const bool supported[4] = {DetectIsa(IgemmIsa::kScalar), DetectIsa(IgemmIsa::kAvx2),
+                                    DetectIsa(IgemmIsa::kAvxVnni),
+                                    DetectIsa(IgemmIsa::kAvx512Vnni)};
+  const int i = static_cast<int>(isa);
+  return i >= 0 && i < 4 && supported[i];
 }
 
 IgemmIsa IgemmActiveIsa() {
@@ -662,7 +756,7 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
   const int64_t cols = (ow_n - 1) * sw + (g.k[2] - 1) * g.d[2] + 1;
   // Phase row length: the columns read, plus a 32-wide block of slack past the last output.
   const int64_t pw = (cols + sw - 1) / sw + kNr;
-  const bool vec = IgemmActiveIsa() != IgemmIsa::kScalar;
+  const IgemmIsa isa = IgemmActiveIsa();
   auto body = [&](int64_t p0, int64_t p1) {
     ScratchVec<int16_t> ph(static_cast<size_t>(rows * sw * pw));
     int64_t off[kMaxDwTaps];
@@ -692,13 +786,11 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
         const int16_t* base = ph.data() + oh * g.s[1] * sw * pw;
         for (int64_t ow = 0; ow < ow_n; ow += kNr) {
           const int n_cols = static_cast<int>(std::min<int64_t>(kNr, ow_n - ow));
-          if (vec) {
+          if (isa != IgemmIsa::kScalar)
             DwRowAvx2(base + ow, off, wc, taps, acc);
-            StoreRowAvx2(eb, rp, acc, n_cols, ch, oh * ow_n + ow);
-          } else {
+          else
             DwRowScalar(base + ow, off, wc, taps, n_cols, acc);
-            StoreRowScalar(eb, rp, acc, n_cols, ch, oh * ow_n + ow);
-          }
+          StoreRow(isa, eb, rp, acc, n_cols, ch, oh * ow_n + ow);
         }
       }
     }
