@@ -908,3 +908,45 @@ void RunIgemmConv(KernelContext& ctx, const ConvGeom& g, int64_t group, int w_in
 }
 
 }  // namespace outpost::kernels::cpu
+
+namespace outpost::kernels::cpu {
+
+void RunIgemmMatMul(KernelContext& ctx, const MatMulPlan& p, int a_index, int b_index,
+                    bool b_constant, int32_t az, const int32_t* az_rows, int32_t bz,
+                    const int32_t* bz_cols, const IgemmEpilogue& ep) {
+  if (p.batch == 0 || p.m == 0 || p.n == 0) return;
+  const Tensor& a = ctx.input(a_index);
+  const Tensor& b = ctx.input(b_index);
+  const bool a_signed = a.dtype() == DataType::kInt8, b_signed = b.dtype() == DataType::kInt8;
+  // Zero points in the stored domains (A rows u8, B columns s8).
+  std::vector<int32_t> rz(az_rows ? static_cast<size_t>(p.m) : 1), vz(bz_cols ? p.n : 1);
+  for (size_t i = 0; i < rz.size(); ++i)
+    rz[i] = StoredZeroPoint(az_rows ? az_rows[i] : az, a_signed, true);
+  for (size_t i = 0; i < vz.size(); ++i)
+    vz[i] = StoredZeroPoint(bz_cols ? bz_cols[i] : bz, b_signed, false);
+  const IgemmZeroPoints zp{rz.data(), az_rows ? 1 : 0, vz.data(), bz_cols ? 1 : 0};
+  const size_t out_size =
+      ep.kind == IgemmEpilogue::kInt32 || ep.kind == IgemmEpilogue::kFloat ? 4 : 1;
+  auto pack = [&](int64_t i) {
+    return IgemmPack(false, b.data<uint8_t>() + p.b_off(i), p.n, p.k, 1, p.n, b_signed, false);
+  };
+  if (p.batch == 1 || (p.fold_a && !az_rows)) {
+    IgemmPacked local;
+    const IgemmPacked* pb = &local;
+    if (ctx.cache() && b_constant)
+      pb = &ctx.cache()->Get<IgemmPacked>([&] { return pack(0); });
+    else
+      local = pack(0);
+    IgemmRowsByPacked(&ctx.pool(), p.fold_a ? p.batch * p.m : p.m, a.data<uint8_t>(), p.k, a_signed,
+                      *pb, zp, ep);
+    return;
+  }
+  for (int64_t i = 0; i < p.batch; ++i) {
+    const IgemmPacked pb = pack(i);
+    IgemmEpilogue eb = ep;
+    eb.y = static_cast<uint8_t*>(ep.y) + i * p.m * p.n * out_size;
+    IgemmRowsByPacked(&ctx.pool(), p.m, a.data<uint8_t>() + p.a_off(i), p.k, a_signed, pb, zp, eb);
+  }
+}
+
+}  // namespace outpost::kernels::cpu

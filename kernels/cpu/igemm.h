@@ -121,6 +121,15 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
 void RunIgemmConv(KernelContext& ctx, const ConvGeom& g, int64_t group, int w_index, int wz_index,
                   int32_t xz, const IgemmEpilogue& ep);
 
+// A quantized batched MatMul (ONNX MatMul broadcasting, plan p) of the kernel's inputs a_index
+// and b_index (8-bit), zero points in their source domain: az one value or per row of A's
+// matrices (az_stride 1), bz one value or per column of B (bz_stride 1). B is packed once per
+// prepared node when it is a constant shared by every batch (b_constant). ep.y is batch 0's
+// output, ldy = p.n.
+void RunIgemmMatMul(KernelContext& ctx, const MatMulPlan& p, int a_index, int b_index,
+                    bool b_constant, int32_t az, const int32_t* az_rows, int32_t bz,
+                    const int32_t* bz_cols, const IgemmEpilogue& ep);
+
 // The quantized ops' fast paths are on (tests turn them off to run the reference kernels, as
 // does OUTPOST_QUANT_REFERENCE=1).
 bool QuantFastPathsEnabled();

@@ -195,5 +195,86 @@ TEST(QuantFast, QLinearConvMatchesReference) {
   }
 }
 
+TEST(QuantFast, ConvIntegerMatchesReference) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 60; ++i) {
+    const ConvCase c = RandomConv(rng, i);
+    const bool xs8 = rng() & 1, ws8 = rng() & 1, per_channel = rng() & 1;
+    Tensor x = Bytes(rng, xs8, {c.n, c.c, c.h, c.w});
+    Tensor w = Bytes(rng, ws8, {c.m, c.c / c.group, c.kh, c.kw});
+    Tensor xz = ZeroPoint(rng, xs8, 0);
+    Tensor wz = ZeroPoint(rng, ws8, per_channel ? c.m : 0);
+    const bool with_zp = i % 5 != 0;
+    ExpectFastMatchesReference("ConvInteger", ConvAttrs(c),
+                               {&x, &w, with_zp ? &xz : nullptr, with_zp ? &wz : nullptr},
+                               "ConvInteger " + Describe(c) + (xs8 ? " x:s8" : " x:u8") +
+                                   (ws8 ? " w:s8" : " w:u8") + (per_channel ? " per-channel" : ""));
+  }
+}
+
+struct MatCase {
+  std::vector<int64_t> a, b;  // shapes
+};
+
+MatCase RandomMatMul(std::mt19937& rng, int i) {
+  auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  const int64_t m = r(1, 40), k = r(1, 300), n = r(1, 80);
+  switch (i % 4) {
+    case 0:
+      return {{m, k}, {k, n}};
+    case 1:
+      return {{r(2, 3), m, k}, {k, n}};  // folded batches, shared B
+    case 2:
+      return {{2, m, k}, {2, k, n}};  // B per batch
+    default:
+      return {{1, m, k}, {k, n}};
+  }
+}
+
+std::string ShapeText(const MatCase& c) {
+  return Shape(c.a).ToString() + " @ " + Shape(c.b).ToString();
+}
+
+TEST(QuantFast, MatMulIntegerMatchesReference) {
+  std::mt19937 rng(11);
+  for (int i = 0; i < 80; ++i) {
+    const MatCase c = RandomMatMul(rng, i);
+    const bool as8 = rng() & 1, bs8 = rng() & 1;
+    const int64_t m = c.a[c.a.size() - 2], n = c.b.back();
+    const bool a_rows = i % 3 == 1 && c.a.size() >= 2, b_cols = i % 3 == 2;
+    Tensor a = Bytes(rng, as8, Shape(c.a)), b = Bytes(rng, bs8, Shape(c.b));
+    Tensor az = ZeroPoint(rng, as8, a_rows ? m : 0), bz = ZeroPoint(rng, bs8, b_cols ? n : 0);
+    ExpectFastMatchesReference("MatMulInteger", {}, {&a, &b, &az, &bz},
+                               "MatMulInteger " + ShapeText(c) + (a_rows ? " a per row" : "") +
+                                   (b_cols ? " b per column" : ""));
+  }
+}
+
+TEST(QuantFast, QLinearMatMulMatchesReference) {
+  std::mt19937 rng(13);
+  for (int i = 0; i < 80; ++i) {
+    const MatCase c = RandomMatMul(rng, i);
+    const bool as8 = rng() & 1, bs8 = rng() & 1, ys8 = rng() & 1, b_cols = i % 2;
+    const int64_t n = c.b.back(), k = c.b[c.b.size() - 2];
+    Tensor a = Bytes(rng, as8, Shape(c.a)), b = Bytes(rng, bs8, Shape(c.b));
+    Tensor az = ZeroPoint(rng, as8, 0), bz = ZeroPoint(rng, bs8, b_cols ? n : 0);
+    Tensor yz = ZeroPoint(rng, ys8, 0);
+    std::uniform_real_distribution<float> sc(0.001f, 0.05f);
+    std::vector<float> bsv(b_cols ? n : 1);
+    for (float& v : bsv) v = sc(rng);
+    const float asv = sc(rng);
+    const float spread = std::vector<float>{0.02f, 0.3f, 1.f, 4.f}[rng() % 4];
+    Tensor as = Floats({asv}), bs = Floats(bsv);
+    Tensor ys = Floats({asv * bsv[0] * std::sqrt(float(k)) * 128.f * spread / 64.f});
+    kernels::Attributes at;
+    const int clamp = rng() % 3;
+    if (clamp == 1) at.Set(kernels::kFusedMin, AttrFloat(0.f));
+    if (clamp == 2) at.Set(kernels::kFusedMax, AttrFloat(1.f));
+    ExpectFastMatchesReference("QLinearMatMul", at, {&a, &as, &az, &b, &bs, &bz, &ys, &yz},
+                               "QLinearMatMul " + ShapeText(c) + (b_cols ? " b per column" : "") +
+                                   " clamp " + std::to_string(clamp));
+  }
+}
+
 }  // namespace
 }  // namespace outpost
