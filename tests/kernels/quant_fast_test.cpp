@@ -250,6 +250,21 @@ TEST(QuantFast, MatMulIntegerMatchesReference) {
   }
 }
 
+// Scales of a quantized product: a (one value), b (one or per column), and y from "saturates
+// a lot" to "fine" (the accumulator spans about sqrt(k) * 128 * 128).
+struct ProductScales {
+  Tensor a, b, y;
+};
+ProductScales RandomScales(std::mt19937& rng, int64_t b_count, int64_t k) {
+  std::uniform_real_distribution<float> sc(0.001f, 0.05f);
+  std::vector<float> bsv(b_count);
+  for (float& v : bsv) v = sc(rng);
+  const float asv = sc(rng);
+  const float spread = std::vector<float>{0.02f, 0.3f, 1.f, 4.f}[rng() % 4];
+  return {Floats({asv}), Floats(bsv),
+          Floats({asv * bsv[0] * std::sqrt(float(k)) * 128.f * spread / 64.f})};
+}
+
 TEST(QuantFast, QLinearMatMulMatchesReference) {
   std::mt19937 rng(13);
   for (int i = 0; i < 80; ++i) {
@@ -259,13 +274,7 @@ TEST(QuantFast, QLinearMatMulMatchesReference) {
     Tensor a = Bytes(rng, as8, Shape(c.a)), b = Bytes(rng, bs8, Shape(c.b));
     Tensor az = ZeroPoint(rng, as8, 0), bz = ZeroPoint(rng, bs8, b_cols ? n : 0);
     Tensor yz = ZeroPoint(rng, ys8, 0);
-    std::uniform_real_distribution<float> sc(0.001f, 0.05f);
-    std::vector<float> bsv(b_cols ? n : 1);
-    for (float& v : bsv) v = sc(rng);
-    const float asv = sc(rng);
-    const float spread = std::vector<float>{0.02f, 0.3f, 1.f, 4.f}[rng() % 4];
-    Tensor as = Floats({asv}), bs = Floats(bsv);
-    Tensor ys = Floats({asv * bsv[0] * std::sqrt(float(k)) * 128.f * spread / 64.f});
+    auto [as, bs, ys] = RandomScales(rng, b_cols ? n : 1, k);
     kernels::Attributes at;
     const int clamp = rng() % 3;
     if (clamp == 1) at.Set(kernels::kFusedMin, AttrFloat(0.f));
@@ -273,6 +282,66 @@ TEST(QuantFast, QLinearMatMulMatchesReference) {
     ExpectFastMatchesReference("QLinearMatMul", at, {&a, &as, &az, &b, &bs, &bz, &ys, &yz},
                                "QLinearMatMul " + ShapeText(c) + (b_cols ? " b per column" : "") +
                                    " clamp " + std::to_string(clamp));
+  }
+}
+
+// A case worked by hand: (A - 1) @ B + C = [[3, -2], [9, -4]], scale 0.5 * 0.25 / 0.125 = 1.
+TEST(QuantFast, QGemmWorkedExample) {
+  Tensor a = testing::Make<uint8_t>(DataType::kUInt8, {2, 2}, {1, 2, 3, 4});
+  Tensor b = testing::Make<int8_t>(DataType::kInt8, {2, 2}, {1, -1, 2, 0});
+  Tensor az = testing::Make<uint8_t>(DataType::kUInt8, {}, {1});
+  Tensor bz = testing::Make<int8_t>(DataType::kInt8, {}, {0});
+  Tensor c = testing::Make<int32_t>(DataType::kInt32, {2}, {1, -2});
+  Tensor as = Floats({0.5f}), bs = Floats({0.25f}), ys = Floats({0.125f});
+  Tensor yz = testing::Make<uint8_t>(DataType::kUInt8, {}, {10});
+  for (bool fast : {false, true}) {
+    kernels::cpu::SetQuantFastPaths(fast);
+    auto q = testing::RunOp("QGemm", {}, {&a, &as, &az, &b, &bs, &bz, &c, &ys, &yz}, 1, 1,
+                            "com.microsoft");
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+    EXPECT_EQ(AllBytes((*q)[0]), (std::vector<uint8_t>{13, 8, 19, 6})) << "fast " << fast;
+    // No y_scale / y_zero_point: float, scale 0.5 * 0.25.
+    auto f = testing::RunOp("QGemm", {}, {&a, &as, &az, &b, &bs, &bz, &c}, 1, 1, "com.microsoft");
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    const float* y = (*f)[0].data<float>();
+    EXPECT_EQ(std::vector<float>(y, y + 4), (std::vector<float>{0.375f, -0.25f, 1.125f, -0.5f}));
+  }
+  kernels::cpu::SetQuantFastPaths(true);
+}
+
+TEST(QuantFast, QGemmMatchesReference) {
+  std::mt19937 rng(17);
+  auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  for (int i = 0; i < 80; ++i) {
+    const int64_t m = r(1, 30), k = r(1, 200), n = r(1, 70);
+    const bool ta = rng() & 1, tb = rng() & 1, as8 = rng() & 1, bs8 = rng() & 1;
+    const bool b_cols = rng() & 1, quant = i % 4 != 0, ys8 = rng() & 1;
+    Tensor a = Bytes(rng, as8, ta ? Shape{k, m} : Shape{m, k});
+    Tensor b = Bytes(rng, bs8, tb ? Shape{n, k} : Shape{k, n});
+    Tensor az = ZeroPoint(rng, as8, 0), bz = ZeroPoint(rng, bs8, b_cols ? n : 0);
+    Tensor yz = ZeroPoint(rng, ys8, 0);
+    auto [as, bs, ys] = RandomScales(rng, b_cols ? n : 1, k);
+    const int c_kind = i % 5;  // none, scalar, [N], [M, 1], [M, N]
+    const Shape cshape = c_kind == 1   ? Shape{}
+                         : c_kind == 2 ? Shape{n}
+                         : c_kind == 3 ? Shape{m, 1}
+                                       : Shape{m, n};
+    Tensor c = Tensor::Allocate(DataType::kInt32, cshape).value();
+    for (int64_t j = 0; j < c.numel(); ++j)
+      c.data<int32_t>()[j] = static_cast<int32_t>(r(-90000, 90000));
+    kernels::Attributes at;
+    at.Set("transA", AttrInt(ta));
+    at.Set("transB", AttrInt(tb));
+    at.Set("alpha", AttrFloat(std::vector<float>{1.f, 0.5f, 2.5f}[rng() % 3]));
+    if (i % 3 == 1) at.Set(kernels::kFusedMin, AttrFloat(0.f));
+    std::vector<const Tensor*> in = {&a, &as, &az, &b, &bs, &bz, c_kind ? &c : nullptr};
+    if (quant) in.insert(in.end(), {&ys, &yz});
+    ExpectFastMatchesReference("QGemm", at, in,
+                               "QGemm m" + std::to_string(m) + " k" + std::to_string(k) + " n" +
+                                   std::to_string(n) + (ta ? " tA" : "") + (tb ? " tB" : "") +
+                                   " C kind " + std::to_string(c_kind) +
+                                   (quant ? " quantized" : " float"),
+                               1, "com.microsoft");
   }
 }
 
