@@ -318,7 +318,15 @@ struct RowParams {
   int64_t mult_cs;
   const int32_t* bias;
   int64_t bias_cs;
+  bool int_bias = false;  // S + bias cannot overflow int32 (the AVX-512 path adds it there)
 };
+
+// True when every |S| <= k * 255 * 255 plus each of the n biases fits in int32.
+inline bool IntBiasOk(int64_t k, const int32_t* bias, int n) {
+  int64_t most = 0;
+  for (int j = 0; j < n; ++j) most = std::max<int64_t>(most, std::abs(int64_t{bias[j]}));
+  return k * 65025 + most < (int64_t{1} << 31);
+}
 
 void StoreRowScalar(const IgemmEpilogue& ep, const RowParams& rp, const int32_t* s, int cols,
                     int64_t r_abs, int64_t j_abs) {
@@ -392,45 +400,56 @@ OUTPOST_AVX2 void StoreRowAvx2(const IgemmEpilogue& ep, const RowParams& rp, con
 OUTPOST_AVX512 void StoreRowAvx512(const IgemmEpilogue& ep, const RowParams& rp, const int32_t* s,
                                    int cols, int64_t r_abs, int64_t j_abs) {
   const int64_t off = r_abs * ep.ldy + j_abs;
+  const IgemmEpilogue::Kind kind = ep.kind;
+  if (kind == IgemmEpilogue::kInt32) {
+    int32_t* y = static_cast<int32_t*>(ep.y) + off;
+    for (int j = 0; j < cols; j += 16)
+      _mm512_mask_storeu_epi32(y + j, static_cast<__mmask16>((1u << std::min(16, cols - j)) - 1),
+                               _mm512_loadu_si512(s + j));
+    return;
+  }
   const __m512d z = _mm512_set1_pd(ep.z), lo = _mm512_set1_pd(ep.qlo), hi = _mm512_set1_pd(ep.qhi);
+  const int32_t* bias = rp.bias;
+  const bool bias_cols = rp.bias_cs != 0, int_bias = rp.int_bias;
+  const double* mult = rp.mult;
+  const bool mult_cols = rp.mult_cs != 0;
+  const __m512d m1 = _mm512_set1_pd(mult[0]);
+  uint8_t* y8 = static_cast<uint8_t*>(ep.y) + off;
+  float* yf = static_cast<float*>(ep.y) + off;
   for (int j = 0; j < cols; j += 16) {
-    const int n = std::min(16, cols - j);
-    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
-    const __m512i sv = _mm512_loadu_si512(s + j);
-    if (ep.kind == IgemmEpilogue::kInt32) {
-      _mm512_mask_storeu_epi32(static_cast<int32_t*>(ep.y) + off + j, mask, sv);
-      continue;
-    }
+    const __mmask16 mask = static_cast<__mmask16>((1u << std::min(16, cols - j)) - 1);
+    __m512i sv = _mm512_loadu_si512(s + j);
+    __m512i bv = _mm512_setzero_si512();
+    if (bias) bv = bias_cols ? _mm512_loadu_si512(bias + j) : _mm512_set1_epi32(bias[0]);
+    if (bias && int_bias) sv = _mm512_add_epi32(sv, bv);  // exact: checked by the caller
     __m512d v[2] = {_mm512_cvtepi32_pd(_mm512_castsi512_si256(sv)),
                     _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(sv, 1))};
-    __m512i bv = _mm512_setzero_si512();
-    if (rp.bias) bv = rp.bias_cs ? _mm512_loadu_si512(rp.bias + j) : _mm512_set1_epi32(rp.bias[0]);
     for (int h = 0; h < 2; ++h) {
-      if (rp.bias) {
+      if (bias && !int_bias) {
         const __m256i b = h ? _mm512_extracti64x4_epi64(bv, 1) : _mm512_castsi512_si256(bv);
         v[h] = _mm512_add_pd(v[h], _mm512_cvtepi32_pd(b));
       }
-      const __m512d m =
-          rp.mult_cs ? _mm512_loadu_pd(rp.mult + j + 8 * h) : _mm512_set1_pd(rp.mult[0]);
-      if (ep.kind == IgemmEpilogue::kFloat) {
+      const __m512d m = mult_cols ? _mm512_loadu_pd(mult + j + 8 * h) : m1;
+      if (kind == IgemmEpilogue::kFloat) {
         v[h] = _mm512_mul_pd(v[h], m);
       } else {
-        v[h] = _mm512_roundscale_pd(_mm512_fmadd_pd(v[h], m, z),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v[h] = _mm512_min_pd(_mm512_max_pd(v[h], lo), hi);
+        // Clamping before rounding to the integer bounds gives the same integer as after.
+        v[h] = _mm512_min_pd(_mm512_max_pd(_mm512_fmadd_pd(v[h], m, z), lo), hi);
       }
     }
-    if (ep.kind == IgemmEpilogue::kFloat) {
+    if (kind == IgemmEpilogue::kFloat) {
       const __m512 f = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(v[0])),
                                           _mm512_cvtpd_ps(v[1]), 1);
-      _mm512_mask_storeu_ps(static_cast<float*>(ep.y) + off + j, mask, f);
+      _mm512_mask_storeu_ps(yf + j, mask, f);
       continue;
     }
-    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(v[0])),
-                                         _mm512_cvtpd_epi32(v[1]), 1);
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m512i q =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvt_roundpd_epi32(v[0], kRound)),
+                           _mm512_cvt_roundpd_epi32(v[1], kRound), 1);
     const __m128i b8 =
-        ep.kind == IgemmEpilogue::kU8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
-    _mm_mask_storeu_epi8(static_cast<uint8_t*>(ep.y) + off + j, mask, b8);
+        kind == IgemmEpilogue::kU8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
+    _mm_mask_storeu_epi8(y8 + j, mask, b8);
   }
 }
 
@@ -490,6 +509,7 @@ void FinishTile(const TileArgs& t, const IgemmEpilogue& ep) {
             bias_cols[j] = j < t.cols ? ep.bias[ra * ep.bias_rs + (t.j_abs + j) * ep.bias_cs] : 0;
           rp.bias = bias_cols, rp.bias_cs = 1;
         }
+        rp.int_bias = IntBiasOk(t.k, rp.bias, rp.bias_cs ? kNr : 1);
       }
     }
     StoreRow(isa, ep, rp, s, t.cols, ra, t.j_abs);
@@ -503,14 +523,33 @@ constexpr int kMaxDwTaps = 64;
 // The centred plane of one channel, padded with 0 (the zero point) and every padded row split
 // into its stride phases (phase r, element j = padded column r + j * s), pw int16 per phase
 // row: every tap of a window row then reads a contiguous run.
+// dst[j] = x[j] - xz for j < n, as int16 (x u8 or s8: within [-255, 255]).
+OUTPOST_AVX2 void CentreRowAvx2(const uint8_t* src, int64_t n, bool x_signed, int32_t xz,
+                                int16_t* dst) {
+  const __m256i z = _mm256_set1_epi16(static_cast<int16_t>(xz));
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
+    const __m256i w = x_signed ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), _mm256_sub_epi16(w, z));
+  }
+  for (; j < n; ++j)
+    dst[j] = static_cast<int16_t>((x_signed ? int32_t(int8_t(src[j])) : int32_t(src[j])) - xz);
+}
+
 void DwPrepare(const ConvGeom& g, const uint8_t* xc, bool x_signed, int32_t xz, int64_t rows,
-               int64_t pw, int16_t* ph) {
+               int64_t pw, bool vec, int16_t* ph) {
   const int64_t sw = g.s[2];
   std::fill(ph, ph + rows * sw * pw, int16_t(0));
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t ih = r - g.pb[1];
     if (ih < 0 || ih >= g.in[1]) continue;
     const uint8_t* src = xc + ih * g.in[2];
+    if (sw == 1 && vec) {  // the padded row is the input row shifted by the left padding
+      const int64_t n = std::min(g.in[2], pw - g.pb[2]);
+      if (n > 0) CentreRowAvx2(src, n, x_signed, xz, ph + r * pw + g.pb[2]);
+      continue;
+    }
     for (int64_t phase = 0; phase < sw; ++phase) {
       int16_t* dst = ph + (r * sw + phase) * pw;
       // Padded column phase + j * sw reads input column phase + j * sw - pb.
@@ -565,6 +604,27 @@ OUTPOST_AVX2 void DwRowAvx2(const int16_t* base, const int64_t* off, const int16
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + 16 * h + 8),
                         _mm256_permute2x128_si256(lo[h], hi[h], 0x31));
   }
+}
+
+// DwRowAvx2 on zmm: 32 outputs in one pass, the lanes put back in order with vpermt2d.
+OUTPOST_AVX512 void DwRowAvx512(const int16_t* base, const int64_t* off, const int16_t* w, int taps,
+                                int32_t* acc) {
+  __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+  for (int t = 0; t < taps; t += 2) {
+    const __m512i wp = _mm512_set1_epi32(
+        static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(w[t + 1])) << 16) |
+                             static_cast<uint16_t>(w[t])));
+    const __m512i a = _mm512_loadu_si512(base + off[t]);
+    const __m512i b = _mm512_loadu_si512(base + off[t + 1]);
+    lo = _mm512_add_epi32(lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(a, b), wp));
+    hi = _mm512_add_epi32(hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(a, b), wp));
+  }
+  // Lane L of lo holds outputs 8L..8L+3, of hi 8L+4..8L+7.
+  const __m512i i0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i i1 =
+      _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  _mm512_storeu_si512(acc, _mm512_permutex2var_epi32(lo, i0, hi));
+  _mm512_storeu_si512(acc + 16, _mm512_permutex2var_epi32(lo, i1, hi));
 }
 
 }  // namespace
@@ -773,7 +833,7 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
                     ? static_cast<int16_t>((w_signed ? int32_t(int8_t(v)) : int32_t(v)) - wz)
                     : int16_t(0);
       }
-      DwPrepare(g, x + p * g.in_size, x_signed, xz, rows, pw, ph.data());
+      DwPrepare(g, x + p * g.in_size, x_signed, xz, rows, pw, isa != IgemmIsa::kScalar, ph.data());
       IgemmEpilogue eb = ep;
       eb.y = static_cast<uint8_t*>(ep.y) +
              b * c * g.out_size * (ep.kind == IgemmEpilogue::kInt32 ? 4 : 1);
@@ -781,12 +841,15 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
       if (ep.kind != IgemmEpilogue::kInt32) {
         rp.mult = ep.mult + ch * ep.mult_rs;
         rp.bias = ep.bias ? ep.bias + ch * ep.bias_rs : nullptr;
+        rp.int_bias = rp.bias && IntBiasOk(g.k_size, rp.bias, 1);
       }
       for (int64_t oh = 0; oh < g.out[1]; ++oh) {
         const int16_t* base = ph.data() + oh * g.s[1] * sw * pw;
         for (int64_t ow = 0; ow < ow_n; ow += kNr) {
           const int n_cols = static_cast<int>(std::min<int64_t>(kNr, ow_n - ow));
-          if (isa != IgemmIsa::kScalar)
+          if (isa == IgemmIsa::kAvx512Vnni)
+            DwRowAvx512(base + ow, off, wc, taps, acc);
+          else if (isa != IgemmIsa::kScalar)
             DwRowAvx2(base + ow, off, wc, taps, acc);
           else
             DwRowScalar(base + ow, off, wc, taps, n_cols, acc);
