@@ -176,12 +176,13 @@ Tensor Scalar(DataType dt, double v, Shape s = {}) {
 
 int main(int argc, char** argv) {
   int threads = 2, runs = 15, rounds = 3;
-  std::string only;
+  std::string only, layer;  // --layer C,M,HW,k,s: that shape only
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--runs")) runs = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--net")) only = argv[i + 1];
+    if (!std::strcmp(argv[i], "--layer")) layer = argv[i + 1];
   }
   ThreadPool pool(threads);
   std::printf(
@@ -195,6 +196,10 @@ int main(int argc, char** argv) {
                 "group", "n", "fp32 ms", "int8 ms", "ratio");
     double tf = 0, tq = 0;
     for (const Layer& l : layers) {
+      const std::string key = std::to_string(l.c) + "," + std::to_string(l.m) + "," +
+                              std::to_string(l.hw) + "," + std::to_string(l.k) + "," +
+                              std::to_string(l.s);
+      if (!layer.empty() && key != layer) continue;
       const int p = l.k / 2;
       Attributes at;
       at.Set("kernel_shape", Ints({l.k, l.k}));

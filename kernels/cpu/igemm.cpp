@@ -692,31 +692,58 @@ bool QuantFastPathsEnabled() { return g_fast.load(std::memory_order_relaxed); }
 void SetQuantFastPaths(bool on) { g_fast.store(on, std::memory_order_relaxed); }
 
 int64_t IgemmPacked::panel_bytes() const { return k4 * 4 * (is_rows ? kMr : kNr); }
+const int32_t* IgemmPacked::group_sums(int64_t g) const {
+  return sums + g * panels * (is_rows ? kMr : kNr);
+}
+
+int64_t IgemmPackedBytes(bool as_rows, int64_t n, int64_t k, int64_t groups) {
+  const int w = as_rows ? kMr : kNr;
+  return groups * ((n + w - 1) / w) * ((k + 3) / 4) * 4 * w;
+}
+int64_t IgemmPackedSums(bool as_rows, int64_t n, int64_t groups) {
+  const int w = as_rows ? kMr : kNr;
+  return groups * ((n + w - 1) / w) * w;
+}
+
+void IgemmPackTo(IgemmPacked* p, uint8_t* data, int32_t* sums, bool as_rows, const uint8_t* src,
+                 int64_t n, int64_t k, int64_t line_stride, int64_t elem_stride, bool src_signed,
+                 bool store_u8, int64_t groups, int64_t group_stride) {
+  const int w = as_rows ? kMr : kNr;
+  p->is_rows = as_rows;
+  p->n = n;
+  p->k = k;
+  p->k4 = (k + 3) / 4;
+  p->panels = (n + w - 1) / w;
+  p->groups = groups;
+  p->is_u8 = store_u8;
+  p->flipped = src_signed == store_u8;
+  p->data = data;
+  p->sums = sums;
+  const uint8_t flip = p->flipped ? 0x80 : 0;
+  std::memset(data, 0, static_cast<size_t>(IgemmPackedBytes(as_rows, n, k, groups)));
+  std::fill(sums, sums + IgemmPackedSums(as_rows, n, groups), 0);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t* line = src + g * group_stride + i * line_stride;
+      uint8_t* d = data + (g * p->panels + i / w) * p->panel_bytes() + (i % w) * 4;
+      int32_t sum = 0;
+      for (int64_t q = 0; q < k; ++q) {
+        const uint8_t v = line[q * elem_stride] ^ flip;
+        d[(q / 4) * w * 4 + q % 4] = v;
+        sum += store_u8 ? int32_t(v) : int32_t(int8_t(v));
+      }
+      sums[g * p->panels * w + i] = sum;
+    }
+}
 
 IgemmPacked IgemmPack(bool as_rows, const uint8_t* src, int64_t n, int64_t k, int64_t line_stride,
-                      int64_t elem_stride, bool src_signed, bool store_u8) {
+                      int64_t elem_stride, bool src_signed, bool store_u8, int64_t groups,
+                      int64_t group_stride) {
   IgemmPacked p;
-  const int w = as_rows ? kMr : kNr;
-  p.is_rows = as_rows;
-  p.n = n;
-  p.k = k;
-  p.k4 = (k + 3) / 4;
-  p.panels = (n + w - 1) / w;
-  p.is_u8 = store_u8;
-  p.flipped = src_signed == store_u8;
-  const uint8_t flip = p.flipped ? 0x80 : 0;
-  p.data.assign(static_cast<size_t>(p.panels * p.panel_bytes()), 0);
-  p.sums.assign(static_cast<size_t>(p.panels * w), 0);
-  for (int64_t i = 0; i < n; ++i) {
-    int32_t sum = 0;
-    uint8_t* d = p.data.data() + (i / w) * p.panel_bytes() + (i % w) * 4;
-    for (int64_t q = 0; q < k; ++q) {
-      const uint8_t v = src[i * line_stride + q * elem_stride] ^ flip;
-      d[(q / 4) * w * 4 + q % 4] = v;
-      sum += store_u8 ? int32_t(v) : int32_t(int8_t(v));
-    }
-    p.sums[i] = sum;
-  }
+  p.own_data.resize(static_cast<size_t>(IgemmPackedBytes(as_rows, n, k, groups)));
+  p.own_sums.resize(static_cast<size_t>(IgemmPackedSums(as_rows, n, groups)));
+  IgemmPackTo(&p, p.own_data.data(), p.own_sums.data(), as_rows, src, n, k, line_stride,
+              elem_stride, src_signed, store_u8, groups, group_stride);
   return p;
 }
 
@@ -766,9 +793,9 @@ void IgemmRowsByPacked(ThreadPool* pool, int64_t m, const uint8_t* a, int64_t a_
       for (int64_t cp = chunk * 8; cp < std::min(b.panels, chunk * 8 + 8); ++cp) {
         const int64_t n0 = cp * kNr;
         const int cols = static_cast<int>(std::min<int64_t>(kNr, n - n0));
-        kernel(k4, panel.data(), b.data.data() + cp * b.panel_bytes(), tile);
+        kernel(k4, panel.data(), b.data + cp * b.panel_bytes(), tile);
         TileArgs t{tile,         rows,   cols,    k, zp.rz ? zp.rz + m0 * zp.rz_stride : nullptr,
-                   zp.rz_stride, rowsum, nullptr, 0, b.sums.data() + n0,
+                   zp.rz_stride, rowsum, nullptr, 0, b.sums + n0,
                    m0,           n0};
         if (zp.vz_stride) {
           for (int j = 0; j < kNr; ++j) vz[j] = j < cols ? zp.vz[(n0 + j) * zp.vz_stride] : 0;
@@ -787,18 +814,16 @@ void IgemmRowsByPacked(ThreadPool* pool, int64_t m, const uint8_t* a, int64_t a_
 }
 
 IgemmConvWeights IgemmPackConv(const uint8_t* w, bool w_signed, int64_t m, int64_t group, int64_t k,
-                               const std::vector<int32_t>& w_zero_points) {
+                               const int32_t* w_zero_points, int64_t nz) {
   IgemmConvWeights p;
   p.m = m;
   p.group = group;
   p.k = k;
-  p.w_signed = w_signed;
-  const int64_t mg = m / group;
-  for (int64_t gi = 0; gi < group; ++gi)
-    p.groups.push_back(IgemmPack(true, w + gi * mg * k, mg, k, k, 1, w_signed, false));
-  p.wz.resize(static_cast<size_t>(m));
+  p.rows = IgemmPack(true, w, m / group, k, k, 1, w_signed, false, group, (m / group) * k);
+  p.own_wz.resize(static_cast<size_t>(m));
   for (int64_t o = 0; o < m; ++o)
-    p.wz[o] = StoredZeroPoint(w_zero_points[w_zero_points.size() == 1 ? 0 : o], w_signed, false);
+    p.own_wz[o] = StoredZeroPoint(w_zero_points[nz == 1 ? 0 : o], w_signed, false);
+  p.wz = p.own_wz.data();
   return p;
 }
 
@@ -809,7 +834,7 @@ bool IgemmDepthwiseApplies(const ConvGeom& g, int64_t c, int64_t m, int64_t grou
 
 void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const uint8_t* x,
                     bool x_signed, int32_t xz, const uint8_t* w, bool w_signed,
-                    const std::vector<int32_t>& w_zero_points, const IgemmEpilogue& ep) {
+                    const int32_t* w_zero_points, int64_t nz, const IgemmEpilogue& ep) {
   g_calls.fetch_add(1, std::memory_order_relaxed);
   const int64_t sw = g.s[2], ow_n = g.out[2];
   const int64_t rows = (g.out[1] - 1) * g.s[1] + (g.k[1] - 1) * g.d[1] + 1;
@@ -825,7 +850,7 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
     alignas(32) int16_t wc[kMaxDwTaps];
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t b = p / c, ch = p % c;
-      const int32_t wz = w_zero_points[w_zero_points.size() == 1 ? 0 : ch];
+      const int32_t wz = w_zero_points[nz == 1 ? 0 : ch];
       for (int t = 0; t < taps; ++t) {
         const int64_t q = t < g.k_size ? t : 0;
         const uint8_t v = w[ch * g.k_size + q];
@@ -874,9 +899,9 @@ void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const 
   const uint8_t flip = x_signed ? 0x80 : 0;
   const int32_t xz_stored = StoredZeroPoint(xz, x_signed, true);
   bool need_colsum = false;
-  for (int32_t v : w.wz) need_colsum |= v != 0;
+  for (int64_t o = 0; o < w.m; ++o) need_colsum |= w.wz[o] != 0;
   const KernelFn kernel = PickKernel(false);
-  const int64_t panels = w.groups.empty() ? 0 : w.groups[0].panels;
+  const int64_t panels = w.rows.panels;
   const int64_t threads = pool ? pool->size() : 1;
   int64_t row_chunks = 1;
   if (col_panels < 8 * threads)
@@ -895,7 +920,8 @@ void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const 
         Im2Col<uint8_t>(pool, g, cg, xg, col.data(), static_cast<uint8_t>(xz));
         src = col.data();
       }
-      const IgemmPacked& wg = w.groups[gi];
+      const uint8_t* wdata = w.rows.group_data(gi);
+      const int32_t* wsums = w.rows.group_sums(gi);
       auto compute = [&](int64_t u0, int64_t u1) {
         ScratchVec<uint8_t> panel(static_cast<size_t>(k4 * kNr * 4));
         alignas(64) int32_t tile[kMr * kNr];
@@ -911,14 +937,14 @@ void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const 
           const int64_t mp_end = std::min(panels, (chunk + 1) * per_chunk);
           for (int64_t mp = chunk * per_chunk; mp < mp_end; ++mp) {
             const int64_t m0 = mp * kMr;
-            kernel(k4, wg.data.data() + mp * wg.panel_bytes(), panel.data(), tile);
+            kernel(k4, wdata + mp * w.rows.panel_bytes(), panel.data(), tile);
             TileArgs t{tile,
                        static_cast<int>(std::min<int64_t>(kMr, mg - m0)),
                        cols,
                        kk,
-                       w.wz.data() + gi * mg + m0,
+                       w.wz + gi * mg + m0,
                        1,
-                       wg.sums.data() + m0,
+                       wsums + m0,
                        nullptr,
                        xz_stored,
                        need_colsum ? colsum : nullptr,
@@ -947,26 +973,36 @@ void RunIgemmConv(KernelContext& ctx, const ConvGeom& g, int64_t group, int w_in
   const Tensor* wzp = wz_index >= 0 ? &ctx.input(wz_index) : nullptr;
   const int64_t m = w.dim(0), kk = w.numel() / m;
   const bool x_signed = x.dtype() == DataType::kInt8, w_signed = w.dtype() == DataType::kInt8;
-  auto zero_points = [&] {
-    std::vector<int32_t> wz(wzp ? wzp->numel() : 1, 0);
-    for (size_t i = 0; wzp && i < wz.size(); ++i) wz[i] = static_cast<int32_t>(ReadInt(*wzp, i));
-    return wz;
-  };
+  ScratchVec<int32_t> wz(wzp ? wzp->numel() : 1, 0);
+  for (size_t i = 0; wzp && i < wz.size(); ++i) wz[i] = static_cast<int32_t>(ReadInt(*wzp, i));
+  const int64_t nz = static_cast<int64_t>(wz.size());
   if (IgemmDepthwiseApplies(g, x.dim(1), m, group)) {
     IgemmDepthwise(&ctx.pool(), g, x.dim(0), x.dim(1), x.data<uint8_t>(), x_signed, xz,
-                   w.data<uint8_t>(), w_signed, zero_points(), ep);
+                   w.data<uint8_t>(), w_signed, wz.data(), nz, ep);
     return;
   }
-  auto pack = [&] {
-    return IgemmPackConv(w.data<uint8_t>(), w_signed, m, group, kk, zero_points());
-  };
+  const uint8_t* wp = w.data<uint8_t>();
+  if (ctx.cache() && ctx.input_constant(w_index) && (!wzp || ctx.input_constant(wz_index))) {
+    const IgemmConvWeights& pw = ctx.cache()->Get<IgemmConvWeights>(
+        [&] { return IgemmPackConv(wp, w_signed, m, group, kk, wz.data(), nz); });
+    IgemmConv(&ctx.pool(), g, x.dim(0), x.dim(1), x.data<uint8_t>(), x_signed, xz, pw, ep,
+              m * g.out_size);
+    return;
+  }
+  // Weights that change per run: packed into scratch (no heap in steady state).
+  const int64_t mg = m / group;
+  ScratchVec<uint8_t> data(static_cast<size_t>(IgemmPackedBytes(true, mg, kk, group)));
+  ScratchVec<int32_t> sums(static_cast<size_t>(IgemmPackedSums(true, mg, group)));
+  ScratchVec<int32_t> stored(static_cast<size_t>(m));
   IgemmConvWeights local;
-  const IgemmConvWeights* pw = &local;
-  if (ctx.cache() && ctx.input_constant(w_index) && (!wzp || ctx.input_constant(wz_index)))
-    pw = &ctx.cache()->Get<IgemmConvWeights>(pack);
-  else
-    local = pack();
-  IgemmConv(&ctx.pool(), g, x.dim(0), x.dim(1), x.data<uint8_t>(), x_signed, xz, *pw, ep,
+  IgemmPackTo(&local.rows, data.data(), sums.data(), true, wp, mg, kk, kk, 1, w_signed, false,
+              group, mg * kk);
+  for (int64_t o = 0; o < m; ++o) stored[o] = StoredZeroPoint(wz[nz == 1 ? 0 : o], w_signed, false);
+  local.wz = stored.data();
+  local.m = m;
+  local.group = group;
+  local.k = kk;
+  IgemmConv(&ctx.pool(), g, x.dim(0), x.dim(1), x.data<uint8_t>(), x_signed, xz, local, ep,
             m * g.out_size);
 }
 
@@ -982,7 +1018,7 @@ void RunIgemmMatMul(KernelContext& ctx, const MatMulPlan& p, int a_index, int b_
   const Tensor& b = ctx.input(b_index);
   const bool a_signed = a.dtype() == DataType::kInt8, b_signed = b.dtype() == DataType::kInt8;
   // Zero points in the stored domains (A rows u8, B columns s8).
-  std::vector<int32_t> rz(az_rows ? static_cast<size_t>(p.m) : 1), vz(bz_cols ? p.n : 1);
+  ScratchVec<int32_t> rz(az_rows ? static_cast<size_t>(p.m) : 1), vz(bz_cols ? p.n : 1);
   for (size_t i = 0; i < rz.size(); ++i)
     rz[i] = StoredZeroPoint(az_rows ? az_rows[i] : az, a_signed, true);
   for (size_t i = 0; i < vz.size(); ++i)
@@ -990,25 +1026,25 @@ void RunIgemmMatMul(KernelContext& ctx, const MatMulPlan& p, int a_index, int b_
   const IgemmZeroPoints zp{rz.data(), az_rows ? 1 : 0, vz.data(), bz_cols ? 1 : 0};
   const size_t out_size =
       ep.kind == IgemmEpilogue::kInt32 || ep.kind == IgemmEpilogue::kFloat ? 4 : 1;
-  auto pack = [&](int64_t i) {
-    return IgemmPack(false, b.data<uint8_t>() + p.b_off(i), p.n, p.k, 1, p.n, b_signed, false);
-  };
-  if (p.batch == 1 || (p.fold_a && !az_rows)) {
-    IgemmPacked local;
-    const IgemmPacked* pb = &local;
-    if (ctx.cache() && b_constant)
-      pb = &ctx.cache()->Get<IgemmPacked>([&] { return pack(0); });
-    else
-      local = pack(0);
-    IgemmRowsByPacked(&ctx.pool(), p.fold_a ? p.batch * p.m : p.m, a.data<uint8_t>(), p.k, a_signed,
-                      *pb, zp, ep);
+  const uint8_t* bp = b.data<uint8_t>();
+  const bool one_b = p.batch == 1 || (p.fold_a && !az_rows);
+  const int64_t rows = one_b && p.fold_a ? p.batch * p.m : p.m;
+  if (one_b && ctx.cache() && b_constant) {
+    const IgemmPacked& pb = ctx.cache()->Get<IgemmPacked>(
+        [&] { return IgemmPack(false, bp, p.n, p.k, 1, p.n, b_signed, false); });
+    IgemmRowsByPacked(&ctx.pool(), rows, a.data<uint8_t>(), p.k, a_signed, pb, zp, ep);
     return;
   }
-  for (int64_t i = 0; i < p.batch; ++i) {
-    const IgemmPacked pb = pack(i);
+  ScratchVec<uint8_t> data(static_cast<size_t>(IgemmPackedBytes(false, p.n, p.k)));
+  ScratchVec<int32_t> sums(static_cast<size_t>(IgemmPackedSums(false, p.n)));
+  IgemmPacked pb;
+  for (int64_t i = 0; i < (one_b ? 1 : p.batch); ++i) {
+    IgemmPackTo(&pb, data.data(), sums.data(), false, bp + p.b_off(i), p.n, p.k, 1, p.n, b_signed,
+                false);
     IgemmEpilogue eb = ep;
     eb.y = static_cast<uint8_t*>(ep.y) + i * p.m * p.n * out_size;
-    IgemmRowsByPacked(&ctx.pool(), p.m, a.data<uint8_t>() + p.a_off(i), p.k, a_signed, pb, zp, eb);
+    IgemmRowsByPacked(&ctx.pool(), rows, a.data<uint8_t>() + (one_b ? 0 : p.a_off(i)), p.k,
+                      a_signed, pb, zp, eb);
   }
 }
 

@@ -39,22 +39,43 @@ constexpr int kIgemmNr = 32;  // columns per tile
 constexpr int64_t kIgemmMaxK = 33000;
 
 // An 8-bit operand packed for the micro-kernels, with its per-row (R) or per-column (V) sums of
-// the stored values. R: [panel][k4][kIgemmMr][4]; V: [panel][k4][kIgemmNr][4]; k padded with
-// zeros to a multiple of 4, rows / columns with zeros to a whole panel.
+// the stored values, in `groups` independent groups of n lines each. R: [group][panel][k4]
+// [kIgemmMr][4]; V: [group][panel][k4][kIgemmNr][4]; k padded with zeros to a multiple of 4,
+// lines with zeros to a whole panel; sums [group][panels * width]. A view of caller memory
+// (IgemmPackTo, e.g. scratch: no heap per run) or owning its storage (IgemmPack, for caches).
 struct IgemmPacked {
-  std::vector<uint8_t> data;
-  std::vector<int32_t> sums;
-  int64_t n = 0, k = 0, k4 = 0, panels = 0;
+  const uint8_t* data = nullptr;
+  const int32_t* sums = nullptr;
+  int64_t n = 0, k = 0, k4 = 0, panels = 0, groups = 1;  // n lines and panels per group
   bool is_rows = false;  // the row operand (panels of kIgemmMr), else the column operand
   bool is_u8 = false;    // stored unsigned (else signed)
   bool flipped = false;  // stored = source XOR 0x80
   int64_t panel_bytes() const;
+  const uint8_t* group_data(int64_t g) const { return data + g * panels * panel_bytes(); }
+  const int32_t* group_sums(int64_t g) const;
+
+  IgemmPacked() = default;
+  IgemmPacked(IgemmPacked&&) = default;  // a move keeps the owned buffers (and pointers) valid
+  IgemmPacked& operator=(IgemmPacked&&) = default;
+  IgemmPacked(const IgemmPacked&) = delete;
+  IgemmPacked& operator=(const IgemmPacked&) = delete;
+  std::vector<uint8_t> own_data;
+  std::vector<int32_t> own_sums;
 };
-// Packs src (n lines of k bytes; line i at src + i * line_stride, element q at + q * elem_stride)
-// as the row operand (rows = lines) or the column operand (columns = lines). `src_signed`: the
-// source bytes are int8; `store_u8`: the operand's slot wants u8.
+// Bytes and sums IgemmPackTo writes.
+int64_t IgemmPackedBytes(bool as_rows, int64_t n, int64_t k, int64_t groups = 1);
+int64_t IgemmPackedSums(bool as_rows, int64_t n, int64_t groups = 1);
+// Packs src (per group, n lines of k bytes; line i of group g at src + g * group_stride +
+// i * line_stride, element q at + q * elem_stride) as the row operand (rows = lines) or the
+// column operand (columns = lines) into data / sums. `src_signed`: the source bytes are int8;
+// `store_u8`: the operand's slot wants u8.
+void IgemmPackTo(IgemmPacked* p, uint8_t* data, int32_t* sums, bool as_rows, const uint8_t* src,
+                 int64_t n, int64_t k, int64_t line_stride, int64_t elem_stride, bool src_signed,
+                 bool store_u8, int64_t groups = 1, int64_t group_stride = 0);
+// The same into storage of its own.
 IgemmPacked IgemmPack(bool as_rows, const uint8_t* src, int64_t n, int64_t k, int64_t line_stride,
-                      int64_t elem_stride, bool src_signed, bool store_u8);
+                      int64_t elem_stride, bool src_signed, bool store_u8, int64_t groups = 1,
+                      int64_t group_stride = 0);
 
 // The zero point of a packed operand in its stored domain (source zp +-128 when flipped).
 inline int32_t StoredZeroPoint(int32_t zp, bool src_signed, bool store_u8) {
@@ -91,17 +112,18 @@ struct IgemmZeroPoints {
 void IgemmRowsByPacked(ThreadPool* pool, int64_t m, const uint8_t* a, int64_t a_ld, bool a_signed,
                        const IgemmPacked& b, const IgemmZeroPoints& zp, const IgemmEpilogue& ep);
 
-// Convolution with packed weights as the row operand: y[N, M, out] from x[N, C, in], every
-// group's rows packed separately (w[g]). x is im2col'd (padding = the x zero point) unless
+// Convolution with packed weights as the row operand: y[N, M, out] from x[N, C, in], the
+// weights packed per group (w.rows.groups). x is im2col'd (padding = the x zero point) unless
 // pointwise. `wz` per output channel (stored domain); `xz` the source zero point of x.
 struct IgemmConvWeights {
-  std::vector<IgemmPacked> groups;
+  IgemmPacked rows;
+  const int32_t* wz = nullptr;  // [m], stored domain
   int64_t m = 0, group = 1, k = 0;
-  bool w_signed = true;
-  std::vector<int32_t> wz;  // per output channel, stored domain
+  std::vector<int32_t> own_wz;
 };
+// Packs w [M, K] for IgemmConv (w_zero_points: nz values, 1 or M, source domain); owning.
 IgemmConvWeights IgemmPackConv(const uint8_t* w, bool w_signed, int64_t m, int64_t group, int64_t k,
-                               const std::vector<int32_t>& w_zero_points);
+                               const int32_t* w_zero_points, int64_t nz);
 void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const uint8_t* x,
                bool x_signed, int32_t xz, const IgemmConvWeights& w, const IgemmEpilogue& ep,
                int64_t y_batch_stride);
@@ -112,7 +134,7 @@ void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const 
 bool IgemmDepthwiseApplies(const ConvGeom& g, int64_t c, int64_t m, int64_t group);
 void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const uint8_t* x,
                     bool x_signed, int32_t xz, const uint8_t* w, bool w_signed,
-                    const std::vector<int32_t>& w_zero_points, const IgemmEpilogue& ep);
+                    const int32_t* w_zero_points, int64_t nz, const IgemmEpilogue& ep);
 
 // A quantized convolution of the kernel's input 0 (x, zero point xz) with its input w_index
 // (w [M, C/group, k...], zero point input wz_index or -1): the depthwise kernel where it

@@ -65,16 +65,26 @@ void QGemmFast(KernelContext& ctx, const QGemmSetup& s, const double* mult, int6
   const Tensor &a = *s.a, &b = *s.b;
   const Tensor *azp = s.azp, *bzp = s.bzp, *c = s.c, *yzp = s.yzp;
   const bool a_signed = a.dtype() == DataType::kInt8, b_signed = b.dtype() == DataType::kInt8;
-  auto pack = [&] {
-    return IgemmPack(false, b.data<uint8_t>(), s.n, s.k, s.tb ? s.k : 1, s.tb ? 1 : s.n, b_signed,
-                     false);
+  auto pack_to = [&](IgemmPacked* p, uint8_t* data, int32_t* sums) {
+    IgemmPackTo(p, data, sums, false, b.data<uint8_t>(), s.n, s.k, s.tb ? s.k : 1, s.tb ? 1 : s.n,
+                b_signed, false);
   };
+  const bool cached = ctx.cache() && ctx.input_constant(3);
+  ScratchVec<uint8_t> data(cached ? 0 : static_cast<size_t>(IgemmPackedBytes(false, s.n, s.k)));
+  ScratchVec<int32_t> sums(cached ? 0 : static_cast<size_t>(IgemmPackedSums(false, s.n)));
   IgemmPacked local;
   const IgemmPacked* pb = &local;
-  if (ctx.cache() && ctx.input_constant(3))
-    pb = &ctx.cache()->Get<IgemmPacked>(pack);
-  else
-    local = pack();
+  if (cached) {
+    pb = &ctx.cache()->Get<IgemmPacked>([&] {
+      IgemmPacked p;
+      p.own_data.resize(static_cast<size_t>(IgemmPackedBytes(false, s.n, s.k)));
+      p.own_sums.resize(static_cast<size_t>(IgemmPackedSums(false, s.n)));
+      pack_to(&p, p.own_data.data(), p.own_sums.data());
+      return p;
+    });
+  } else {
+    pack_to(&local, data.data(), sums.data());
+  }
   // op(A) row-major: A itself, or its transpose in scratch.
   ScratchVec<uint8_t> at(s.ta ? static_cast<size_t>(s.m * s.k) : 0);
   const uint8_t* ap = a.data<uint8_t>();
@@ -85,7 +95,7 @@ void QGemmFast(KernelContext& ctx, const QGemmSetup& s, const double* mult, int6
   }
   const int32_t rz =
       StoredZeroPoint(azp ? static_cast<int32_t>(ReadInt(*azp, 0)) : 0, a_signed, true);
-  std::vector<int32_t> vz(bzp && bzp->numel() > 1 ? s.n : 1);
+  ScratchVec<int32_t> vz(bzp && bzp->numel() > 1 ? s.n : 1);
   for (size_t j = 0; j < vz.size(); ++j)
     vz[j] = StoredZeroPoint(bzp ? static_cast<int32_t>(ReadInt(*bzp, j)) : 0, b_signed, false);
   IgemmEpilogue ep;
