@@ -537,10 +537,35 @@ OUTPOST_AVX2 void CentreRowAvx2(const uint8_t* src, int64_t n, bool x_signed, in
     dst[j] = static_cast<int16_t>((x_signed ? int32_t(int8_t(src[j])) : int32_t(src[j])) - xz);
 }
 
+// ph0[j] = row[2j], ph1[j] = row[2j + 1] for j < n (int16): the two stride phases of a row.
+OUTPOST_AVX2 void SplitPhases2Avx2(const int16_t* row, int64_t n, int16_t* ph0, int16_t* ph1) {
+  const __m256i shuf = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1,
+                                        4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    // Per 128-bit lane: the even elements, then the odd ones; then the lanes' halves gathered.
+    const __m256i a = _mm256_permute4x64_epi64(
+        _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * j)),
+                            shuf),
+        0xD8);
+    const __m256i b = _mm256_permute4x64_epi64(
+        _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * j + 16)),
+                            shuf),
+        0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ph0 + j), _mm256_permute2x128_si256(a, b, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ph1 + j), _mm256_permute2x128_si256(a, b, 0x31));
+  }
+  for (; j < n; ++j) ph0[j] = row[2 * j], ph1[j] = row[2 * j + 1];
+}
+
 void DwPrepare(const ConvGeom& g, const uint8_t* xc, bool x_signed, int32_t xz, int64_t rows,
                int64_t pw, bool vec, int16_t* ph) {
   const int64_t sw = g.s[2];
   std::fill(ph, ph + rows * sw * pw, int16_t(0));
+  // Stride 2: each padded row centred into `padded` (zero = the padding), then split.
+  const bool split2 = sw == 2 && vec;
+  ScratchVec<int16_t> padded(split2 ? static_cast<size_t>(2 * pw) : 0);
+  const int64_t n2 = std::min(g.in[2], 2 * pw - g.pb[2]);
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t ih = r - g.pb[1];
     if (ih < 0 || ih >= g.in[1]) continue;
@@ -548,6 +573,11 @@ void DwPrepare(const ConvGeom& g, const uint8_t* xc, bool x_signed, int32_t xz, 
     if (sw == 1 && vec) {  // the padded row is the input row shifted by the left padding
       const int64_t n = std::min(g.in[2], pw - g.pb[2]);
       if (n > 0) CentreRowAvx2(src, n, x_signed, xz, ph + r * pw + g.pb[2]);
+      continue;
+    }
+    if (split2) {
+      if (n2 > 0) CentreRowAvx2(src, n2, x_signed, xz, padded.data() + g.pb[2]);
+      SplitPhases2Avx2(padded.data(), pw, ph + 2 * r * pw, ph + (2 * r + 1) * pw);
       continue;
     }
     for (int64_t phase = 0; phase < sw; ++phase) {
