@@ -453,6 +453,20 @@ OUTPOST_AVX512 void StoreRowAvx512(const IgemmEpilogue& ep, const RowParams& rp,
   }
 }
 
+// CorrectRowAvx2 on zmm: the AVX-512 store reads s with 64-byte loads, which 32-byte stores
+// could not forward.
+OUTPOST_AVX512 void CorrectRowAvx512(const int32_t* raw, const int32_t* vz, const int32_t* cs,
+                                     uint32_t a, uint32_t b, int32_t* s) {
+  const __m512i va = _mm512_set1_epi32(static_cast<int32_t>(a));
+  const __m512i vb = _mm512_set1_epi32(static_cast<int32_t>(b));
+  for (int j = 0; j < kNr; j += 16) {
+    __m512i v = _mm512_sub_epi32(_mm512_loadu_si512(raw + j),
+                                 _mm512_mullo_epi32(_mm512_loadu_si512(vz + j), va));
+    if (b) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_loadu_si512(cs + j), vb));
+    _mm512_storeu_si512(s + j, v);
+  }
+}
+
 // One row of finished values to the output, on the active path.
 void StoreRow(IgemmIsa isa, const IgemmEpilogue& ep, const RowParams& rp, const int32_t* s,
               int cols, int64_t r_abs, int64_t j_abs) {
@@ -490,10 +504,12 @@ void FinishTile(const TileArgs& t, const IgemmEpilogue& ep) {
   for (int r = 0; r < t.rows; ++r) {
     const uint32_t rz = static_cast<uint32_t>(t.rz ? t.rz[r * t.rz_stride] : 0);
     const uint32_t a = static_cast<uint32_t>(t.rowsum[r]) - k * rz;
-    if (isa == IgemmIsa::kScalar)
-      CorrectRowScalar(t.tile + r * kNr, vz, cs, a, rz, s);
-    else
+    if (isa == IgemmIsa::kAvx512Vnni)
+      CorrectRowAvx512(t.tile + r * kNr, vz, cs, a, rz, s);
+    else if (isa != IgemmIsa::kScalar)
       CorrectRowAvx2(t.tile + r * kNr, vz, cs, a, rz, s);
+    else
+      CorrectRowScalar(t.tile + r * kNr, vz, cs, a, rz, s);
     const int64_t ra = t.r_abs + r;
     RowParams rp{nullptr, 0, nullptr, 0};
     if (quant) {
