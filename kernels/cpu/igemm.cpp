@@ -10,8 +10,9 @@
 #include <immintrin.h>
 
 // GCC 12's AVX-512 intrinsics pass an undefined vector as the masked-off source, which
-// -Wmaybe-uninitialized reports once inlined into a target("avx512f") function (as packed.cpp).
+// -W(maybe-)uninitialized reports once inlined into a target("avx512f") function (as packed.cpp).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <algorithm>
 #include <atomic>
@@ -673,6 +674,25 @@ OUTPOST_AVX512 void DwRowAvx512(const int16_t* base, const int64_t* off, const i
   _mm512_storeu_si512(acc + 16, _mm512_permutex2var_epi32(lo, i1, hi));
 }
 
+// DwRowAvx512 for rows of at most 16 outputs (14x14 and 7x7 planes): ymm halves, one zmm store.
+OUTPOST_AVX512 void DwRow16Avx512(const int16_t* base, const int64_t* off, const int16_t* w,
+                                  int taps, int32_t* acc) {
+  __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+  for (int t = 0; t < taps; t += 2) {
+    const __m256i wp = _mm256_set1_epi32(
+        static_cast<int32_t>((static_cast<uint32_t>(static_cast<uint16_t>(w[t + 1])) << 16) |
+                             static_cast<uint16_t>(w[t])));
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + off[t]));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + off[t + 1]));
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wp));
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wp));
+  }
+  // lo holds outputs 0-3 | 8-11, hi 4-7 | 12-15.
+  const __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  _mm512_storeu_si512(
+      acc, _mm512_permutex2var_epi32(_mm512_zextsi256_si512(lo), idx, _mm512_zextsi256_si512(hi)));
+}
+
 }  // namespace
 
 const char* IgemmIsaName(IgemmIsa isa) {
@@ -918,7 +938,9 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
         const int16_t* base = ph.data() + oh * g.s[1] * sw * pw;
         for (int64_t ow = 0; ow < ow_n; ow += kNr) {
           const int n_cols = static_cast<int>(std::min<int64_t>(kNr, ow_n - ow));
-          if (isa == IgemmIsa::kAvx512Vnni)
+          if (isa == IgemmIsa::kAvx512Vnni && n_cols <= 16)
+            DwRow16Avx512(base + ow, off, wc, taps, acc);
+          else if (isa == IgemmIsa::kAvx512Vnni)
             DwRowAvx512(base + ow, off, wc, taps, acc);
           else if (isa != IgemmIsa::kScalar)
             DwRowAvx2(base + ow, off, wc, taps, acc);
