@@ -190,7 +190,41 @@ OUTPOST_AVX2 void KernelAvx2(int64_t k4, const uint8_t* rp, const uint8_t* vp, i
 
 using KernelFn = void (*)(int64_t, const uint8_t*, const uint8_t*, int32_t*);
 
-KernelFn PickKernel(bool rows_u8) {
+// AVX2 with vpmaddubsw, for a signed operand within [-64, 64] (reduce_range weights): then no
+// pair of products can saturate int16 (2 * 255 * 64 = 32640), so the sums are exact. Sub-tiles
+// of 4 rows x 16 columns.
+template <bool kRowsU8>
+OUTPOST_AVX2 void KernelAvx2Small(int64_t k4, const uint8_t* rp, const uint8_t* vp, int32_t* tile) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int rh = 0; rh < kMr / 4; ++rh)
+    for (int ch = 0; ch < 2; ++ch) {
+      __m256i acc[4][2];
+      for (int r = 0; r < 4; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+      for (int64_t q = 0; q < k4; ++q) {
+        const uint8_t* v = vp + q * kNr * 4 + ch * 64;
+        const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v));
+        const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 32));
+        const uint8_t* r4 = rp + q * kMr * 4 + rh * 16;
+        for (int r = 0; r < 4; ++r) {
+          const __m256i a = _mm256_set1_epi32(Load4(r4 + r * 4));
+          const __m256i p0 = kRowsU8 ? _mm256_maddubs_epi16(a, b0) : _mm256_maddubs_epi16(b0, a);
+          const __m256i p1 = kRowsU8 ? _mm256_maddubs_epi16(a, b1) : _mm256_maddubs_epi16(b1, a);
+          acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(p0, ones));
+          acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(p1, ones));
+        }
+      }
+      for (int r = 0; r < 4; ++r) {
+        int32_t* t = tile + (rh * 4 + r) * kNr + ch * 16;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(t), acc[r][0]);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(t + 8), acc[r][1]);
+      }
+    }
+}
+
+// small_signed: every stored value of the signed operand lies in [-64, 64].
+KernelFn PickKernel(bool rows_u8, bool small_signed) {
+  if (small_signed && IgemmActiveIsa() == IgemmIsa::kAvx2)
+    return rows_u8 ? KernelAvx2Small<true> : KernelAvx2Small<false>;
   switch (IgemmActiveIsa()) {
     case IgemmIsa::kAvx512Vnni:
       return rows_u8 ? KernelVnni512<true> : KernelVnni512<false>;
@@ -786,6 +820,7 @@ void IgemmPackTo(IgemmPacked* p, uint8_t* data, int32_t* sums, bool as_rows, con
   p->data = data;
   p->sums = sums;
   const uint8_t flip = p->flipped ? 0x80 : 0;
+  bool small = !store_u8;
   std::memset(data, 0, static_cast<size_t>(IgemmPackedBytes(as_rows, n, k, groups)));
   std::fill(sums, sums + IgemmPackedSums(as_rows, n, groups), 0);
   for (int64_t g = 0; g < groups; ++g)
@@ -797,9 +832,11 @@ void IgemmPackTo(IgemmPacked* p, uint8_t* data, int32_t* sums, bool as_rows, con
         const uint8_t v = line[q * elem_stride] ^ flip;
         d[(q / 4) * w * 4 + q % 4] = v;
         sum += store_u8 ? int32_t(v) : int32_t(int8_t(v));
+        small = small && int8_t(v) >= -64 && int8_t(v) <= 64;
       }
       sums[g * p->panels * w + i] = sum;
     }
+  p->small = small;
 }
 
 IgemmPacked IgemmPack(bool as_rows, const uint8_t* src, int64_t n, int64_t k, int64_t line_stride,
@@ -832,7 +869,7 @@ void IgemmRowsByPacked(ThreadPool* pool, int64_t m, const uint8_t* a, int64_t a_
   const int64_t k = b.k, k4 = b.k4, n = b.n, row_panels = (m + kMr - 1) / kMr;
   const int64_t col_chunks = (b.panels + 7) / 8;
   const uint8_t flip = a_signed ? 0x80 : 0;  // rows are stored u8
-  const KernelFn kernel = PickKernel(true);
+  const KernelFn kernel = PickKernel(true, b.small);
   auto body = [&](int64_t u0, int64_t u1) {
     ScratchVec<uint8_t> panel(static_cast<size_t>(k4 * kMr * 4));
     alignas(64) int32_t tile[kMr * kNr];
@@ -968,7 +1005,7 @@ void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const 
   const int32_t xz_stored = StoredZeroPoint(xz, x_signed, true);
   bool need_colsum = false;
   for (int64_t o = 0; o < w.m; ++o) need_colsum |= w.wz[o] != 0;
-  const KernelFn kernel = PickKernel(false);
+  const KernelFn kernel = PickKernel(false, w.rows.small);
   const int64_t panels = w.rows.panels;
   const int64_t threads = pool ? pool->size() : 1;
   int64_t row_chunks = 1;

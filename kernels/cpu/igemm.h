@@ -50,6 +50,7 @@ struct IgemmPacked {
   bool is_rows = false;  // the row operand (panels of kIgemmMr), else the column operand
   bool is_u8 = false;    // stored unsigned (else signed)
   bool flipped = false;  // stored = source XOR 0x80
+  bool small = false;    // stored signed, every value within [-64, 64] (AVX2 vpmaddubsw is exact)
   int64_t panel_bytes() const;
   const uint8_t* group_data(int64_t g) const { return data + g * panels * panel_bytes(); }
   const int32_t* group_sums(int64_t g) const;

@@ -347,5 +347,35 @@ TEST(QuantFast, QGemmMatchesReference) {
   }
 }
 
+// Weights within [-64, 64] after the signedness shift (ONNX Runtime's reduce_range): the AVX2
+// path then uses vpmaddubsw, whose pair sums cannot saturate; every path must still match.
+Tensor SmallWeights(std::mt19937& rng, bool is_signed, Shape s) {
+  Tensor t = Bytes(rng, is_signed, s);
+  std::uniform_int_distribution<int> d(-64, 64);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const int v = i % 11 == 0 ? (i % 2 ? 64 : -64) : d(rng);
+    t.data<uint8_t>()[i] = static_cast<uint8_t>(is_signed ? v : v + 128);
+  }
+  return t;
+}
+
+TEST(QuantFast, ReduceRangeWeightsMatchReference) {
+  std::mt19937 rng(23);
+  for (int i = 0; i < 40; ++i) {
+    const ConvCase c = RandomConv(rng, i % 2 ? 0 : 1);  // general and pointwise (igemm)
+    const bool xs8 = rng() & 1, ws8 = rng() & 1;
+    Tensor x = Bytes(rng, xs8, {c.n, c.c, c.h, c.w});
+    Tensor w = SmallWeights(rng, ws8, {c.m, c.c / c.group, c.kh, c.kw});
+    Tensor xz = ZeroPoint(rng, xs8, 0), wz = ZeroPoint(rng, ws8, 0);
+    ExpectFastMatchesReference("ConvInteger", ConvAttrs(c), {&x, &w, &xz, &wz},
+                               "ConvInteger (small weights) " + Describe(c));
+    const MatCase mc = RandomMatMul(rng, i);
+    Tensor a = Bytes(rng, xs8, Shape(mc.a)), b = SmallWeights(rng, ws8, Shape(mc.b));
+    Tensor bz = ZeroPoint(rng, ws8, 0);
+    ExpectFastMatchesReference("MatMulInteger", {}, {&a, &b, &xz, &bz},
+                               "MatMulInteger (small weights) " + ShapeText(mc));
+  }
+}
+
 }  // namespace
 }  // namespace outpost
