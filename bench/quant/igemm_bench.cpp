@@ -176,13 +176,15 @@ Tensor Scalar(DataType dt, double v, Shape s = {}) {
 
 int main(int argc, char** argv) {
   int threads = 2, runs = 15, rounds = 3;
-  std::string only, layer;  // --layer C,M,HW,k,s: that shape only
+  std::string only, layer;    // --layer C,M,HW,k,s: that shape only
+  bool reduce_range = false;  // --weights 7bit: weights in [-64, 63] (ORT's reduce_range)
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--runs")) runs = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--net")) only = argv[i + 1];
     if (!std::strcmp(argv[i], "--layer")) layer = argv[i + 1];
+    if (!std::strcmp(argv[i], "--weights")) reduce_range = !std::strcmp(argv[i + 1], "7bit");
   }
   ThreadPool pool(threads);
   std::printf(
@@ -217,7 +219,8 @@ int main(int argc, char** argv) {
       for (int64_t i = 0; i < l.m; ++i) bf.data<float>()[i] = u(rng);
       Node conv("Conv", at, {xf, wf, bf}, {false, true, true});
       Tensor xq = Random<uint8_t>(DataType::kUInt8, xs, rng, 0, 255);
-      Tensor wq = Random<int8_t>(DataType::kInt8, ws, rng, -127, 127);
+      Tensor wq = Random<int8_t>(DataType::kInt8, ws, rng, reduce_range ? -64 : -127,
+                                 reduce_range ? 63 : 127);
       Tensor bq = Random<int32_t>(DataType::kInt32, {l.m}, rng, -5000, 5000);
       Tensor wsc = Scalar(DataType::kFloat, 0.002, {l.m});
       Node qconv("QLinearConv", at,
