@@ -232,7 +232,7 @@ Shape ConvOutShape(const ConvGeom& g, int64_t n, int64_t channels) {
 }
 
 template <typename T>
-void Im2Col(ThreadPool* pool, const ConvGeom& g, int64_t channels, const T* x, T* col) {
+void Im2Col(ThreadPool* pool, const ConvGeom& g, int64_t channels, const T* x, T* col, T pad) {
   const int64_t rows = channels * g.k_size;
   auto body = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -245,17 +245,17 @@ void Im2Col(ThreadPool* pool, const ConvGeom& g, int64_t channels, const T* x, T
                     [&](int64_t o, int64_t i, int64_t lo, int64_t hi, int64_t ow_off) {
                       T* drow = dst + o;
                       if (i < 0) {
-                        std::fill(drow, drow + g.out[2], T(0));
+                        std::fill(drow, drow + g.out[2], pad);
                         return;
                       }
                       const T* srow = xc + i + ow_off;
-                      std::fill(drow, drow + lo, T(0));
+                      std::fill(drow, drow + lo, pad);
                       if (sw == 1) {
                         std::copy(srow + lo, srow + hi, drow + lo);
                       } else {
                         for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[ow * sw];
                       }
-                      std::fill(drow + hi, drow + g.out[2], T(0));
+                      std::fill(drow + hi, drow + g.out[2], pad);
                     });
     }
   };
@@ -380,13 +380,15 @@ void ConvForward(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, int6
 }
 
 #define OUTPOST_DENSE_INSTANTIATE(T)                                                             \
-  template void Im2Col<T>(ThreadPool*, const ConvGeom&, int64_t, const T*, T*);                  \
+  template void Im2Col<T>(ThreadPool*, const ConvGeom&, int64_t, const T*, T*, T);               \
   template void Col2Im<T>(const ConvGeom&, int64_t, const T*, T*);                               \
   template void ConvForward<T>(ThreadPool*, const ConvGeom&, int64_t, int64_t, int64_t, int64_t, \
                                const T*, const T*, const T*, T*);
 OUTPOST_DENSE_INSTANTIATE(float)
 OUTPOST_DENSE_INSTANTIATE(double)
 #undef OUTPOST_DENSE_INSTANTIATE
+template void Im2Col<uint8_t>(ThreadPool*, const ConvGeom&, int64_t, const uint8_t*, uint8_t*,
+                              uint8_t);
 
 Expected<MatMulPlan> PlanMatMul(KernelContext& ctx, const Shape& a, const Shape& b) {
   if (a.rank() < 1 || b.rank() < 1) return ctx.Fail("MatMul operands must have rank >= 1");

@@ -101,9 +101,25 @@ inline void ForKernelRows(const ConvGeom& g, int64_t kd, int64_t kh, int64_t kw,
   }
 }
 
-// col[c * k_size + kpos][opos] = x[c][window(opos) + kpos] (0 outside the input); x is [C, in].
+// Window ops over a padded plane with every row split into its stride phases (phase r,
+// element j = padded column r + j * s, pw elements per phase row): the offset of each window
+// tap (row-major kernel order) relative to the window of output (0, 0). Returns the tap count.
+inline int PhaseTapOffsets(const ConvGeom& g, int64_t pw, int64_t* off) {
+  const int64_t sw = g.s[2];
+  int t = 0;
+  for (int64_t kh = 0; kh < g.k[1]; ++kh)
+    for (int64_t kw = 0; kw < g.k[2]; ++kw) {
+      const int64_t col = kw * g.d[2];
+      off[t++] = kh * g.d[1] * sw * pw + (col % sw) * pw + col / sw;
+    }
+  return t;
+}
+
+// col[c * k_size + kpos][opos] = x[c][window(opos) + kpos] (`pad` outside the input); x is
+// [C, in]. T: float, double, uint8_t (quantized: pad = the zero point).
 template <typename T>
-void Im2Col(ThreadPool* pool, const ConvGeom& g, int64_t channels, const T* x, T* col);
+void Im2Col(ThreadPool* pool, const ConvGeom& g, int64_t channels, const T* x, T* col,
+            T pad = T(0));
 // The adjoint: y[c][window(opos) + kpos] += col[c * k_size + kpos][opos]; y is [C, in].
 template <typename T>
 void Col2Im(const ConvGeom& g, int64_t channels, const T* col, T* y);

@@ -80,19 +80,6 @@ OUTPOST_AVX512 void PackPanel(int64_t k, const float* b, int64_t ldb, int cols, 
 
 constexpr int kMaxTaps = 64;  // window positions the plane kernels handle (7x7 = 49)
 
-// Offsets of every window tap in a phase-split plane (see DepthwisePlane), relative to the
-// window of output (0, 0); taps in row-major kernel order.
-int TapOffsets(const ConvGeom& g, int64_t pw, int64_t* off) {
-  const int64_t sw = g.s[2];
-  int t = 0;
-  for (int64_t kh = 0; kh < g.k[1]; ++kh)
-    for (int64_t kw = 0; kw < g.k[2]; ++kw) {
-      const int64_t col = kw * g.d[2];
-      off[t++] = kh * g.d[1] * sw * pw + (col % sw) * pw + col / sw;
-    }
-  return t;
-}
-
 // One output plane of a window op over `ph`, the zero- or -inf-padded input plane with every
 // row split into its `s` stride phases (phase r, element j = padded column r + j * s), `pw`
 // elements per phase row, so that every tap reads a contiguous run of the row:
@@ -101,7 +88,7 @@ template <typename Op>
 OUTPOST_AVX512 inline void WindowPlane(const ConvGeom& g, const float* ph, int64_t pw, float* y,
                                        const Op& op) {
   int64_t off[kMaxTaps];
-  const int taps = TapOffsets(g, pw, off);
+  const int taps = PhaseTapOffsets(g, pw, off);
   const int64_t ow_n = g.out[2], row_step = g.s[1] * g.s[2] * pw;
   for (int64_t oh = 0; oh < g.out[1]; ++oh) {
     const float* base = ph + oh * row_step;

@@ -2,6 +2,7 @@
 // blocked), rounding, saturation and integer-exact operand conversion.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -54,6 +55,14 @@ inline Expected<QuantIndexer> MakeQuantIndexer(KernelContext& ctx, const Shape& 
 inline double RoundSat(double v, double lo, double hi) {
   v = std::nearbyint(v);
   return v < lo ? lo : (v > hi ? hi : v);
+}
+
+// The requantization of every quantized kernel (the igemm fast paths match it bit for bit):
+// min(max(round_half_even(acc * mult + z), lo), hi), one rounding of the product and sum (fma).
+// [lo, hi] is the type's range, narrowed by a fused activation clamp.
+inline int32_t Requantize(double acc, double mult, double z, int32_t lo, int32_t hi) {
+  const double v = std::nearbyint(std::fma(acc, mult, z));
+  return static_cast<int32_t>(std::min<double>(std::max<double>(v, lo), hi));
 }
 
 template <typename Q>

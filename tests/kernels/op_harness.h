@@ -38,6 +38,26 @@ Tensor Make(DataType dt, Shape s, std::vector<T> v) {
   return t;
 }
 
+// Attribute values for RunOp.
+inline kernels::Attribute AttrInts(std::vector<int64_t> v) {
+  kernels::Attribute a;
+  a.kind = kernels::Attribute::Kind::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+inline kernels::Attribute AttrInt(int64_t v) {
+  kernels::Attribute a;
+  a.kind = kernels::Attribute::Kind::kInt;
+  a.i = v;
+  return a;
+}
+inline kernels::Attribute AttrFloat(float v) {
+  kernels::Attribute a;
+  a.kind = kernels::Attribute::Kind::kFloat;
+  a.f = v;
+  return a;
+}
+
 // Runs `op` (default domain unless given) at `opset` on `inputs` (nullptr = omitted input).
 inline Expected<std::vector<Tensor>> RunOp(const std::string& op, kernels::Attributes attrs,
                                            std::vector<const Tensor*> inputs, int num_outputs = 1,
