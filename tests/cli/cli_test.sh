@@ -63,7 +63,7 @@ check "inspect fused op" grep -q "Conv+Relu" "$tmp/out"
 # inspect on a QDQ model names the nodes that run in integer and what they were fused from.
 check "inspect qdq" test "$(rc "$bin" inspect "$src/tests/models/qdq_small.onnx")" = 0
 check "inspect qdq counts" grep -q "^precision (nodes that run): convert=2 integer=3, 3 fused from QDQ" "$tmp/out"
-check "inspect qdq conv" grep -Eq "^  conv +QLinearConv +integer  # fused from QDQ Conv\+Relu" "$tmp/out"
+check "inspect qdq conv" grep -Eq "^  conv +QLinearConv\+Relu +integer  # fused from QDQ Conv\+Relu" "$tmp/out"
 check "inspect qdq pool" grep -Eq "^  pool +MaxPool +integer  # fused from QDQ MaxPool" "$tmp/out"
 check "inspect qdq add" grep -Eq "^  residual +QLinearAdd +integer  # fused from QDQ Add" "$tmp/out"
 

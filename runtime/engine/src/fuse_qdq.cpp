@@ -16,10 +16,11 @@ namespace {
 
 using kernels::Attribute;
 
-// Whether QLinearConv / QLinearMatMul / QGemm apply the fused clamp attributes of
-// outpost/kernels/fusion.h themselves (converted to quantized bounds). Until they do, a fused
-// Relu/Clip becomes an integer Clip node after the integer op, which gives the same values.
-constexpr bool kQuantKernelsClamp = false;
+// QLinearConv / QLinearMatMul / QGemm apply the fused clamp attributes of
+// outpost/kernels/fusion.h themselves (as quantized bounds, on the CPU and OpenCL backends), so
+// a Relu/Clip after them is folded in. (Other integer ops get an integer Clip node after them,
+// which gives the same values.)
+constexpr bool kQuantKernelsClamp = true;
 
 bool Is8Bit(DataType t) { return t == DataType::kInt8 || t == DataType::kUInt8; }
 
