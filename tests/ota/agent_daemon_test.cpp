@@ -349,6 +349,11 @@ struct FaultCase {
   bool bad;  // v2's model fails its golden: it must end rolled back
 };
 
+// gtest prints the case as "good/checking" (test names, ctest) instead of its bytes.
+void PrintTo(const FaultCase& c, std::ostream* os) {
+  *os << (c.bad ? "bad/" : "good/") << c.state;
+}
+
 class OtaAgentFaultTest : public OtaAgentDaemonTest,
                           public ::testing::WithParamInterface<FaultCase> {};
 
