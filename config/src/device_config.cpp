@@ -293,7 +293,9 @@ std::string ParseWindow(const std::string& s, int* start, int* end) {
 Status ParseOta(const MapView& m, const fs::path& base, OtaConfig* c) {
   OP_RETURN_IF_ERROR(m.RejectUnknown(
       {"enabled", "remote_url", "ref", "check_interval_s", "jitter_s", "trusted_keys_dir",
-       "maintenance_window", "health_deadline_s", "max_boot_attempts", "rate_limit_kbps"}));
+       "maintenance_window", "health_deadline_s", "max_boot_attempts", "rate_limit_kbps",
+       "health_gate_runs", "state_dir", "reboot_command", "idle_wait_s", "retry_max",
+       "retry_base_s", "retry_max_delay_s"}));
   OP_RETURN_IF_ERROR(m.Bool("enabled", &c->enabled));
   if (const auto* e = m.Find("remote_url")) {
     std::string u;
@@ -318,7 +320,7 @@ Status ParseOta(const MapView& m, const fs::path& base, OtaConfig* c) {
   if (const auto* e = m.Find("maintenance_window")) {
     std::string w;
     OP_RETURN_IF_ERROR(m.String("maintenance_window", &w));
-    if (w.empty()) {
+    if (w.empty() || w == "always") {
       c->maintenance_start_min = c->maintenance_end_min = -1;
     } else {
       const std::string why = ParseWindow(w, &c->maintenance_start_min, &c->maintenance_end_min);
@@ -329,6 +331,22 @@ Status ParseOta(const MapView& m, const fs::path& base, OtaConfig* c) {
   OP_RETURN_IF_ERROR(m.Int("health_deadline_s", 10, 3600, &c->health_deadline_s));
   OP_RETURN_IF_ERROR(m.Int("max_boot_attempts", 1, 10, &c->max_boot_attempts));
   OP_RETURN_IF_ERROR(m.Int("rate_limit_kbps", 0, 100000000, &c->rate_limit_kbps));
+  OP_RETURN_IF_ERROR(m.Int("health_gate_runs", 1, 10000, &c->health_gate_runs));
+  OP_RETURN_IF_ERROR(m.String("state_dir", &c->state_dir));
+  ResolvePath(base, &c->state_dir);
+  if (c->state_dir.empty()) c->state_dir = "/var/lib/outpost/ota";
+  if (const auto* e = m.Find("reboot_command")) {
+    OP_RETURN_IF_ERROR(m.String("reboot_command", &c->reboot_command));
+    if (c->reboot_command.empty()) return m.Error(*e, "the reboot command must not be empty");
+  }
+  OP_RETURN_IF_ERROR(m.Int("idle_wait_s", 0, 86400, &c->idle_wait_s));
+  OP_RETURN_IF_ERROR(m.Int("retry_max", 0, 100, &c->retry_max));
+  OP_RETURN_IF_ERROR(m.Int("retry_base_s", 1, 86400, &c->retry_base_s));
+  if (const auto* e = m.Find("retry_max_delay_s")) {
+    OP_RETURN_IF_ERROR(m.Int("retry_max_delay_s", 1, 604800, &c->retry_max_delay_s));
+    if (c->retry_max_delay_s < c->retry_base_s)
+      return m.Error(*e, "must not be below ota.retry_base_s");
+  }
   if (c->enabled) {
     const auto* e = m.Find("enabled");
     if (c->remote_url.empty()) return m.Error(*e, "ota is enabled but ota.remote_url is not set");

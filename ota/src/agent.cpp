@@ -72,6 +72,12 @@ std::string ReadBootId() {
   return id;
 }
 
+// Worth retrying soon: the network, the server, a full disk. Not refusals.
+bool Transient(const Status& s) {
+  return s.code() == Code::kUnavailable || s.code() == Code::kResourceExhausted ||
+         s.code() == Code::kIoError || s.code() == Code::kDeadlineExceeded;
+}
+
 std::string Join(const std::vector<std::string>& v, const char* sep) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
@@ -102,10 +108,19 @@ class Agent {
                 now.booted_commit.empty() ? "unknown" : now.booted_commit, ActionName(d.action),
                 d.why);
     if (!Save()) return Error(save_error_);
+    // Resume() may have moved the record (e.g. rebooting -> verifying-after-boot): told as one
+    // transition from the state loaded.
+    const State was = loaded.ok() && *loaded ? (*loaded)->state : State::kIdle;
+    if (cfg_.on_transition && loaded.ok() && r_.state != was) cfg_.on_transition(was, r_);
     switch (d.action) {
       case Action::kNone:
         if (r_.state == State::kFailed && loaded.ok() && *loaded && (*loaded)->state != r_.state)
           return Done(Outcome::kFailed, r_.reason);
+        // Rolled back, but the step stopped before its reboot: still running the failed commit.
+        if (r_.state == State::kRolledBack && !r_.previous_commit.empty() &&
+            !booted_.commit.empty() && booted_.commit != r_.previous_commit)
+          return Done(Outcome::kRebootRequested,
+                      "rolled back to " + r_.previous_commit + "; reboot requested: " + r_.reason);
         return Check();
       case Action::kCheck:
         return Check();
@@ -126,7 +141,8 @@ class Agent {
   }
 
  private:
-  // The booted deployment (commit and checkout path); empty commit when unknown.
+  // The booted deployment (commit and checkout path); empty commit when unknown, empty path
+  // when that commit is no longer deployed.
   Expected<Deployment> Booted() {
     OP_ASSIGN_OR_RETURN(auto list, ListDeployments(cfg_.sysroot));
     std::string commit = cfg_.booted_commit;
@@ -135,7 +151,11 @@ class Agent {
     }
     for (const auto& d : list)
       if (d.commit == commit) return d;
-    return Deployment{};
+    // Booted but no longer deployed (rolled back, the reboot still to come): the commit is known,
+    // its checkout is not.
+    Deployment d;
+    d.commit = commit;
+    return d;
   }
 
   bool Save() {
@@ -146,12 +166,28 @@ class Agent {
 
   // Transition + persist; false (and save_error_) when either fails.
   bool Go(State to, std::string reason = {}) {
+    const State from = r_.state;
     Status s = Transition(r_, to, std::move(reason));
     if (!s.ok()) {
       save_error_ = s.message();
       return false;
     }
-    return Save();
+    if (!Save()) return false;
+    if (cfg_.on_transition) cfg_.on_transition(from, r_);
+    return true;
+  }
+
+  // A head that must not be pulled again while it stays the head (refused or rolled back).
+  StepResult Refuse(const std::string& why) {
+    r_.refused_commit = r_.target_commit;
+    return Fail(why);
+  }
+
+  // Something that may pass by itself: the record stays resumable, the caller retries.
+  StepResult Retry(Outcome o, std::string message) {
+    StepResult res = Done(o, std::move(message));
+    res.retry = true;
+    return res;
   }
 
   StepResult Fail(const std::string& why) {
@@ -162,19 +198,30 @@ class Agent {
   StepResult Check() {
     // A rolled-back commit is not tried again while it is still the head (the idle record after
     // such a check keeps it as its target; any other idle record has none).
+    // refused_commit covers refusals (signature, checksum, downgrade) and rollbacks alike.
     const std::string rejected =
-        r_.state == State::kRolledBack || r_.state == State::kIdle ? r_.target_commit : "";
-    if (!Go(State::kChecking, "checking " + cfg_.sysroot.remote + ":" + cfg_.sysroot.ref))
+        !r_.refused_commit.empty() ? r_.refused_commit
+        : r_.state == State::kRolledBack || r_.state == State::kIdle ? r_.target_commit
+                                                                     : "";
+    // A check interrupted after "checking" was written resumes as it is (checking -> checking is
+    // not a transition).
+    if (r_.state != State::kChecking &&
+        !Go(State::kChecking, "checking " + cfg_.sysroot.remote + ":" + cfg_.sysroot.ref))
       return Error(save_error_);
     if (!cfg_.remote_url.empty()) {
       Status s = AddRemote(cfg_.sysroot, cfg_.remote_url, cfg_.key_files);
       if (!s.ok()) return Fail("cannot configure the remote: " + s.message());
     }
     auto head = RemoteHead(cfg_.sysroot);
-    if (!head.ok()) return Fail("check failed: " + head.status().message());
+    if (!head.ok()) {
+      StepResult res = Fail("check failed: " + head.status().message());
+      res.retry = res.outcome == Outcome::kFailed && Transient(head.status());
+      return res;
+    }
     if (*head == booted_.commit || *head == rejected) {
-      std::string why = *head == rejected ? "the remote's head " + *head + " was rolled back"
-                                          : "up to date at " + *head;
+      std::string why = *head == rejected
+                            ? "the remote's head " + *head + " was rolled back or refused before"
+                            : "up to date at " + *head;
       if (*head == rejected) r_.target_commit = rejected;
       if (!Go(State::kIdle, why)) return Error(save_error_);
       return Done(Outcome::kIdle, why);
@@ -190,9 +237,12 @@ class Agent {
     auto pulled = Pull(cfg_.sysroot);
     if (!pulled.ok()) {
       if (pulled.status().code() == Code::kInvalidArgument)
-        return Fail("refused: " + pulled.status().message());
-      // The network or the server: stay in downloading; the next step resumes (bounded).
-      return Done(Outcome::kIdle, "pull interrupted, will resume: " + pulled.status().message());
+        return Refuse("refused: " + pulled.status().message());
+      // The network, the server or a full disk: stay in downloading; the next step resumes
+      // (bounded by Resume(): max_download_attempts).
+      const bool full = pulled.status().code() == Code::kResourceExhausted;
+      return Retry(Outcome::kIdle, std::string(full ? "pull stopped, disk full" : "pull interrupted") +
+                                       ", will resume: " + pulled.status().message());
     }
     if (*pulled != r_.target_commit) {
       OP_LOG_INFO("ota agent: the ref moved from {} to {} during the check", r_.target_commit,
@@ -205,7 +255,10 @@ class Agent {
 
   StepResult VerifyAndDeploy() {
     Status v = VerifyCommit(cfg_.sysroot, r_.target_commit);
-    if (!v.ok()) return Fail("verification failed: " + v.message());
+    if (!v.ok()) {
+      if (v.code() == Code::kInvalidArgument) return Refuse("verification failed: " + v.message());
+      return Fail("verification failed: " + v.message());
+    }
     auto list = ListDeployments(cfg_.sysroot);
     if (!list.ok()) return Error(list.status().message());
     Deployment dep;
@@ -213,7 +266,14 @@ class Agent {
       dep = (*list)[0];  // deployed before an interruption: not twice
     } else {
       auto d = Deploy(cfg_.sysroot, r_.target_commit);
-      if (!d.ok()) return Fail("deploy failed: " + d.status().message());
+      if (!d.ok()) {
+        if (d.status().code() == Code::kResourceExhausted)  // stays in verifying: resumable
+          return Retry(Outcome::kIdle, "deploy stopped, disk full, will resume: " +
+                                           d.status().message());
+        if (d.status().code() == Code::kInvalidArgument)
+          return Refuse("deploy refused: " + d.status().message());
+        return Fail("deploy failed: " + d.status().message());
+      }
       dep = *d;
     }
     r_.target_version = dep.version;
@@ -234,6 +294,8 @@ class Agent {
     pc.models = *goldens;
     pc.runs = cfg_.gate_runs;
     pc.deadline_ms = cfg_.gate_deadline_ms;
+    pc.broker_host = cfg_.broker_host;
+    pc.broker_port = cfg_.broker_port;
     GateVerdict v = Judge(Probe(pc));
     OP_LOG_INFO("ota agent: health gate on {} ({} models): {}", booted_.commit, goldens->size(),
                 v.pass ? "pass" : Join(v.failures, "; "));
@@ -259,6 +321,7 @@ class Agent {
         return Fail(r_.reason + "; rollback impossible: " + s.message());
       return Error("rollback failed (will be retried): " + s.message());
     }
+    r_.refused_commit = r_.target_commit;  // not taken again while it stays the head
     if (!Go(State::kRolledBack, r_.reason)) return Error(save_error_);
     if (booted_.commit != r_.previous_commit)
       return Done(Outcome::kRebootRequested,
@@ -286,7 +349,11 @@ class Agent {
       OP_LOG_INFO("ota agent: {}: {}", OutcomeName(o), message);
     return {o, r_, std::move(message)};
   }
-  StepResult Error(std::string message) { return Done(Outcome::kError, std::move(message)); }
+  StepResult Error(std::string message) {
+    StepResult res = Done(Outcome::kError, std::move(message));
+    res.retry = true;  // the state dir or the sysroot: try again later, with backoff
+    return res;
+  }
 
   const AgentConfig& cfg_;
   StateFile file_;

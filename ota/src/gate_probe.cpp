@@ -59,10 +59,7 @@ int Connect(const std::string& host, uint16_t port, int timeout_ms, std::string*
   return fd;
 }
 
-struct Reply {
-  int status = 0;
-  std::string body;
-};
+using Reply = HttpReply;
 
 Expected<Reply> Http(const ProbeConfig& cfg, const std::string& method, const std::string& path,
                      const std::string& body, int timeout_ms) {
@@ -249,6 +246,14 @@ GateInput Probe(const ProbeConfig& cfg) {
   }
   g.elapsed_ms = MsSince(t0);
   return g;
+}
+
+Expected<HttpReply> HttpGet(const std::string& host, uint16_t port, const std::string& path,
+                            int timeout_ms) {
+  ProbeConfig c;
+  c.host = host;
+  c.port = port;
+  return Http(c, "GET", path, "", timeout_ms);
 }
 
 }  // namespace outpost::ota

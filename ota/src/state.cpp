@@ -98,9 +98,11 @@ Status Transition(Record& r, State to, std::string reason) {
   if (to == State::kChecking) {  // a new cycle: nothing of the previous one carries over
     std::string boot_id = r.boot_id;
     uint64_t seq = r.sequence;
+    std::string refused = std::move(r.refused_commit);
     r = Record{};
     r.boot_id = std::move(boot_id);
     r.sequence = seq;
+    r.refused_commit = std::move(refused);
   }
   OP_LOG_INFO("ota: {} -> {}{}{}", from, StateName(to), reason.empty() ? "" : ": ",
               reason);
@@ -251,7 +253,8 @@ json Body(const Record& r) {
           {"gate_attempts", r.gate_attempts},
           {"reason", r.reason},
           {"sequence", r.sequence},
-          {"updated_unix", r.updated_unix}};
+          {"updated_unix", r.updated_unix},
+          {"refused_commit", r.refused_commit}};
 }
 }  // namespace
 
@@ -303,6 +306,7 @@ Expected<Record> Parse(std::string_view text) {
   OP_RETURN_IF_ERROR(num("gate_attempts", r.gate_attempts));
   OP_RETURN_IF_ERROR(num("sequence", r.sequence));
   OP_RETURN_IF_ERROR(num("updated_unix", r.updated_unix));
+  if (b.contains("refused_commit")) OP_RETURN_IF_ERROR(str("refused_commit", r.refused_commit));
   return r;
 }
 

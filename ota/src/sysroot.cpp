@@ -21,7 +21,27 @@ void Count(const char* op, const Status& s) {
   if (!s.ok()) OP_LOG_WARN("ota: {} failed: {}", op, s.message());
 }
 
+// ENOSPC (or a quota) anywhere under libostree: the repo, the deployments, /boot; or libostree
+// refusing to start because the space would not suffice.
+bool NoSpace(const GError* e) {
+  return e && (g_error_matches(e, G_IO_ERROR, G_IO_ERROR_NO_SPACE) ||
+               strstr(e->message, "No space left on device") ||
+               strstr(e->message, "Disk quota exceeded") ||
+               // libostree's own checks before writing: a static delta's size
+               // ("Delta requires N MB free space, but only M MB available") and the repo's
+               // min-free-space-percent/-size ("... would be exceeded").
+               strstr(e->message, "free space, but only") ||
+               strstr(e->message, "min-free-space"));
+}
+
 Status FromGError(const GError* e, const std::string& what, Code code = Code::kIoError) {
+  if (NoSpace(e)) {
+    MetricsRegistry::Global()
+        .GetCounter("outpost_ota_disk_full_total",
+                    "OTA operations stopped by a full disk (the update stays resumable)")
+        .Inc();
+    return ResourceExhausted(what + ": disk full: " + e->message);
+  }
   return Status(code, what + ": " + (e ? e->message : "unknown error"));
 }
 
@@ -51,6 +71,15 @@ Status Load(const SysrootConfig& cfg, Loaded& l, bool lock) {
   if (!ostree_sysroot_get_repo(l.sysroot, &l.repo, nullptr, &err))
     return FromGError(err, "cannot open the repo of sysroot '" + cfg.sysroot + "'");
   return Status::Ok();
+}
+
+// A failed deploy may leave a deployment directory (or a half-written boot directory) that no
+// boot entry names: ostree_sysroot_cleanup removes what the current deployments do not use.
+Status CleanedUp(Loaded& l, Status failed) {
+  g_autoptr(GError) err = nullptr;
+  if (!ostree_sysroot_cleanup(l.sysroot, nullptr, &err))
+    OP_LOG_WARN("ota: cleanup after a failed deploy: {}", err ? err->message : "?");
+  return failed;
 }
 
 Status VerifyIn(OstreeRepo* repo, const SysrootConfig& cfg, const std::string& commit) {
@@ -156,12 +185,13 @@ Expected<std::string> Pull(const SysrootConfig& cfg) {
     if (!ostree_repo_pull_with_options(l.repo, cfg.remote.c_str(), opts, nullptr, nullptr, &err)) {
       // Signature and checksum problems are refusals; the rest is the network or the server.
       bool refused =
-          g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_NO_SIGNATURE) ||
+          !NoSpace(err) &&
+          (g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_NO_SIGNATURE) ||
           g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_MISSING_KEY) ||
           g_error_matches(err, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_INVALID_SIGNATURE) ||
           (err && (strstr(err->message, "GPG") || strstr(err->message, "ignature") ||
                    strstr(err->message, "Corrupted") || strstr(err->message, "checksum") ||
-                   strstr(err->message, "chronologically older")));
+                   strstr(err->message, "chronologically older"))));
       return FromGError(err, "pull of " + cfg.remote + ":" + cfg.ref + " failed",
                         refused ? Code::kInvalidArgument : Code::kUnavailable);
     }
@@ -238,11 +268,11 @@ Expected<Deployment> Deploy(const SysrootConfig& cfg, const std::string& commit)
     g_autoptr(GError) err = nullptr;
     if (!ostree_sysroot_deploy_tree_with_options(l.sysroot, cfg.osname.c_str(), commit.c_str(),
                                                  origin, merge, &opts, &dep, nullptr, &err))
-      return FromGError(err, "cannot deploy " + commit);
+      return CleanedUp(l, FromGError(err, "cannot deploy " + commit));
     if (!ostree_sysroot_simple_write_deployment(l.sysroot, cfg.osname.c_str(), dep, merge,
                                                 OSTREE_SYSROOT_SIMPLE_WRITE_DEPLOYMENT_FLAGS_NONE,
                                                 nullptr, &err))
-      return FromGError(err, "cannot write the deployments with " + commit);
+      return CleanedUp(l, FromGError(err, "cannot write the deployments with " + commit));
     return Describe(l.sysroot, l.repo, dep);
   }();
   Count("deploy", r.status());

@@ -50,7 +50,8 @@ int CmdBench(int argc, char** argv);
 int CmdConformance(int argc, char** argv);
 int CmdTelemetry(int argc, char** argv);  // outpost telemetry tail
 int CmdImage(int argc, char** argv);  // outpost image build|bundle|verify
-int CmdOta(int argc, char** argv);    // outpost ota status|run-once
+int CmdOta(int argc, char** argv);    // outpost ota status|run-once|agent
+int CmdOtaAgent(int argc, char** argv);  // outpost ota agent (cmd_ota_agent.cpp)
 int CmdQuantize(int argc, char** argv);  // outpost quantize (quantize/)
 
 }  // namespace outpost::cli

@@ -16,6 +16,7 @@ namespace {
 
 const char* kOtaUsage =
     "usage: outpost ota status [--state-dir DIR] [--json]\n"
+    "       outpost ota agent [--config FILE] ... (outpost ota agent --help)\n"
     "       outpost ota run-once --trusted-key FILE... [--state-dir DIR] [--sysroot PATH]\n"
     "           [--osname NAME] [--remote URL] [--remote-name NAME] [--ref REF]\n"
     "           [--outpostd HOST:PORT] [--gate-deadline-ms N] [--gate-runs N]\n"
@@ -132,6 +133,7 @@ int CmdOta(int argc, char** argv) {
   if (sub == "--help" || sub == "-h") return std::fputs(kOtaUsage, stdout), 0;
   if (sub == "status") return Status(argc, argv);
   if (sub == "run-once") return RunOnce(argc, argv);
+  if (sub == "agent") return CmdOtaAgent(argc, argv);
   return Usage(kOtaUsage, "unknown subcommand '" + sub + "'");
 }
 

@@ -106,6 +106,37 @@ TEST(DeviceConfig, ShedSettingsAreReadAndBounded) {
   }
 }
 
+TEST(DeviceConfig, OtaAgentSettingsAreReadAndBounded) {
+  const DeviceConfig d = DefaultDeviceConfig();
+  EXPECT_EQ(d.ota.health_gate_runs, 20);
+  EXPECT_EQ(d.ota.state_dir, "/var/lib/outpost/ota");
+  EXPECT_EQ(d.ota.reboot_command, "systemctl reboot");
+  EXPECT_EQ(d.ota.idle_wait_s, 300);
+  EXPECT_EQ(d.ota.retry_max, 5);
+  EXPECT_EQ(d.ota.retry_base_s, 30);
+  EXPECT_EQ(d.ota.retry_max_delay_s, 1800);
+  auto r = ParseDeviceConfig(
+      "ota:\n  health_gate_runs: 3\n  state_dir: st\n  reboot_command: \"echo hi\"\n"
+      "  idle_wait_s: 0\n  retry_max: 2\n  retry_base_s: 1\n  retry_max_delay_s: 4\n"
+      "  maintenance_window: always\n",
+      "/etc/outpost/d.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->ota.health_gate_runs, 3);
+  EXPECT_EQ(r->ota.state_dir, "/etc/outpost/st");
+  EXPECT_EQ(r->ota.reboot_command, "echo hi");
+  EXPECT_EQ(r->ota.idle_wait_s, 0);
+  EXPECT_EQ(r->ota.retry_max, 2);
+  EXPECT_EQ(r->ota.retry_base_s, 1);
+  EXPECT_EQ(r->ota.retry_max_delay_s, 4);
+  EXPECT_EQ(r->ota.maintenance_start_min, -1);  // "always" = no window
+  EXPECT_NE(DeviceError("ota:\n  health_gate_runs: 0\n").find("device.yaml:2: ota.health_gate_runs"),
+            std::string::npos);
+  EXPECT_EQ(DeviceError("ota:\n  reboot_command: \"\"\n"),
+            "device.yaml:2: ota.reboot_command: the reboot command must not be empty");
+  EXPECT_EQ(DeviceError("ota:\n  retry_base_s: 60\n  retry_max_delay_s: 10\n"),
+            "device.yaml:3: ota.retry_max_delay_s: must not be below ota.retry_base_s");
+}
+
 TEST(DeviceConfig, EmptyFileCommentsAndEmptySectionsAreDefaults) {
   for (const char* text : {"", "# nothing here\n", "---\n", "server:\ntelemetry:\n"}) {
     auto r = ParseDeviceConfig(text, "device.yaml");

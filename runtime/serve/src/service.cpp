@@ -235,6 +235,10 @@ void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
   std::string_view rest;
   if (path == "/metrics") {
     if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for /metrics"));
+    // Read by the OTA agent before a reboot (no reboot while inference is in flight).
+    MetricsRegistry::Global()
+        .GetGauge("outpost_serve_in_flight", "Inference requests accepted and not yet answered")
+        .Set(static_cast<double>(in_flight_.load()));
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = MetricsRegistry::Global().RenderPrometheus();

@@ -122,6 +122,13 @@ struct OtaConfig {
   int health_deadline_s = 300;
   int max_boot_attempts = 3;
   int64_t rate_limit_kbps = 0;  // 0 = unlimited
+  int health_gate_runs = 20;      // timed golden calls per model in the health gate
+  std::string state_dir = "/var/lib/outpost/ota";
+  std::string reboot_command = "systemctl reboot";  // run by `outpost ota agent` (sh -c)
+  int idle_wait_s = 300;     // before a reboot: longest wait for outpostd's in-flight requests
+  int retry_max = 5;         // retries of a step that failed on the network, then the interval
+  int retry_base_s = 30;     // first retry delay; doubles, each drawn from [d/2, d]
+  int retry_max_delay_s = 1800;
 };
 
 struct DeviceConfig {

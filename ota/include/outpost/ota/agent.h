@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,12 @@ struct AgentConfig {
   int gate_runs = 20;
   double gate_deadline_ms = 60000;
   Tolerance tolerance;
+  // The MQTT broker the gate checks by a TCP connect (numeric IPv4); empty: no broker check.
+  std::string broker_host;
+  uint16_t broker_port = 1883;
+  // Told after each transition is persisted (from: the state before; r: the record as written).
+  // Null: nobody. `outpost ota agent` sends these as telemetry events.
+  std::function<void(State from, const Record& r)> on_transition;
 };
 
 enum class Outcome {
@@ -49,6 +56,9 @@ struct StepResult {
   Outcome outcome = Outcome::kError;
   Record record;        // as persisted at the end of the step
   std::string message;  // what happened, for the log and the CLI
+  // The step stopped on something that may pass by itself (network, server, full disk): worth
+  // retrying soon, with backoff. False for refusals and verdicts (retrying changes nothing).
+  bool retry = false;
 };
 
 // One step of the agent, from whatever state is persisted: a new cycle from idle or a finished

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "outpost/core/status.h"
 #include "outpost/ota/gate.h"
 
 namespace outpost::ota {
@@ -32,5 +33,14 @@ struct ProbeConfig {
 
 // Never fails: whatever could not be observed is recorded as a failure for Judge().
 GateInput Probe(const ProbeConfig& cfg);
+
+// One GET with the probe's client (Connection: close, numeric IPv4). kUnavailable when no
+// complete answer came within timeout_ms (connection refused included).
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+Expected<HttpReply> HttpGet(const std::string& host, uint16_t port, const std::string& path,
+                            int timeout_ms);
 
 }  // namespace outpost::ota

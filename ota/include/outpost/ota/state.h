@@ -48,6 +48,10 @@ struct Record {
   std::string reason;          // why the last transition happened (failures, rollbacks)
   uint64_t sequence = 0;       // incremented on every write
   int64_t updated_unix = 0;    // wall-clock time of the last write (informational)
+  // The last head refused (bad or untrusted signature, checksum, downgrade) or rolled back: not
+  // pulled again while it stays the remote's head. Carried over into new cycles; optional in the
+  // file (records written before it existed read as "").
+  std::string refused_commit;
 };
 
 struct Limits {
@@ -57,7 +61,7 @@ struct Limits {
 };
 
 // Moves `r` to `to` with `reason`. Refuses (kInternal) a transition not in the table and leaves
-// `r` unchanged. Counters reset when a new cycle starts with checking.
+// `r` unchanged. Counters reset when a new cycle starts with checking (refused_commit stays).
 Status Transition(Record& r, State to, std::string reason = {});
 
 // What the agent observes when it starts.
