@@ -351,5 +351,55 @@ TEST_F(OtaModelsTest, UnsignedUntrustedAndTamperedModelCommitsAreRefused) {
   EXPECT_EQ(meta->JsonBody()["versions"][0], "1");
 }
 
+// The same through the CLI: update twice, list, roll back; usage errors exit 2.
+TEST_F(OtaModelsTest, CliUpdatesListsAndRollsBack) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string opts = " --remote " + cfg_.remote_url + " --repo " + cfg_.source.repo +
+                           " --ref-prefix " + cfg_.ref_prefix + " --models-root " +
+                           cfg_.models_root + " --manifest-dir " + cfg_.manifest_dir +
+                           " --state-dir " + cfg_.state_dir +
+                           " --outpostd 127.0.0.1:" + std::to_string(daemon_->port);
+  const std::string cli = std::string(OUTPOST_CLI) + " ota models ";
+  auto run = [&](const std::string& args) {  // stdout only: Sh() adds 2>&1 outside the ( )
+    return Sh("(" + cli + args + " 2>" + dir_ + "/cli.err)");
+  };
+  const std::string update = "update iris --trusted-key " + root_ + "/Release.asc" + opts;
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
+  testing::Cmd r = run(update);
+  ASSERT_EQ(r.rc, 0) << r.out << ReadAll(dir_ + "/cli.err");
+  EXPECT_EQ(nlohmann::json::parse(r.out)["outcome"], "updated");
+  const std::string c2 = Publish(Iris::kV2, "2", 1700000100);
+  r = run(update);
+  ASSERT_EQ(r.rc, 0) << r.out << ReadAll(dir_ + "/cli.err");
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["outcome"], "updated");
+  EXPECT_EQ(j["commit"], c2);
+  EXPECT_TRUE(j["swap_ms"].is_number());
+
+  r = run("list --json --state-dir " + cfg_.state_dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 1u) << j;
+  EXPECT_EQ(j[0]["current"]["commit"], c2);
+  EXPECT_EQ(j[0]["current"]["version"], "2");
+  ASSERT_EQ(j[0]["previous"].size(), 1u);
+  EXPECT_EQ(j[0]["previous"][0]["commit"], c1);
+
+  r = run("rollback iris" + opts);
+  ASSERT_EQ(r.rc, 0) << r.out << ReadAll(dir_ + "/cli.err");
+  EXPECT_EQ(nlohmann::json::parse(r.out)["outcome"], "rolled-back");
+  testing::V2Client c(daemon_->port);
+  auto meta = c.Get("/v2/models/iris");
+  ASSERT_TRUE(meta && meta->status == 200);
+  EXPECT_EQ(meta->JsonBody()["versions"][0], "1");
+  r = run("rollback iris" + opts);  // nothing older kept
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["outcome"], "error");
+
+  EXPECT_EQ(run("update iris" + opts).rc, 2) << "no --trusted-key";
+  EXPECT_EQ(run("update" + opts).rc, 2) << "no model name";
+  EXPECT_EQ(run("frobnicate").rc, 2);
+}
+
 }  // namespace
 }  // namespace outpost::ota
