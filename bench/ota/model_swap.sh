@@ -17,8 +17,10 @@
 # another version: a new commit) and updates to it. Each update's JSON is one line of the
 # output file; the table prints swap_ms (end of the pull -> new version serving: checkout,
 # file check, manifest, outpostd's load beside the old version, warm-up, golden check, swap,
-# index confirming it) and verify_ms (the V2 golden check after it). Nothing asserted here:
-# correctness is tests/ota (ota_models_tests).
+# index confirming it) and verify_ms (the V2 golden check after it). A client (load_client.py)
+# sends the model's golden input back to back across all updates of a model and counts the
+# requests that were not answered 200. Nothing asserted here: correctness is tests/ota
+# (ota_models_tests).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,8 +43,9 @@ done
 OUT="${OUT:-$(mktemp /tmp/outpost-model-swap.XXXXXX.jsonl)}"
 : > "$OUT"
 WORK="$(mktemp -d /tmp/omswap.XXXXXX)"  # short: gpg-agent's socket lives in the GnuPG home
-DPID=""
+DPID="" LPID=""
 cleanup() {
+  [[ -n "$LPID" ]] && kill "$LPID" 2>/dev/null || true
   [[ -n "$DPID" ]] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null || true
   gpgconf --homedir "$WORK/g" --kill gpg-agent 2>/dev/null || true
   rm -rf "$WORK"
@@ -142,24 +145,43 @@ for model in $MODELS; do
   [[ -n "$PORT" ]] || { echo "outpostd did not start:"; cat "$WORK/outpostd.log"; exit 1; } >&2
   publish "$model" 1
   update "$name" > /dev/null || { cat "$WORK/update.log" >&2; exit 1; }
+  # A client sending the golden input back to back across every update of this model.
+  rm -f "$WORK/stop"
+  /usr/bin/python3 "$HERE/load_client.py" "$PORT" "$name" "$(golden_dir "$model")/input_0.npy" \
+    "$WORK/stop" "$WORK/load-$model.json" &
+  LPID=$!
+  sleep 1
   for k in $(seq 2 $((ROUNDS + 1))); do
     publish "$model" "$k"
+    t0="$(date +%s.%N)"
     if ! line="$(update "$name")"; then
       echo "$line" >&2; cat "$WORK/update.log" >&2; exit 1
     fi
+    t1="$(date +%s.%N)"
     jq -c --arg m "$model" --arg b "$(stat -c %s "$(model_file "$model")")" \
-      '{model: $m, model_bytes: ($b|tonumber), outcome, commit, download_ms, swap_ms, verify_ms}' \
-      <<<"$line" >> "$OUT"
+      --arg t0 "$t0" --arg t1 "$t1" \
+      '{model: $m, model_bytes: ($b|tonumber), outcome, commit, download_ms, swap_ms, verify_ms,
+        update_start: ($t0|tonumber), update_end: ($t1|tonumber)}' <<<"$line" >> "$OUT"
   done
+  sleep 1
+  touch "$WORK/stop" && wait "$LPID"
+  LPID=""
+  jq -c --arg m "$model" '{model: $m, load: .}' "$WORK/load-$model.json" >> "$OUT"
   kill "$DPID" && wait "$DPID" 2>/dev/null || true
   DPID=""
 done
 
 echo "results: $OUT"
-printf '%-14s %6s %10s %12s %12s %12s\n' model rounds bytes "swap_ms p50" "swap_ms max" "verify_ms p50"
-jq -rs 'group_by(.model)[] | (map(.swap_ms) | sort) as $s | (map(.verify_ms) | sort) as $v |
-  [.[0].model, length, .[0].model_bytes, ($s[(length/2|floor)]|round), ($s[-1]|round),
-   ($v[(length/2|floor)]|round)] | @tsv' "$OUT" |
-  while IFS=$'\t' read -r m n b p50 mx v50; do
-    printf '%-14s %6s %10s %12s %12s %12s\n' "$m" "$n" "$b" "$p50" "$mx" "$v50"
+printf '%-18s %6s %10s %12s %12s %12s %10s %8s %10s\n' model rounds bytes "swap_ms p50" \
+  "swap_ms max" "verify_ms p50" requests failed "in update"
+jq -rs '[.[] | select(.load)] as $l | [.[] | select(.swap_ms)] | group_by(.model)[] |
+  .[0].model as $m | (map(.swap_ms) | sort) as $s | (map(.verify_ms) | sort) as $v |
+  ($l | map(select(.model == $m))[0].load) as $ld |
+  . as $u | ([$ld.failure_times[] | select(. as $t | any($u[]; .update_start <= $t and
+   $t <= .update_end))] | length) as $in_update |
+  [$m, length, .[0].model_bytes, ($s[(length/2|floor)]|round), ($s[-1]|round),
+   ($v[(length/2|floor)]|round), $ld.sent, $ld.failed, $in_update] | @tsv' "$OUT" |
+  while IFS=$'\t' read -r m n b p50 mx v50 sent failed inupd; do
+    printf '%-18s %6s %10s %12s %12s %12s %10s %8s %10s\n' "$m" "$n" "$b" "$p50" "$mx" "$v50" \
+      "$sent" "$failed" "$inupd"
   done
