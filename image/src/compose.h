@@ -38,11 +38,5 @@ struct StagedOs {
 // Validates the inputs and writes the overlay and the bundles under `stage_dir`.
 Expected<StagedOs> Stage(const BuildOptions& opts, const std::string& stage_dir);
 
-// Rewrites the scalar values of spec.predictor.model.storageUri and of the golden-input/output
-// annotations in a manifest's text, keeping everything else as written (comments, quoting).
-Expected<std::string> RewriteManifest(const std::string& text, const std::string& source,
-                                      const std::string& storage_uri,
-                                      const std::string& golden_input,
-                                      const std::string& golden_output);
 
 }  // namespace outpost::image::internal

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <utility>
 
+#include "bundle.h"
 #include "outpost/config/device_config.h"
 #include "outpost/config/manifest.h"
 #include "outpost/core/log.h"
@@ -35,6 +36,30 @@ std::string_view OutcomeName(Outcome o) {
   return "?";
 }
 
+namespace internal {
+
+Expected<config::ModelManifest> LoadBundleManifest(const std::string& dir) {
+  config::DeviceConfig dc = config::DefaultDeviceConfig();
+  dc.models.model_dir = dir;
+  OP_ASSIGN_OR_RETURN(config::ModelManifest m, config::LoadManifest(dir + "/manifest.yaml", dc));
+  if (m.golden_input.empty() || m.golden_output.empty())
+    return InvalidArgument("model bundle '" + dir +
+                           "' has no golden input or output: the health gate cannot check it");
+  return m;
+}
+
+GoldenModel GoldenOf(const config::ModelManifest& m, const Tolerance& tol) {
+  GoldenModel g;
+  g.name = m.name;
+  g.golden_input = m.golden_input;
+  g.golden_output = m.golden_output;
+  g.p95_budget_ms = static_cast<double>(m.latency_budget_ms);
+  g.tol = tol;
+  return g;
+}
+
+}  // namespace internal
+
 Expected<std::vector<GoldenModel>> DeploymentGoldens(const std::string& deployment_path,
                                                      const Tolerance& tol) {
   std::vector<GoldenModel> out;
@@ -46,19 +71,8 @@ Expected<std::vector<GoldenModel>> DeploymentGoldens(const std::string& deployme
     if (e.is_directory()) bundles.push_back(e.path());
   std::sort(bundles.begin(), bundles.end());
   for (const auto& b : bundles) {
-    config::DeviceConfig dc = config::DefaultDeviceConfig();
-    dc.models.model_dir = b.string();
-    OP_ASSIGN_OR_RETURN(config::ModelManifest m, config::LoadManifest(b / "manifest.yaml", dc));
-    if (m.golden_input.empty() || m.golden_output.empty())
-      return InvalidArgument("model bundle '" + b.string() +
-                             "' has no golden input or output: the health gate cannot check it");
-    GoldenModel g;
-    g.name = m.name;
-    g.golden_input = m.golden_input;
-    g.golden_output = m.golden_output;
-    g.p95_budget_ms = static_cast<double>(m.latency_budget_ms);
-    g.tol = tol;
-    out.push_back(std::move(g));
+    OP_ASSIGN_OR_RETURN(config::ModelManifest m, internal::LoadBundleManifest(b.string()));
+    out.push_back(internal::GoldenOf(m, tol));
   }
   return out;
 }

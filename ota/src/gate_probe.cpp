@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "http_client.h"
 #include "outpost/core/status.h"
 
 namespace outpost::ota {
@@ -59,14 +60,16 @@ int Connect(const std::string& host, uint16_t port, int timeout_ms, std::string*
   return fd;
 }
 
-using Reply = HttpReply;
+}  // namespace
 
-Expected<Reply> Http(const ProbeConfig& cfg, const std::string& method, const std::string& path,
-                     const std::string& body, int timeout_ms) {
+namespace internal {
+
+Expected<Reply> Http(const std::string& host, uint16_t port, const std::string& method,
+                     const std::string& path, const std::string& body, int timeout_ms) {
   std::string err;
-  int fd = Connect(cfg.host, cfg.port, timeout_ms, &err);
+  int fd = Connect(host, port, timeout_ms, &err);
   if (fd < 0) return Unavailable(err);
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + cfg.host +
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + host +
                     "\r\nConnection: close\r\nAccept: application/json\r\n";
   if (!body.empty())
     req +=
@@ -110,6 +113,17 @@ Expected<Reply> Http(const ProbeConfig& cfg, const std::string& method, const st
   r.status = std::atoi(in.c_str() + 9);
   r.body = in.substr(h + 4, need == std::string::npos ? std::string::npos : need - h - 4);
   return r;
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::Reply;
+
+Expected<Reply> Http(const ProbeConfig& cfg, const std::string& method, const std::string& path,
+                     const std::string& body, int timeout_ms) {
+  return internal::Http(cfg.host, cfg.port, method, path, body, timeout_ms);
 }
 
 struct Npy {

@@ -310,6 +310,49 @@ Expected<Record> Parse(std::string_view text) {
   return r;
 }
 
+Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  namespace fs = std::filesystem;
+  const std::string dir = fs::path(path).parent_path().string();
+  const std::string tmp = path + ".tmp";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return IoError("cannot create directory '" + dir + "': " + ec.message());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return IoError(Errno("cannot create '" + tmp + "'"));
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = write(fd, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Status s = IoError(Errno("cannot write '" + tmp + "'"));
+      close(fd);
+      unlink(tmp.c_str());
+      return s;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    Status s = IoError(Errno("fsync of '" + tmp + "' failed"));
+    close(fd);
+    unlink(tmp.c_str());
+    return s;
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    Status s = IoError(Errno("cannot rename '" + tmp + "' to '" + path + "'"));
+    unlink(tmp.c_str());
+    return s;
+  }
+  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || fsync(dfd) != 0) {
+    Status s = IoError(Errno("fsync of directory '" + dir + "' failed"));
+    if (dfd >= 0) close(dfd);
+    return s;
+  }
+  close(dfd);
+  return Status::Ok();
+}
+
 StateFile::StateFile(std::string dir) : dir_(std::move(dir)), path_(dir_ + "/state.json") {}
 
 Expected<std::optional<Record>> StateFile::Load() const {
@@ -336,53 +379,17 @@ Status StateFile::Save(Record& r) const {
   ++next.sequence;
   next.updated_unix = static_cast<int64_t>(std::time(nullptr));
   const std::string text = Serialize(next);
-  const std::string tmp = path_ + ".tmp";
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) {
     CountWrite("error");
     return IoError("cannot create OTA state directory '" + dir_ + "': " + ec.message());
   }
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    CountWrite("error");
-    return IoError(Errno("cannot create '" + tmp + "'"));
-  }
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      Status s = IoError(Errno("cannot write '" + tmp + "'"));
-      close(fd);
-      unlink(tmp.c_str());
-      CountWrite("error");
-      return s;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0) {
-    Status s = IoError(Errno("fsync of '" + tmp + "' failed"));
-    close(fd);
-    unlink(tmp.c_str());
+  Status s = WriteFileAtomically(path_, text);
+  if (!s.ok()) {
     CountWrite("error");
     return s;
   }
-  close(fd);
-  if (rename(tmp.c_str(), path_.c_str()) != 0) {
-    Status s = IoError(Errno("cannot rename '" + tmp + "' to '" + path_ + "'"));
-    unlink(tmp.c_str());
-    CountWrite("error");
-    return s;
-  }
-  int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || fsync(dfd) != 0) {
-    Status s = IoError(Errno("fsync of directory '" + dir_ + "' failed"));
-    if (dfd >= 0) close(dfd);
-    CountWrite("error");
-    return s;
-  }
-  close(dfd);
   CountWrite("ok");
   r = std::move(next);
   return Status::Ok();

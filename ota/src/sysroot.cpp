@@ -1,10 +1,12 @@
 // libostree C API behind ota/sysroot.h (Debian 12: libostree 2022.7, GPG only).
 #include "outpost/ota/sysroot.h"
 
+#include <fcntl.h>
 #include <ostree.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "outpost/core/log.h"
@@ -58,6 +60,21 @@ struct Loaded {
 };
 
 Status Load(const SysrootConfig& cfg, Loaded& l, bool lock) {
+  if (!cfg.repo.empty()) {  // a plain repository (model updates): no sysroot, no lock
+    g_autoptr(GFile) rpath = g_file_new_for_path(cfg.repo.c_str());
+    l.repo = ostree_repo_new(rpath);
+    g_autoptr(GError) err = nullptr;
+    std::error_code ec;
+    if (!std::filesystem::exists(cfg.repo + "/config", ec)) {
+      std::filesystem::create_directories(cfg.repo, ec);
+      if (!ostree_repo_create(l.repo, OSTREE_REPO_MODE_BARE_USER_ONLY, nullptr, &err))
+        return FromGError(err, "cannot create repo '" + cfg.repo + "'");
+      OP_LOG_INFO("ota: created repo {} (bare-user-only)", cfg.repo);
+    } else if (!ostree_repo_open(l.repo, nullptr, &err)) {
+      return FromGError(err, "cannot open repo '" + cfg.repo + "'");
+    }
+    return Status::Ok();
+  }
   g_autoptr(GFile) path = g_file_new_for_path(cfg.sysroot.c_str());
   l.sysroot = ostree_sysroot_new(path);
   g_autoptr(GError) err = nullptr;
@@ -308,6 +325,56 @@ Status RollBack(const SysrootConfig& cfg, const std::string& previous, const std
     return Status::Ok();
   }();
   Count("rollback", s);
+  return s;
+}
+
+Expected<ModelCommitInfo> ReadModelCommit(const SysrootConfig& cfg, const std::string& commit) {
+  Loaded l;
+  OP_RETURN_IF_ERROR(Load(cfg, l, false));
+  g_autoptr(GVariant) c = nullptr;
+  g_autoptr(GError) err = nullptr;
+  if (!ostree_repo_load_variant(l.repo, OSTREE_OBJECT_TYPE_COMMIT, commit.c_str(), &c, &err))
+    return FromGError(err, "commit " + commit + " not in the repo", Code::kNotFound);
+  g_autoptr(GVariant) meta = g_variant_get_child_value(c, 0);
+  ModelCommitInfo info;
+  const char* v = nullptr;
+  if (g_variant_lookup(meta, "outpost.kind", "&s", &v)) info.kind = v;
+  if (g_variant_lookup(meta, "version", "&s", &v)) info.version = v;
+  if (g_variant_lookup(meta, "outpost.model.name", "&s", &v)) info.model_name = v;
+  guint32 abi = 0;
+  if (g_variant_lookup(meta, "outpost.runtime.abi", "u", &abi)) info.runtime_abi = GUINT32_FROM_BE(abi);
+  g_autofree const char** binds = nullptr;
+  if (g_variant_lookup(meta, "ostree.ref-binding", "^a&s", &binds))
+    for (const char** b = binds; b && *b; ++b) info.ref_bindings.emplace_back(*b);
+  g_autoptr(GVariant) files = g_variant_lookup_value(meta, "outpost.model.files",
+                                                     G_VARIANT_TYPE("a(sst)"));
+  if (files) {
+    for (gsize i = 0, n = g_variant_n_children(files); i < n; ++i) {
+      const char *path = nullptr, *sha = nullptr;
+      guint64 bytes = 0;
+      g_variant_get_child(files, i, "(&s&st)", &path, &sha, &bytes);
+      info.files.push_back({path, sha, GUINT64_FROM_BE(bytes)});
+    }
+  }
+  return info;
+}
+
+Status CheckoutCommit(const SysrootConfig& cfg, const std::string& commit,
+                      const std::string& dest) {
+  Status s = [&]() -> Status {
+    Loaded l;
+    OP_RETURN_IF_ERROR(Load(cfg, l, false));
+    OstreeRepoCheckoutAtOptions opts{};
+    opts.mode = OSTREE_REPO_CHECKOUT_MODE_USER;
+    opts.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_NONE;
+    opts.force_copy = TRUE;
+    g_autoptr(GError) err = nullptr;
+    if (!ostree_repo_checkout_at(l.repo, &opts, AT_FDCWD, dest.c_str(), commit.c_str(), nullptr,
+                                 &err))
+      return FromGError(err, "checkout of " + commit + " to '" + dest + "' failed");
+    return Status::Ok();
+  }();
+  Count("checkout", s);
   return s;
 }
 

@@ -59,6 +59,33 @@ inline std::vector<std::string> AdminStatusCommits(const std::string& sysroot, C
   return commits;
 }
 
+// Changes one byte in the middle of the object of file `path` in `rev` of the archive repo
+// `repo`, removes the static deltas (which would carry the good bytes, so that the object itself
+// is fetched) and signs the summary again with `fpr`. Empty, or what failed.
+inline std::string TamperObject(const std::string& repo, const std::string& rev,
+                                const std::string& path, const std::string& gnupg,
+                                const std::string& fpr) {
+  namespace fs = std::filesystem;
+  Cmd ls = Sh("ostree --repo=" + repo + " ls -C " + rev + " " + path);
+  if (ls.rc != 0) return ls.out;
+  std::istringstream in(ls.out);
+  std::string mode, uid, gid, size, csum;
+  in >> mode >> uid >> gid >> size >> csum;
+  if (csum.size() != 64u) return "no checksum in: " + ls.out;
+  std::string obj = repo + "/objects/" + csum.substr(0, 2) + "/" + csum.substr(2) + ".filez";
+  if (!fs::exists(obj)) return obj + " does not exist";
+  {
+    std::fstream f(obj, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(obj) / 2));
+    f.put('\x5a');
+  }
+  fs::remove_all(repo + "/deltas");
+  fs::remove_all(repo + "/delta-indexes");
+  Cmd sum =
+      Sh("ostree --repo=" + repo + " summary -u --gpg-sign=" + fpr + " --gpg-homedir=" + gnupg);
+  return sum.rc == 0 ? "" : sum.out;
+}
+
 // Base of the suites that deploy releases: per test `dir_` (under the suite's key dir) holding
 // base/ (MakeBaseTree), an `outpostd` script (v1's, 0755), srv/ served over loopback HTTP by
 // `server_`, and the fake sysroot `sysroot_` (stateroot "outpost").

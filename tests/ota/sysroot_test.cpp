@@ -178,27 +178,9 @@ TEST_F(OtaSysrootTest, DowngradeIsRefused) {
 
 TEST_F(OtaSysrootTest, TamperedObjectIsRefused) {
   std::string v1 = Build(Release("1.0", 1700000000));
-  std::string repo = dir_ + "/srv/repo";
-  Cmd ls = Sh("ostree --repo=" + repo + " ls -C outpost/test/x86_64 /usr/bin/outpostd");
-  ASSERT_EQ(ls.rc, 0) << ls.out;
-  std::istringstream in(ls.out);
-  std::string mode, uid, gid, size, csum;
-  in >> mode >> uid >> gid >> size >> csum;
-  ASSERT_EQ(csum.size(), 64u) << ls.out;
-  std::string obj = repo + "/objects/" + csum.substr(0, 2) + "/" + csum.substr(2) + ".filez";
-  ASSERT_TRUE(fs::exists(obj));
-  {
-    std::fstream f(obj, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(fs::file_size(obj) / 2));
-    f.put('\x5a');
-  }
-  // The static delta from empty would carry the good bytes: remove deltas so objects are fetched.
-  fs::remove_all(repo + "/deltas");
-  fs::remove_all(repo + "/delta-indexes");
-  ASSERT_EQ(Sh("ostree --repo=" + repo + " summary -u --gpg-sign=" + release_fpr_ +
-               " --gpg-homedir=" + gnupg_)
-                .rc,
-            0);
+  ASSERT_EQ(testing::TamperObject(dir_ + "/srv/repo", "outpost/test/x86_64", "/usr/bin/outpostd",
+                                  gnupg_, release_fpr_),
+            "");
   ASSERT_TRUE(AddRemote(cfg_, server_->Url() + "/repo", {root_ + "/Release.asc"}).ok());
   auto p = Pull(cfg_);
   ASSERT_FALSE(p.ok());

@@ -230,6 +230,15 @@ std::function<void(Expected<std::vector<Tensor>>, const CallTiming&)> Completion
 InferenceService::InferenceService(ModelRegistry* registry, ServiceOptions options)
     : registry_(registry), opts_(std::move(options)) {}
 
+InferenceService::~InferenceService() {
+  {
+    std::lock_guard<std::mutex> lock(load_mu_);
+    stop_loader_ = true;
+  }
+  load_cv_.notify_all();
+  if (loader_.joinable()) loader_.join();
+}
+
 void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
   std::string_view path = req.path;
   std::string_view rest;
@@ -261,7 +270,7 @@ void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
     return (void)resp->Send(Json(ready ? 200 : 503, v2::EncodeServerReady(ready)));
   }
   if (StripPrefix(path, "/v2/repository/", &rest)) {
-    return Repository(req, rest, *resp);
+    return Repository(req, rest, std::move(resp));
   }
   if (StripPrefix(path, "/v2/models/", &rest)) {
     const std::string_view name = NextSegment(&rest);
@@ -413,44 +422,64 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
   if (opts_.observer) opts_.observer->OnServedLocally(runner->name(), runner->version());
 }
 
-void InferenceService::Repository(const Request& req, std::string_view rest, Responder& resp) {
+void InferenceService::Repository(const Request& req, std::string_view rest,
+                                  std::shared_ptr<Responder> resp) {
   if (req.method != "POST")
-    return (void)resp.Send(Error(405, "use POST for the model repository extension"));
+    return (void)resp->Send(Error(405, "use POST for the model repository extension"));
   if (rest == "index") {
     auto r = v2::ParseRepositoryIndexRequest(req.body);
-    if (!r.ok()) return (void)resp.Send(ErrorFor(r.status(), 1));
+    if (!r.ok()) return (void)resp->Send(ErrorFor(r.status(), 1));
     std::vector<v2::RepositoryIndexEntry> entries;
     for (const auto& m : registry_->Index()) {
       if (r->ready && m.state != "READY") continue;
       entries.push_back({m.name, m.version, m.state, m.reason});
     }
-    return (void)resp.Send(Json(200, v2::EncodeRepositoryIndex(entries)));
+    return (void)resp->Send(Json(200, v2::EncodeRepositoryIndex(entries)));
   }
   std::string_view tail;
   if (StripPrefix(rest, "models/", &tail)) {
     const std::string name(NextSegment(&tail));
     if (tail == "load") {
       auto body = v2::ParseRepositoryModelRequest(req.body);
-      if (!body.ok()) return (void)resp.Send(ErrorFor(body.status(), 1));
+      if (!body.ok()) return (void)resp->Send(ErrorFor(body.status(), 1));
       if (!opts_.find_manifest)
-        return (void)resp.Send(Error(400, "this server has no manifest directory to load from"));
-      auto m = opts_.find_manifest(name);
-      if (!m.ok()) return (void)resp.Send(ErrorFor(m.status(), 1));
-      // Loads synchronously on the I/O thread: explicit loads are rare operator actions.
-      Status s = registry_->Load(*m);
-      if (!s.ok()) return (void)resp.Send(Error(400, s.message()));
-      return (void)resp.Send(Json(200, "{}"));
+        return (void)resp->Send(Error(400, "this server has no manifest directory to load from"));
+      std::lock_guard<std::mutex> lock(load_mu_);
+      if (!loader_.joinable()) loader_ = std::thread([this] { LoaderLoop(); });
+      loads_.push_back({name, std::move(resp)});
+      load_cv_.notify_one();
+      return;
     }
     if (tail == "unload") {
       auto body = v2::ParseRepositoryModelRequest(req.body);
-      if (!body.ok()) return (void)resp.Send(ErrorFor(body.status(), 1));
+      if (!body.ok()) return (void)resp->Send(ErrorFor(body.status(), 1));
       Status s = registry_->Unload(name);
-      if (!s.ok()) return (void)resp.Send(ErrorFor(s, 1));
-      return (void)resp.Send(Json(200, "{}"));
+      if (!s.ok()) return (void)resp->Send(ErrorFor(s, 1));
+      return (void)resp->Send(Json(200, "{}"));
     }
   }
   UnroutedCounter("unknown_path").Inc();
-  resp.Send(Error(404, "no such repository endpoint: " + req.path));
+  resp->Send(Error(404, "no such repository endpoint: " + req.path));
+}
+
+void InferenceService::LoaderLoop() {
+  for (;;) {
+    PendingLoad p;
+    {
+      std::unique_lock<std::mutex> lock(load_mu_);
+      load_cv_.wait(lock, [this] { return stop_loader_ || !loads_.empty(); });
+      if (loads_.empty()) return;
+      p = std::move(loads_.front());
+      loads_.pop_front();
+    }
+    auto m = opts_.find_manifest(p.name);
+    if (!m.ok()) {
+      p.resp->Send(ErrorFor(m.status(), 1));
+      continue;
+    }
+    Status s = registry_->Load(*m);
+    p.resp->Send(s.ok() ? Json(200, "{}") : Error(400, s.message()));
+  }
 }
 
 }  // namespace outpost::serve

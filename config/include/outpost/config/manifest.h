@@ -74,4 +74,12 @@ Expected<std::vector<ModelManifest>> LoadManifestDir(const std::string& dir,
                                                      const DeviceConfig& cfg,
                                                      std::vector<Status>* per_file_errors);
 
+// Rewrites the scalar values of spec.predictor.model.storageUri and of the golden-input/output
+// annotations in a manifest's text, keeping everything else as written (comments, quoting).
+// `source` names the text in errors. A value spanning lines is refused.
+Expected<std::string> RewriteManifestPaths(const std::string& text, const std::string& source,
+                                           const std::string& storage_uri,
+                                           const std::string& golden_input,
+                                           const std::string& golden_output);
+
 }  // namespace outpost::config

@@ -101,6 +101,10 @@ std::string Serialize(const Record& r);
 std::string RecordJson(const Record& r);
 Expected<Record> Parse(std::string_view text);
 
+// Writes `text` to `path` atomically: `path.tmp`, fsync, rename over `path`, fsync of the
+// directory (created when missing). A crash leaves the old content or the new, never a mix.
+Status WriteFileAtomically(const std::string& path, const std::string& text);
+
 // The state file `<dir>/state.json`, written atomically: temp file + fsync + rename + fsync of
 // the directory. A crash leaves either the old or the new record, never a mix.
 class StateFile {

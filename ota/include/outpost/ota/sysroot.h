@@ -3,6 +3,7 @@
 // Works on a real sysroot ("/") and on a fake one made by `ostree admin init-fs` (tests).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ struct SysrootConfig {
   // A commit counts as signed only with a valid signature by one of these (V4 fingerprints,
   // primary or subkey): libostree also trusts its global keyring, which is not ours to trust.
   std::vector<std::string> trusted_fingerprints;
+  // Non-empty: AddRemote, Pull, RemoteHead and VerifyCommit use the plain repository at this
+  // path instead of the sysroot's (model-only updates); created bare-user-only when missing.
+  std::string repo;
 };
 
 // Adds (or replaces) the remote with gpg-verify and gpg-verify-summary on, and imports the
@@ -58,5 +62,26 @@ Expected<Deployment> Deploy(const SysrootConfig& cfg, const std::string& commit)
 // Makes the deployment of `previous` the default again and removes those of `failed` (empty:
 // keep them). kNotFound when no deployment of `previous` exists.
 Status RollBack(const SysrootConfig& cfg, const std::string& previous, const std::string& failed);
+
+// A model bundle commit as `outpost image build` writes it (its metadata; image/README.md).
+struct BundleFileMeta {
+  std::string path;    // relative to the bundle
+  std::string sha256;  // hex
+  uint64_t bytes = 0;
+};
+struct ModelCommitInfo {
+  std::string kind;        // outpost.kind: "model" for a bundle
+  std::string version;     // version
+  std::string model_name;  // outpost.model.name
+  uint32_t runtime_abi = 0;
+  std::vector<std::string> ref_bindings;  // ostree.ref-binding
+  std::vector<BundleFileMeta> files;      // outpost.model.files
+};
+// Reads the metadata of `commit` in the repo (kNotFound when it is not there).
+Expected<ModelCommitInfo> ReadModelCommit(const SysrootConfig& cfg, const std::string& commit);
+// Checks the tree of `commit` out to `dest` (which must not exist) as plain copies: nothing in
+// the checkout is a hard link into the repository, so a later change there cannot corrupt it.
+Status CheckoutCommit(const SysrootConfig& cfg, const std::string& commit,
+                      const std::string& dest);
 
 }  // namespace outpost::ota

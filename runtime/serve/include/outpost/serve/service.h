@@ -4,9 +4,13 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "outpost/serve/http/server.h"
 #include "outpost/serve/observer.h"
@@ -30,6 +34,7 @@ struct ServiceOptions {
 class InferenceService {
  public:
   InferenceService(ModelRegistry* registry, ServiceOptions options);
+  ~InferenceService();  // finishes the repository loads already accepted
 
   // The http::Handler.
   void Handle(http::Request&& req, std::shared_ptr<http::Responder> resp);
@@ -50,13 +55,28 @@ class InferenceService {
   // `version` as the request named it ("" = the current one), for a retry after a hot swap.
   void Infer(http::Request&& req, std::shared_ptr<http::Responder> resp,
              std::shared_ptr<ModelRunner> runner, std::string_view version);
-  void Repository(const http::Request& req, std::string_view rest, http::Responder& resp);
+  void Repository(const http::Request& req, std::string_view rest,
+                  std::shared_ptr<http::Responder> resp);
+  // Repository loads run on their own thread, one at a time, never on an I/O thread: a load
+  // builds and warms a model (seconds for a large one) while the I/O threads keep serving the
+  // version being replaced. The answer is sent once the new version serves (or failed).
+  void LoaderLoop();
+
+  struct PendingLoad {
+    std::string name;
+    std::shared_ptr<http::Responder> resp;
+  };
 
   ModelRegistry* registry_;
   const ServiceOptions opts_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> in_flight_{0};
+  std::mutex load_mu_;
+  std::condition_variable load_cv_;
+  std::deque<PendingLoad> loads_;
+  bool stop_loader_ = false;
+  std::thread loader_;  // started by the first repository load
 };
 
 }  // namespace outpost::serve

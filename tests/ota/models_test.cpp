@@ -1,0 +1,405 @@
+// Model-only updates end to end: model bundles committed and GPG-signed by outpost image (two
+// versions of the Iris model whose answers differ), served over loopback HTTP, the real outpostd
+// on an ephemeral port, and a client sending inference all the time while the agent updates,
+// refuses and rolls back. Zero failed requests and the answers' switch are what is checked.
+#include "outpost/ota/models.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "common/signing_keys.h"
+#include "fake_sysroot.h"
+#include "file_server.h"
+#include "outpost/image/image.h"
+#include "outpostd/npy.h"
+#include "outpostd/test_util.h"
+#include "outpostd/v2_client.h"
+
+namespace outpost::ota {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::Sh;
+
+// v2 adds kDelta to logit kClass of the Iris MLP's last layer (its bias "0.4.bias", before the
+// Softmax): its probabilities follow from ONNX Runtime's golden output of v1 (below), not from
+// anything outpostd computed. Class 1 because the golden rows are far from saturated there.
+constexpr float kDelta = 3.0f;
+constexpr size_t kClass = 1;
+
+std::string ReadAll(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// What a request's answer was: v1's golden, v2's expected, or something else.
+enum class Answer { kV1, kV2, kOther };
+
+class OtaModelsTest : public testing::FakeSysrootTest {
+ protected:
+  static void SetUpTestSuite() { SetUpSuite("otam"); }
+
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(FakeSysrootTest::SetUp());
+    std::string err;
+    auto in = testing::ReadNpyFloat(testing::kModelsDir + "/golden/iris_mlp/input_0.npy", &err);
+    auto out = testing::ReadNpyFloat(testing::kModelsDir + "/golden/iris_mlp/output_0.npy", &err);
+    ASSERT_TRUE(in && out) << err;
+    input_ = *in;
+    v1_out_ = out->data;
+    // softmax(z + d*e_k) from p = softmax(z): pk' = pk e^d / Z, pj' = pj / Z, Z = 1 - pk + pk e^d.
+    const size_t cols = 3;
+    ASSERT_EQ(v1_out_.size() % cols, 0u);
+    v2_out_ = v1_out_;
+    double max_diff = 0;
+    for (size_t r = 0; r < v1_out_.size() / cols; ++r) {
+      const double pk = v1_out_[r * cols + kClass], z = 1 - pk + pk * std::exp(kDelta);
+      for (size_t c = 0; c < cols; ++c) {
+        double p = v1_out_[r * cols + c] * (c == kClass ? std::exp(kDelta) : 1.0) / z;
+        v2_out_[r * cols + c] = static_cast<float>(p);
+        max_diff = std::max(max_diff, std::abs(p - v1_out_[r * cols + c]));
+      }
+    }
+    ASSERT_GT(max_diff, 0.05) << "v1 and v2 must answer detectably differently";
+
+    // v2's model: iris_mlp.onnx with value kClass of its last bias raised by kDelta.
+    std::string model = ReadAll(testing::kModelsDir + "/iris_mlp.onnx");
+    const std::string key = std::string("\x42\x08", 2) + "0.4.bias" + std::string("\x4a\x0c", 2);
+    size_t at = model.find(key);
+    ASSERT_NE(at, std::string::npos) << "the bias initializer's raw data not found";
+    ASSERT_EQ(model.find(key, at + 1), std::string::npos);
+    float b;
+    std::memcpy(&b, model.data() + at + key.size() + 4 * kClass, 4);
+    b += kDelta;
+    std::memcpy(model.data() + at + key.size() + 4 * kClass, &b, 4);
+    testing::WriteFile(dir_ + "/v2/iris_v2.onnx", model);
+    // v2's golden output: v1's .npy header, v2's expected values.
+    std::string npy = ReadAll(testing::kModelsDir + "/golden/iris_mlp/output_0.npy");
+    const size_t data_at = npy.size() - v2_out_.size() * 4;
+    std::memcpy(npy.data() + data_at, v2_out_.data(), v2_out_.size() * 4);
+    testing::WriteFile(dir_ + "/v2/output_v2.npy", npy);
+
+    cfg_.source.repo = dir_ + "/device/repo";
+    cfg_.source.remote = "outpost";
+    cfg_.source.trusted_fingerprints = {release_fpr_};
+    cfg_.remote_url = server_->Url() + "/repo";
+    cfg_.key_files = {root_ + "/Release.asc"};
+    cfg_.ref_prefix = "outpost/test/models";
+    cfg_.models_root = dir_ + "/device/models";
+    cfg_.manifest_dir = box_.manifests();
+    cfg_.state_dir = dir_ + "/device/ota";
+    cfg_.load_timeout_ms = 60000;
+  }
+  void TearDown() override {
+    StopLoad();
+    if (HasFailure() && daemon_ && daemon_->proc)
+      std::fprintf(stderr, "---- outpostd stderr ----\n%s\n", daemon_->proc->Stderr().c_str());
+    daemon_.reset();
+    FakeSysrootTest::TearDown();
+  }
+
+  // A release (OS ref and the iris bundle on outpost/test/models/iris) with iris `version`:
+  // model v1 (ORT's golden) or v2 (the raised bias, its expected output), or v2's model with
+  // v1's golden (a bundle whose golden check fails).
+  enum class Iris { kV1, kV2, kV2WithV1Golden };
+  std::string Publish(Iris which, const std::string& version, int64_t ts, bool sign = true,
+                      const std::string& key_fpr = "") {
+    const std::string g = testing::kModelsDir + "/golden/iris_mlp/";
+    std::string model =
+        which == Iris::kV1 ? testing::kModelsDir + "/iris_mlp.onnx" : dir_ + "/v2/iris_v2.onnx";
+    std::string out = which == Iris::kV2 ? dir_ + "/v2/output_v2.npy" : g + "output_0.npy";
+    std::string p = dir_ + "/manifests-" + version + "/iris.yaml";
+    testing::WriteFile(p, testing::Manifest("iris", model,
+                                            {{"golden-input", g + "input_0.npy"},
+                                             {"golden-output", out},
+                                             {"version", version},
+                                             {"threads", "1"}}));
+    image::BuildOptions o = Release("os-" + version, ts);
+    o.manifests = {p};
+    o.sign = sign;
+    if (!key_fpr.empty()) o.key.key_id = key_fpr;
+    auto r = image::Build(o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok() || r->models.size() != 1) return "";
+    EXPECT_EQ(r->models[0].ref, "outpost/test/models/iris");
+    return r->models[0].commit;
+  }
+
+  void StartDaemon() {
+    std::string err;
+    daemon_ = box_.Start({}, &err);
+    ASSERT_TRUE(daemon_) << err;
+    cfg_.outpostd_port = daemon_->port;
+  }
+
+  Answer Classify(const std::vector<double>& got) const {
+    auto near = [&](const std::vector<float>& want) {
+      if (got.size() != want.size()) return false;
+      for (size_t i = 0; i < got.size(); ++i)
+        if (std::abs(got[i] - want[i]) > 1e-4 + 1e-3 * std::abs(want[i])) return false;
+      return true;
+    };
+    return near(v1_out_) ? Answer::kV1 : near(v2_out_) ? Answer::kV2 : Answer::kOther;
+  }
+
+  // A client thread sending the golden input to iris, one request after the other, over a
+  // keep-alive connection, recording each answer (and every failure) until StopLoad().
+  void StartLoad() {
+    stop_ = false;
+    load_ = std::thread([this] {
+      testing::V2Client c(daemon_->port);
+      testing::Json req = {{"inputs",
+                            {{{"name", "input"},
+                              {"shape", input_.shape},
+                              {"datatype", "FP32"},
+                              {"data", input_.data}}}}};
+      while (!stop_) {
+        auto r = c.Infer("iris", req);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!r || r->status != 200) {
+          failures_.push_back(r ? std::to_string(r->status) + " " + r->body
+                                : "transport: " + c.http().last_error());
+          continue;
+        }
+        testing::Json j = r->JsonBody();
+        std::vector<double> got;
+        testing::FlattenJson(j["outputs"][0]["data"], &got);
+        Answer a = Classify(got);
+        answers_.push_back(a);
+        versions_.push_back(j.value("model_version", ""));
+        if (a == Answer::kOther) others_.push_back(r->body);
+      }
+    });
+  }
+  void StopLoad() {
+    stop_ = true;
+    if (load_.joinable()) load_.join();
+  }
+  size_t Answers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return answers_.size();
+  }
+  // Waits until the client got `n` more answers (the load really ran across the step).
+  void AnswersMore(size_t n) {
+    const size_t start = Answers();
+    for (int i = 0; i < 3000 && Answers() < start + n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_GE(Answers(), start + n) << "the load client is not getting answers";
+  }
+  // The answers as runs: "v1 v2 v1" for v1...v1 v2...v2 v1...v1.
+  std::string Runs() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string s;
+    Answer last = Answer::kOther;
+    for (size_t i = 0; i < answers_.size(); ++i) {
+      if (i > 0 && answers_[i] == last) continue;
+      last = answers_[i];
+      s += std::string(s.empty() ? "" : " ") + (last == Answer::kV1   ? "v1"
+                                                : last == Answer::kV2 ? "v2"
+                                                                      : "other");
+    }
+    return s;
+  }
+
+  std::string ManifestText() { return ReadAll(box_.manifests() + "/iris.yaml"); }
+
+  ModelUpdateConfig cfg_;
+  testing::Sandbox box_;
+  std::unique_ptr<testing::Daemon> daemon_;
+  testing::NpyFloat input_;
+  std::vector<float> v1_out_, v2_out_;
+
+  std::thread load_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Answer> answers_;
+  std::vector<std::string> versions_, failures_, others_;
+};
+
+TEST_F(OtaModelsTest, UpdateAndRollbackUnderLoadWithoutAFailedRequest) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());  // no model yet
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
+  ASSERT_EQ(c1.size(), 64u);
+  ModelStepResult r = UpdateModel(cfg_, "iris");
+  ASSERT_EQ(r.outcome, ModelOutcome::kUpdated) << r.message;
+  EXPECT_EQ(r.commit, c1);
+  EXPECT_TRUE(r.record.previous.empty()) << "nothing served before the first install";
+  // The checkout is the commit's tree, and the manifest outpostd reads points into it.
+  const std::string co1 = cfg_.models_root + "/" + c1;
+  EXPECT_EQ(ReadAll(co1 + "/model.onnx"), ReadAll(testing::kModelsDir + "/iris_mlp.onnx"));
+  EXPECT_THAT(ManifestText(), HasSubstr("\"" + co1 + "/model.onnx\""));
+  EXPECT_THAT(ManifestText(), HasSubstr("\"" + co1 + "/golden/output.npy\""));
+
+  ASSERT_NO_FATAL_FAILURE(StartLoad());
+  ASSERT_NO_FATAL_FAILURE(AnswersMore(20));
+
+  const std::string c2 = Publish(Iris::kV2, "2", 1700000100);
+  ASSERT_EQ(c2.size(), 64u);
+  r = UpdateModel(cfg_, "iris");
+  ASSERT_EQ(r.outcome, ModelOutcome::kUpdated) << r.message;
+  EXPECT_EQ(r.commit, c2);
+  EXPECT_GE(r.swap_ms, 0);
+  ASSERT_NO_FATAL_FAILURE(AnswersMore(20));
+  EXPECT_EQ(Runs(), "v1 v2");
+
+  r = RollBackModel(cfg_, "iris");
+  ASSERT_EQ(r.outcome, ModelOutcome::kRolledBack) << r.message;
+  EXPECT_EQ(r.commit, c1);
+  ASSERT_NO_FATAL_FAILURE(AnswersMore(20));
+  StopLoad();
+
+  EXPECT_TRUE(failures_.empty()) << failures_.size() << " failed requests, first: "
+                                 << (failures_.empty() ? "" : failures_[0]);
+  EXPECT_TRUE(others_.empty()) << "answers neither v1's nor v2's: " << others_[0];
+  EXPECT_EQ(Runs(), "v1 v2 v1");
+  for (size_t i = 0; i < answers_.size(); ++i)
+    ASSERT_EQ(versions_[i], answers_[i] == Answer::kV1 ? "1" : "2") << "answer " << i;
+
+  // Recorded: v1 current, v2 rolled back (and its checkout gone), not taken again.
+  auto list = ListModels(cfg_.state_dir);
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].current.commit, c1);
+  EXPECT_EQ((*list)[0].current.version, "1");
+  EXPECT_EQ((*list)[0].rolled_back, c2);
+  EXPECT_TRUE((*list)[0].previous.empty());
+  EXPECT_TRUE(fs::exists(co1));
+  EXPECT_FALSE(fs::exists(cfg_.models_root + "/" + c2));
+  EXPECT_THAT(ManifestText(), HasSubstr("\"" + co1 + "/model.onnx\""));
+  r = UpdateModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kUpToDate) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("was rolled back"));
+}
+
+TEST_F(OtaModelsTest, ModelFailingItsGoldenCheckNeverServes) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
+  ASSERT_EQ(UpdateModel(cfg_, "iris").outcome, ModelOutcome::kUpdated);
+  const std::string v1_manifest = ManifestText();
+  ASSERT_NO_FATAL_FAILURE(StartLoad());
+  ASSERT_NO_FATAL_FAILURE(AnswersMore(20));
+
+  const std::string bad = Publish(Iris::kV2WithV1Golden, "2", 1700000100);
+  ASSERT_EQ(bad.size(), 64u);
+  ModelStepResult r = UpdateModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kFailedCheck) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("golden"));
+  ASSERT_NO_FATAL_FAILURE(AnswersMore(20));
+  StopLoad();
+
+  EXPECT_TRUE(failures_.empty()) << failures_.size() << " failed requests, first: "
+                                 << (failures_.empty() ? "" : failures_[0]);
+  EXPECT_EQ(Runs(), "v1") << "the model that failed its check answered";
+  EXPECT_EQ(ManifestText(), v1_manifest) << "the manifest points at v1 again";
+  EXPECT_FALSE(fs::exists(cfg_.models_root + "/" + bad));
+  EXPECT_THAT(daemon_->proc->Stderr(), HasSubstr("golden check"));
+  ASSERT_EQ(r.record.refused.size(), 1u);
+  EXPECT_EQ(r.record.refused[0].commit, bad);
+  EXPECT_EQ(r.record.current.commit, c1);
+
+  r = UpdateModel(cfg_, "iris");  // not tried again
+  EXPECT_EQ(r.outcome, ModelOutcome::kUpToDate) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("failed its check before"));
+}
+
+TEST_F(OtaModelsTest, UnsignedUntrustedAndTamperedModelCommitsAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
+  ASSERT_EQ(UpdateModel(cfg_, "iris").outcome, ModelOutcome::kUpdated);
+  const std::string v1_manifest = ManifestText();
+
+  auto refused = [&](const std::string& what) -> std::string {
+    ModelStepResult r = UpdateModel(cfg_, "iris");
+    EXPECT_EQ(r.outcome, ModelOutcome::kRefused) << what << ": " << r.message;
+    EXPECT_EQ(ManifestText(), v1_manifest) << what;
+    auto l = ListModels(cfg_.state_dir);
+    EXPECT_TRUE(l.ok() && l->size() == 1u && (*l)[0].current.commit == c1) << what;
+    return r.message;
+  };
+  // Unsigned (commit and summary).
+  ASSERT_EQ(Publish(Iris::kV2, "2", 1700000100, /*sign=*/false).size(), 64u);
+  refused("unsigned");
+  // Signed by a key the device does not trust.
+  ASSERT_EQ(Publish(Iris::kV2, "3", 1700000200, true, other_fpr_).size(), 64u);
+  EXPECT_THAT(refused("untrusted key"), HasSubstr("ignature"));
+  // Signed by the release key, then one byte of its model object changed on the server (deltas
+  // removed so that the object itself is fetched).
+  const std::string c4 = Publish(Iris::kV2, "4", 1700000300);
+  ASSERT_EQ(c4.size(), 64u);
+  ASSERT_EQ(testing::TamperObject(dir_ + "/srv/repo", c4, "/model.onnx", gnupg_, release_fpr_), "");
+  refused("tampered object");
+  for (const auto& e : fs::directory_iterator(cfg_.models_root))
+    EXPECT_EQ(e.path().filename().string()[0] == '.' || e.path().filename() == c1, true)
+        << "a checkout of a refused commit: " << e.path();
+  // outpostd still serves v1.
+  testing::V2Client c(daemon_->port);
+  auto meta = c.Get("/v2/models/iris");
+  ASSERT_TRUE(meta && meta->status == 200);
+  EXPECT_EQ(meta->JsonBody()["versions"][0], "1");
+}
+
+// The same through the CLI: update twice, list, roll back; usage errors exit 2.
+TEST_F(OtaModelsTest, CliUpdatesListsAndRollsBack) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string opts = " --remote " + cfg_.remote_url + " --repo " + cfg_.source.repo +
+                           " --ref-prefix " + cfg_.ref_prefix + " --models-root " +
+                           cfg_.models_root + " --manifest-dir " + cfg_.manifest_dir +
+                           " --state-dir " + cfg_.state_dir +
+                           " --outpostd 127.0.0.1:" + std::to_string(daemon_->port);
+  const std::string cli = std::string(OUTPOST_CLI) + " ota models ";
+  auto run = [&](const std::string& args) {  // stdout only: Sh() adds 2>&1 outside the ( )
+    return Sh("(" + cli + args + " 2>" + dir_ + "/cli.err)");
+  };
+  const std::string update = "update iris --trusted-key " + root_ + "/Release.asc" + opts;
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
+  testing::Cmd r = run(update);
+  ASSERT_EQ(r.rc, 0) << r.out << ReadAll(dir_ + "/cli.err");
+  EXPECT_EQ(nlohmann::json::parse(r.out)["outcome"], "updated");
+  const std::string c2 = Publish(Iris::kV2, "2", 1700000100);
+  r = run(update);
+  ASSERT_EQ(r.rc, 0) << r.out << ReadAll(dir_ + "/cli.err");
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["outcome"], "updated");
+  EXPECT_EQ(j["commit"], c2);
+  EXPECT_TRUE(j["swap_ms"].is_number());
+
+  r = run("list --json --state-dir " + cfg_.state_dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 1u) << j;
+  EXPECT_EQ(j[0]["current"]["commit"], c2);
+  EXPECT_EQ(j[0]["current"]["version"], "2");
+  ASSERT_EQ(j[0]["previous"].size(), 1u);
+  EXPECT_EQ(j[0]["previous"][0]["commit"], c1);
+
+  r = run("rollback iris" + opts);
+  ASSERT_EQ(r.rc, 0) << r.out << ReadAll(dir_ + "/cli.err");
+  EXPECT_EQ(nlohmann::json::parse(r.out)["outcome"], "rolled-back");
+  testing::V2Client c(daemon_->port);
+  auto meta = c.Get("/v2/models/iris");
+  ASSERT_TRUE(meta && meta->status == 200);
+  EXPECT_EQ(meta->JsonBody()["versions"][0], "1");
+  r = run("rollback iris" + opts);  // nothing older kept
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["outcome"], "error");
+
+  EXPECT_EQ(run("update iris" + opts).rc, 2) << "no --trusted-key";
+  EXPECT_EQ(run("update" + opts).rc, 2) << "no model name";
+  EXPECT_EQ(run("frobnicate").rc, 2);
+}
+
+}  // namespace
+}  // namespace outpost::ota
