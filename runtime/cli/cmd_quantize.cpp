@@ -32,9 +32,9 @@ const char* kQuantizeUsage =
     "renamed t<k> in OUT (node names stay) unless --keep-names.\n"
     "Exit status: 0 written, 1 error, 2 usage, 3 gate failed.\n"
     "--weights int4: MatMul/Gemm weights int4 in blocks of N (default 32) along the reduction\n"
-    "axis, weight-only (their inputs and bias stay float); the file needs opset 21. The engine\n"
-    "cannot hold int4 yet: accuracy and latency are measured with the same values as int8;\n"
-    "--int4-as-int8 writes that int8-held twin (which Outpost can run) instead.\n"
+    "axis, weight-only (their inputs and bias stay float); the file needs opset 21 (Outpost\n"
+    "and ONNX Runtime run it; Outpost unpacks int4 at load). Accuracy and latency are measured\n"
+    "with the same values held as int8; --int4-as-int8 writes that twin instead.\n"
     "--fp16: a float16 model instead (weights and compute in float16, Casts at the float32\n"
     "inputs and outputs); the report and gate apply, --per-channel/--exclude/--auto-exclude and\n"
     "int4 do not.\n";

@@ -328,6 +328,9 @@ TEST(QuantizeInt4, MlpBlockedWeightsWithinOnePoint) {
   const double fp32 = Fp32Accuracy("digits_mlp_fp32_test_accuracy");
   EXPECT_GE(acc, fp32 - 1.0) << "int4 " << acc << "% vs FP32 " << fp32 << "%";
   EXPECT_NEAR(r->quant_accuracy, acc, 1e-9);  // the report measured the same weights
+  // The engine runs the packed int4 file itself (unpacked at load): the same accuracy as the
+  // test's own unpacking above.
+  EXPECT_NEAR(Accuracy(tmp / "q4.onnx", Quant() / "digits8" / "test"), acc, 1e-9);
   // Weights are 4 bits: the 64x256 + 256x128 + 128x10 weights take half their count in bytes.
   EXPECT_EQ(int4_bytes, (64u * 256 + 256 * 128 + 128 * 10) / 2);
   EXPECT_LE(static_cast<double>(fs::file_size(tmp / "q4.onnx")), 0.20 * fs::file_size(in));
