@@ -3,14 +3,8 @@
 # Usage: cli_test.sh OUTPOST_BINARY SOURCE_DIR SUITE_DIR
 set -uo pipefail
 bin=$1 src=$2 suite=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-rc() { "$@" >"$tmp/out" 2>"$tmp/err"; echo $?; }
+# shellcheck source=../common/check.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../common/check.sh"
 
 # Usage errors exit 2 and say what is wrong; --help exits 0.
 check "no command" test "$(rc "$bin")" = 2
@@ -72,5 +66,4 @@ check "conformance subset" test "$(rc "$bin" conformance "$suite" --filter '^tes
 check "report counts" grep -q '"passed": 2' "$tmp/r.json"
 check "report backends_used" grep -q '"backends_used"' "$tmp/r.json"
 
-echo "$passes passed, $fails failed"
-test "$fails" = 0
+finish

@@ -4,14 +4,8 @@
 # Usage: quantize_cli_test.sh OUTPOST_BINARY SOURCE_DIR
 set -uo pipefail
 bin=$1 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0 passes=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-rc() { "$@" >"$tmp/out" 2>"$tmp/err"; echo $?; }
+# shellcheck source=../common/check.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../common/check.sh"
 q=$src/tests/models/quant
 cnn=$src/tests/models/digits_cnn.onnx
 mb=$q/digits_mobilenet.onnx
@@ -59,5 +53,4 @@ check "unsupported model" test "$(rc "$bin" quantize "$src/tests/models/iris_mlp
 check "unsupported model named" grep -q "opset 9" "$tmp/err"
 check "nothing written on bad input" test ! -e "$tmp/b.onnx"
 
-echo "$passes passed, $fails failed"
-test "$fails" = 0
+finish
