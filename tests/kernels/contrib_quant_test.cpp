@@ -18,18 +18,6 @@ namespace {
 using testing::Make;
 constexpr const char* kMs = "com.microsoft";
 
-kernels::Attribute Int(int64_t v) {
-  kernels::Attribute a;
-  a.kind = kernels::Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-kernels::Attribute Ints(std::vector<int64_t> v) {
-  kernels::Attribute a;
-  a.kind = kernels::Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
 Tensor F(float v) { return Make<float>(DataType::kFloat, Shape{}, {v}); }
 Tensor U8(uint8_t v) { return Make<uint8_t>(DataType::kUInt8, Shape{}, {v}); }
 Tensor I8(int8_t v) { return Make<int8_t>(DataType::kInt8, Shape{}, {v}); }
@@ -149,7 +137,7 @@ TEST(QLinearConcatTest, RequantizesInputsWithOtherScales) {
   Tensor x3 = Make<uint8_t>(DataType::kUInt8, Shape{1, 1}, {7});
   Tensor s1 = F(1.f), z1 = U8(0), s2 = F(0.5f), z2 = U8(10), s3 = F(0.5f), z3 = U8(0);
   kernels::Attributes at;
-  at.Set("axis", Int(1));
+  at.Set("axis", testing::AttrInt(1));
   auto r = Ms("QLinearConcat", at, {&ys, &yz, &x1, &s1, &z1, &x2, &s2, &z2, &x3, &s3, &z3});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 5}));
@@ -168,7 +156,7 @@ TEST(QLinearGlobalAveragePoolTest, NchwAndChannelsLast) {
   // The same values laid out NHWC.
   Tensor nhwc = Make<uint8_t>(DataType::kUInt8, Shape{1, 2, 2, 2}, {1, 10, 2, 10, 3, 10, 4, 14});
   kernels::Attributes cl;
-  cl.Set("channels_last", Int(1));
+  cl.Set("channels_last", testing::AttrInt(1));
   r = Ms("QLinearGlobalAveragePool", cl, {&nhwc, &xs, &xz, &ys, &yz});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 1, 1, 2}));
@@ -182,22 +170,22 @@ TEST(QLinearAveragePoolTest, WindowsPaddingAndChannelsLast) {
   Tensor one = F(1.f), z = U8(0);
   {  // 2x2 windows, stride 1: (0+1+3+4)/4 = 2, (1+2+4+5)/4 = 3, 5, 6.
     kernels::Attributes at;
-    at.Set("kernel_shape", Ints({2, 2}));
+    at.Set("kernel_shape", testing::AttrInts({2, 2}));
     auto r = Ms("QLinearAveragePool", at, {&x, &one, &z, &one, &z});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ((*r)[0].shape(), (Shape{1, 1, 2, 2}));
     EXPECT_EQ(Values<uint8_t>((*r)[0]), (std::vector<uint8_t>{2, 3, 5, 6}));
   }
   kernels::Attributes at;
-  at.Set("kernel_shape", Ints({3, 3}));
-  at.Set("pads", Ints({1, 1, 1, 1}));
-  at.Set("strides", Ints({2, 2}));
+  at.Set("kernel_shape", testing::AttrInts({3, 3}));
+  at.Set("pads", testing::AttrInts({1, 1, 1, 1}));
+  at.Set("strides", testing::AttrInts({2, 2}));
   {  // Padding not counted: the same four 2x2 corners as above.
     auto r = Ms("QLinearAveragePool", at, {&x, &one, &z, &one, &z});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(Values<uint8_t>((*r)[0]), (std::vector<uint8_t>{2, 3, 5, 6}));
   }
-  at.Set("count_include_pad", Int(1));
+  at.Set("count_include_pad", testing::AttrInt(1));
   {  // Counted: 8/9 -> 1, 12/9 -> 1, 20/9 -> 2, 24/9 -> 3.
     auto r = Ms("QLinearAveragePool", at, {&x, &one, &z, &one, &z});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -212,8 +200,8 @@ TEST(QLinearAveragePoolTest, WindowsPaddingAndChannelsLast) {
     Tensor xc = Make<int8_t>(DataType::kInt8, Shape{1, 3, 3, 2}, nhwc);
     Tensor s = F(2.f), zx = I8(-5), zy = I8(-5);
     kernels::Attributes a2;
-    a2.Set("kernel_shape", Ints({2, 2}));
-    a2.Set("channels_last", Int(1));
+    a2.Set("kernel_shape", testing::AttrInts({2, 2}));
+    a2.Set("channels_last", testing::AttrInt(1));
     // Means of x - zp: ch0 [7, 8, 10, 11], ch1 [107, ...]; * 2 / 2, + (-5): ch0 [2, 3, 5, 6],
     // ch1 [102, 103, 105, 106]; NHWC order interleaves them.
     auto r = Ms("QLinearAveragePool", a2, {&xc, &s, &zx, &s, &zy});
@@ -247,7 +235,7 @@ TEST(QLinearConvTransposeTest, OverlapsStridesAndBias) {
   // Stride 2: no overlap, a 4x4 of x[i,j] * w blocks; w scale 0.5 = y scale: the values as they
   // are.
   kernels::Attributes at;
-  at.Set("strides", Ints({2, 2}));
+  at.Set("strides", testing::AttrInts({2, 2}));
   Tensor ws2 = F(0.5f), yz0 = U8(0);
   r = ct(at, {&x, &xs, &xz, &w, &ws2, &wz, &ys, &yz0});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -277,10 +265,10 @@ TEST(MatMulNBitsTest, DefaultZeroPointAndBias) {
   Tensor a = Make<float>(DataType::kFloat, Shape{1, 16}, std::vector<float>(16, 1.f));
   Tensor bias = Make<float>(DataType::kFloat, Shape{2}, {1.f, -1.f});
   kernels::Attributes at;
-  at.Set("K", Int(16));
-  at.Set("N", Int(2));
-  at.Set("bits", Int(4));
-  at.Set("block_size", Int(16));
+  at.Set("K", testing::AttrInt(16));
+  at.Set("N", testing::AttrInt(2));
+  at.Set("bits", testing::AttrInt(4));
+  at.Set("block_size", testing::AttrInt(16));
   auto r = testing::RunOp("MatMulNBits", at, {&a, &b, &s, nullptr, nullptr, &bias}, 1, 1, kMs);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{1, 2}));
@@ -308,15 +296,15 @@ TEST(MatMulNBitsTest, TwoBlocksPackedZeroPointsAndBatchedA) {
   av.resize(64, 2.f);
   Tensor a = Make<float>(DataType::kFloat, Shape{2, 1, 32}, av);
   kernels::Attributes at;
-  at.Set("K", Int(32));
-  at.Set("N", Int(1));
-  at.Set("block_size", Int(16));
+  at.Set("K", testing::AttrInt(32));
+  at.Set("N", testing::AttrInt(1));
+  at.Set("block_size", testing::AttrInt(16));
   auto r = testing::RunOp("MatMulNBits", at, {&a, &b, &s, &zp}, 1, 1, kMs);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].shape(), (Shape{2, 1, 1}));
   EXPECT_EQ(Values<float>((*r)[0]), (std::vector<float>{384.f, 768.f}));
   // A block size that is not a power of two in [16, 256] is refused.
-  at.Set("block_size", Int(24));
+  at.Set("block_size", testing::AttrInt(24));
   EXPECT_FALSE(testing::RunOp("MatMulNBits", at, {&a, &b, &s, &zp}, 1, 1, kMs).ok());
 }
 

@@ -15,25 +15,6 @@ namespace {
 
 using testing::Make;
 
-kernels::Attribute Ints(std::vector<int64_t> v) {
-  kernels::Attribute a;
-  a.kind = kernels::Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-kernels::Attribute Int(int64_t v) {
-  kernels::Attribute a;
-  a.kind = kernels::Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-kernels::Attribute Float(float v) {
-  kernels::Attribute a;
-  a.kind = kernels::Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
-
 // Naive 2-D grouped convolution (the definition), for comparison.
 std::vector<float> NaiveConv(const std::vector<float>& x, const std::vector<float>& w, int c, int h,
                              int wd, int m, int k, int s, int p, int d, int group, int* oh,
@@ -66,10 +47,10 @@ void CheckConv(int c, int m, int hw, int k, int s, int p, int d, int group) {
   Tensor x = Make<float>(DataType::kFloat, {1, c, hw, hw}, xv);
   Tensor w = Make<float>(DataType::kFloat, {m, c / group, k, k}, wv);
   kernels::Attributes at;
-  at.Set("strides", Ints({s, s}));
-  at.Set("pads", Ints({p, p, p, p}));
-  at.Set("dilations", Ints({d, d}));
-  at.Set("group", Int(group));
+  at.Set("strides", testing::AttrInts({s, s}));
+  at.Set("pads", testing::AttrInts({p, p, p, p}));
+  at.Set("dilations", testing::AttrInts({d, d}));
+  at.Set("group", testing::AttrInt(group));
   auto out = testing::RunOp("Conv", at, {&x, &w});
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   int oh, ow;
@@ -94,9 +75,9 @@ TEST(Dense, GemmTransposeAlphaBetaRowBias) {
   Tensor b = Make<float>(DataType::kFloat, {2, 2}, {1, 0, 0, 1});
   Tensor c = Make<float>(DataType::kFloat, {2}, {1, 2});
   kernels::Attributes at;
-  at.Set("transA", Int(1));
-  at.Set("alpha", Float(2.f));
-  at.Set("beta", Float(0.5f));
+  at.Set("transA", testing::AttrInt(1));
+  at.Set("alpha", testing::AttrFloat(2.f));
+  at.Set("beta", testing::AttrFloat(0.5f));
   auto out = testing::RunOp("Gemm", at, {&a, &b, &c}, 1, 13);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   const float want[] = {2.5f, 7.f, 4.5f, 9.f};
@@ -151,7 +132,7 @@ void CheckQuantizeRoundTrip(Shape shape, int axis) {
   const DataType qt = std::is_same_v<Q, int8_t> ? DataType::kInt8 : DataType::kUInt8;
   Tensor z = Make<Q>(qt, ss, zv);
   kernels::Attributes at;
-  if (axis >= 0) at.Set("axis", Int(axis));
+  if (axis >= 0) at.Set("axis", testing::AttrInt(axis));
   auto q = testing::RunOp("QuantizeLinear", at, {&x, &s, &z}, 1, 13);
   ASSERT_TRUE(q.ok()) << q.status().ToString();
   auto d = testing::RunOp("DequantizeLinear", at, {&(*q)[0], &s, &z}, 1, 13);
@@ -187,9 +168,9 @@ void CheckMaxPool8(Shape shape, int k, int s, int p) {
   Tensor x = Make<Q>(std::is_same_v<Q, int8_t> ? DataType::kInt8 : DataType::kUInt8, shape, xv);
   const int sp = shape.rank() - 2;
   kernels::Attributes at;
-  at.Set("kernel_shape", Ints(std::vector<int64_t>(sp, k)));
-  at.Set("strides", Ints(std::vector<int64_t>(sp, s)));
-  at.Set("pads", Ints(std::vector<int64_t>(2 * sp, p)));
+  at.Set("kernel_shape", testing::AttrInts(std::vector<int64_t>(sp, k)));
+  at.Set("strides", testing::AttrInts(std::vector<int64_t>(sp, s)));
+  at.Set("pads", testing::AttrInts(std::vector<int64_t>(2 * sp, p)));
   auto out = testing::RunOp("MaxPool", at, {&x}, 1, 13);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   const Tensor& y = (*out)[0];
@@ -229,8 +210,8 @@ TEST(Dense, MaxPoolIndicesBothStorageOrders) {
   Tensor x = Make<float>(DataType::kFloat, {1, 1, 2, 3}, {1, 5, 2, 4, 3, 6});
   for (int order : {0, 1}) {
     kernels::Attributes at;
-    at.Set("kernel_shape", Ints({2, 2}));
-    at.Set("storage_order", Int(order));
+    at.Set("kernel_shape", testing::AttrInts({2, 2}));
+    at.Set("storage_order", testing::AttrInt(order));
     auto out = testing::RunOp("MaxPool", at, {&x}, 2, 12);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     EXPECT_FLOAT_EQ((*out)[0].data<float>()[0], 5);
@@ -245,10 +226,10 @@ TEST(Dense, AveragePoolCountIncludePad) {
   Tensor x = Make<float>(DataType::kFloat, {1, 1, 2, 2}, {1, 2, 3, 4});
   for (int include : {0, 1}) {
     kernels::Attributes at;
-    at.Set("kernel_shape", Ints({2, 2}));
-    at.Set("strides", Ints({2, 2}));
-    at.Set("pads", Ints({1, 1, 1, 1}));
-    at.Set("count_include_pad", Int(include));
+    at.Set("kernel_shape", testing::AttrInts({2, 2}));
+    at.Set("strides", testing::AttrInts({2, 2}));
+    at.Set("pads", testing::AttrInts({1, 1, 1, 1}));
+    at.Set("count_include_pad", testing::AttrInt(include));
     auto out = testing::RunOp("AveragePool", at, {&x}, 1, 19);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     // Each window holds one input element (and three pads).
@@ -260,7 +241,7 @@ TEST(Dense, AveragePoolCountIncludePad) {
 TEST(Dense, SoftmaxLegacyCoercesTo2D) {
   Tensor x = Make<float>(DataType::kFloat, {2, 2}, {0, 0, 0, 0});
   kernels::Attributes at;
-  at.Set("axis", Int(0));
+  at.Set("axis", testing::AttrInt(0));
   auto legacy = testing::RunOp("Softmax", at, {&x}, 1, 11);  // one row of 4
   auto modern = testing::RunOp("Softmax", at, {&x}, 1, 13);  // columns of 2
   ASSERT_TRUE(legacy.ok() && modern.ok());

@@ -31,18 +31,6 @@ std::vector<T> Values(const Tensor& t) {
   return {t.template data<T>(), t.data<T>() + t.numel()};
 }
 
-Attribute Ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute Int(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
 Attribute Str(std::string v) {
   Attribute a;
   a.kind = Attribute::Kind::kString;
@@ -51,7 +39,7 @@ Attribute Str(std::string v) {
 }
 
 std::vector<Tensor> RunK(const std::string& op, Attributes attrs, std::vector<const Tensor*> in,
-                        int outs = 1, int opset = 18) {
+                         int outs = 1, int opset = 18) {
   auto r = testing::RunOp(op, std::move(attrs), std::move(in), outs, opset);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(r).value() : std::vector<Tensor>{};
@@ -64,7 +52,7 @@ TEST(Movement, ReshapeZeroAndMinusOne) {
   EXPECT_EQ(out[0].shape(), (Shape{2, 12}));
   EXPECT_EQ(Values<float>(out[0])[13], 13.f);
   Attributes az;
-  az.Set("allowzero", Int(1));
+  az.Set("allowzero", testing::AttrInt(1));
   Tensor e = Make<float>({0, 3}, {});
   Tensor shape0 = Make<int64_t>({2}, {3, 0});  // allowzero: 0 is a real zero
   auto out0 = RunK("Reshape", az, {&e, &shape0});
@@ -82,7 +70,7 @@ TEST(Movement, ReshapeUnknownShapeIsDataDependent) {
 TEST(Movement, ShapeStartEnd) {
   Tensor x = Iota({2, 3, 4});
   Attributes a;
-  a.Set("start", Int(-2));  // dims[1:] of [2,3,4]
+  a.Set("start", testing::AttrInt(-2));  // dims[1:] of [2,3,4]
   auto out = RunK("Shape", a, {&x});
   EXPECT_EQ(Values<int64_t>(out[0]), (std::vector<int64_t>{3, 4}));
 }
@@ -95,7 +83,7 @@ TEST(Movement, TransposeSmallAndBlocked) {
   const int64_t D0 = 37, D1 = 53, D2 = 70;
   Tensor big = Iota({D0, D1, D2});
   Attributes a;
-  a.Set("perm", Ints({2, 0, 1}));
+  a.Set("perm", testing::AttrInts({2, 0, 1}));
   auto ob = RunK("Transpose", a, {&big});
   ASSERT_EQ(ob[0].shape(), (Shape{D2, D0, D1}));
   const float* y = ob[0].data<float>();
@@ -119,13 +107,13 @@ TEST(Movement, SliceNegativeStep) {
 TEST(Movement, ConcatAndSplit) {
   Tensor a = Iota({2, 2}), b = Make<float>({2, 1}, {9, 8});
   Attributes ax;
-  ax.Set("axis", Int(1));
+  ax.Set("axis", testing::AttrInt(1));
   auto c = RunK("Concat", ax, {&a, &b});
   EXPECT_EQ(Values<float>(c[0]), (std::vector<float>{0, 1, 9, 2, 3, 8}));
   // Split-18 num_outputs=3 of 7 elements: parts of ceil(7/3) = 3, 3, then the rest 1.
   Tensor x = Iota({7});
   Attributes n;
-  n.Set("num_outputs", Int(3));
+  n.Set("num_outputs", testing::AttrInt(3));
   auto parts = RunK("Split", n, {&x}, 3, 18);
   ASSERT_EQ(parts.size(), 3u);
   EXPECT_EQ(Values<float>(parts[2]), (std::vector<float>{6}));
@@ -141,14 +129,14 @@ TEST(Movement, GatherFamily) {
   Tensor d = Iota({2, 2, 2});
   Tensor i2 = Make<int64_t>({2, 1}, {1, 0});
   Attributes bd;
-  bd.Set("batch_dims", Int(1));
+  bd.Set("batch_dims", testing::AttrInt(1));
   auto nd = RunK("GatherND", bd, {&d, &i2});
   EXPECT_EQ(Values<float>(nd[0]), (std::vector<float>{2, 3, 4, 5}));
   // GatherElements spec example 1: axis 1, data [[1,2],[3,4]], indices [[0,0],[1,0]].
   Tensor e = Make<float>({2, 2}, {1, 2, 3, 4});
   Tensor ei = Make<int64_t>({2, 2}, {0, 0, 1, 0});
   Attributes a1;
-  a1.Set("axis", Int(1));
+  a1.Set("axis", testing::AttrInt(1));
   auto ge = RunK("GatherElements", a1, {&e, &ei});
   EXPECT_EQ(Values<float>(ge[0]), (std::vector<float>{1, 1, 4, 3}));
 }
@@ -160,7 +148,7 @@ TEST(Movement, ScatterReductions) {
   Tensor i = Make<int64_t>({1, 2}, {1, 1});
   Tensor u = Make<float>({1, 2}, {1.1f, 2.1f});
   Attributes a;
-  a.Set("axis", Int(1));
+  a.Set("axis", testing::AttrInt(1));
   a.Set("reduction", Str("add"));
   auto out = RunK("ScatterElements", a, {&d, &i, &u});
   EXPECT_NEAR(Values<float>(out[0])[1], 5.2f, 1e-5);
@@ -206,7 +194,7 @@ TEST(Movement, UniqueSortedAndNot) {
   EXPECT_EQ(Values<int64_t>(s[2]), (std::vector<int64_t>{1, 0, 0, 2, 3, 2}));
   EXPECT_EQ(Values<int64_t>(s[3]), (std::vector<int64_t>{2, 1, 2, 1}));
   Attributes a;
-  a.Set("sorted", Int(0));
+  a.Set("sorted", testing::AttrInt(0));
   auto u = RunK("Unique", a, {&x}, 4);
   EXPECT_EQ(Values<float>(u[0]), (std::vector<float>{2, 1, 3, 4}));
   EXPECT_EQ(Values<int64_t>(u[2]), (std::vector<int64_t>{0, 1, 1, 2, 3, 2}));
@@ -227,7 +215,7 @@ TEST(Movement, TopKAndNonZero) {
 TEST(Movement, DepthToSpaceModes) {
   Tensor x = Iota({1, 8, 1, 1});  // c = 2, blocksize 2
   Attributes a;
-  a.Set("blocksize", Int(2));
+  a.Set("blocksize", testing::AttrInt(2));
   // DCR: y[ci][b1][b2] = x[(b1 * 2 + b2) * 2 + ci]
   EXPECT_EQ(Values<float>(RunK("DepthToSpace", a, {&x})[0]),
             (std::vector<float>{0, 2, 4, 6, 1, 3, 5, 7}));
@@ -235,10 +223,9 @@ TEST(Movement, DepthToSpaceModes) {
   EXPECT_EQ(Values<float>(RunK("DepthToSpace", a, {&x})[0]),
             (std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7}));
   Attributes s;
-  s.Set("blocksize", Int(2));
+  s.Set("blocksize", testing::AttrInt(2));
   Tensor img = Iota({1, 1, 2, 2});  // SpaceToDepth: channel b1 * 2 + b2 holds pixel (b1, b2)
-  EXPECT_EQ(Values<float>(RunK("SpaceToDepth", s, {&img})[0]),
-            (std::vector<float>{0, 1, 2, 3}));
+  EXPECT_EQ(Values<float>(RunK("SpaceToDepth", s, {&img})[0]), (std::vector<float>{0, 1, 2, 3}));
 }
 
 TEST(Movement, ResizeLinearAndNearest) {
@@ -264,8 +251,8 @@ TEST(Movement, CumSumExclusiveReverse) {
   Tensor x = Make<float>({4}, {1, 2, 3, 4});
   Tensor ax = Make<int64_t>({}, {0});
   Attributes a;
-  a.Set("exclusive", Int(1));
-  a.Set("reverse", Int(1));
+  a.Set("exclusive", testing::AttrInt(1));
+  a.Set("reverse", testing::AttrInt(1));
   // reverse exclusive: y[i] = sum(x[i+1:]) = 9, 7, 4, 0
   EXPECT_EQ(Values<float>(RunK("CumSum", a, {&x, &ax})[0]), (std::vector<float>{9, 7, 4, 0}));
 }

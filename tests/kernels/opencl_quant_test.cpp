@@ -33,22 +33,10 @@ kernels::Backend* Cl() {
   return b.get();
 }
 
-Attribute Int(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
 Attribute Flt(float v) {
   Attribute a;
   a.kind = Attribute::Kind::kFloat;
   a.f = v;
-  return a;
-}
-Attribute Ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
   return a;
 }
 
@@ -60,13 +48,26 @@ Tensor Rand(DataType t, Shape s, double lo, double hi, uint32_t seed) {
   std::uniform_int_distribution<int> ui(static_cast<int>(lo), static_cast<int>(hi));
   for (int64_t i = 0; i < x.numel(); ++i) {
     switch (t) {
-      case DataType::kFloat: x.data<float>()[i] = static_cast<float>(u(rng)); break;
-      case DataType::kFloat16: x.data<Float16>()[i] = Float16(static_cast<float>(u(rng))); break;
-      case DataType::kInt8: x.data<int8_t>()[i] = static_cast<int8_t>(ui(rng)); break;
-      case DataType::kUInt8: x.data<uint8_t>()[i] = static_cast<uint8_t>(ui(rng)); break;
-      case DataType::kInt32: x.data<int32_t>()[i] = ui(rng); break;
-      case DataType::kInt16: x.data<int16_t>()[i] = static_cast<int16_t>(ui(rng)); break;
-      default: ADD_FAILURE() << "Rand: type";
+      case DataType::kFloat:
+        x.data<float>()[i] = static_cast<float>(u(rng));
+        break;
+      case DataType::kFloat16:
+        x.data<Float16>()[i] = Float16(static_cast<float>(u(rng)));
+        break;
+      case DataType::kInt8:
+        x.data<int8_t>()[i] = static_cast<int8_t>(ui(rng));
+        break;
+      case DataType::kUInt8:
+        x.data<uint8_t>()[i] = static_cast<uint8_t>(ui(rng));
+        break;
+      case DataType::kInt32:
+        x.data<int32_t>()[i] = ui(rng);
+        break;
+      case DataType::kInt16:
+        x.data<int16_t>()[i] = static_cast<int16_t>(ui(rng));
+        break;
+      default:
+        ADD_FAILURE() << "Rand: type";
     }
   }
   return x;
@@ -103,8 +104,10 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
   if (fused.active) {
     for (int64_t i = 0; i < want.numel(); ++i) {
       const int64_t v = std::clamp<int64_t>(ReadInt(want, i), qlo, qhi);
-      if (want.dtype() == DataType::kUInt8) want.data<uint8_t>()[i] = static_cast<uint8_t>(v);
-      else want.data<int8_t>()[i] = static_cast<int8_t>(v);
+      if (want.dtype() == DataType::kUInt8)
+        want.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+      else
+        want.data<int8_t>()[i] = static_cast<int8_t>(v);
     }
     attrs.Set(kernels::kFusedMin, Flt(fused.lo));
     attrs.Set(kernels::kFusedMax, Flt(fused.hi));
@@ -185,29 +188,30 @@ TEST(OpenClQuantTest, QuantizeLinearRoundsHalfToEvenAndSaturates) {
     Tensor x = Floats(Shape{n}, xs);
     Check("QuantizeLinear", {}, {x, Scalar(DataType::kFloat, 0.125), Scalar(q, q == kU8 ? 3 : -5)},
           {});
-    Check("QuantizeLinear", {}, {Rand(DataType::kFloat, Shape{7, 33}, -40, 40, 2),
-                                 Scalar(DataType::kFloat, 0.173), Scalar(q, 17)},
+    Check("QuantizeLinear", {},
+          {Rand(DataType::kFloat, Shape{7, 33}, -40, 40, 2), Scalar(DataType::kFloat, 0.173),
+           Scalar(q, 17)},
           {false, true, true});
   }
   // No zero point: uint8.
-  Check("QuantizeLinear", {}, {Rand(DataType::kFloat, Shape{100}, -5, 60, 3),
-                               Scalar(DataType::kFloat, 0.2)},
-        {});
+  Check("QuantizeLinear", {},
+        {Rand(DataType::kFloat, Shape{100}, -5, 60, 3), Scalar(DataType::kFloat, 0.2)}, {});
 }
 
 TEST(OpenClQuantTest, QuantizeLinearPerAxisAndBlocked) {
   for (DataType q : {kU8, kI8}) {
     Tensor x = Rand(DataType::kFloat, Shape{2, 5, 6}, -30, 30, 4);
     Attributes axis;
-    axis.Set("axis", Int(1));
-    Check("QuantizeLinear", axis, {x, Rand(DataType::kFloat, Shape{5}, 0.05, 0.3, 5),
-                                   Rand(q, Shape{5}, Lo(q), Hi(q), 6)},
+    axis.Set("axis", testing::AttrInt(1));
+    Check("QuantizeLinear", axis,
+          {x, Rand(DataType::kFloat, Shape{5}, 0.05, 0.3, 5), Rand(q, Shape{5}, Lo(q), Hi(q), 6)},
           {});
     Attributes blocked;
-    blocked.Set("axis", Int(2));
-    blocked.Set("block_size", Int(4));
-    Check("QuantizeLinear", blocked, {x, Rand(DataType::kFloat, Shape{2, 5, 2}, 0.05, 0.3, 7),
-                                      Rand(q, Shape{2, 5, 2}, Lo(q), Hi(q), 8)},
+    blocked.Set("axis", testing::AttrInt(2));
+    blocked.Set("block_size", testing::AttrInt(4));
+    Check("QuantizeLinear", blocked,
+          {x, Rand(DataType::kFloat, Shape{2, 5, 2}, 0.05, 0.3, 7),
+           Rand(q, Shape{2, 5, 2}, Lo(q), Hi(q), 8)},
           {});
   }
 }
@@ -218,15 +222,16 @@ TEST(OpenClQuantTest, DequantizeLinear) {
     Check("DequantizeLinear", {}, {x, Scalar(DataType::kFloat, 0.0371), Scalar(q, Lo(q) + 7)}, {});
     Check("DequantizeLinear", {}, {x, Scalar(DataType::kFloat, 3.5)}, {});
     Attributes axis;
-    axis.Set("axis", Int(1));
-    Check("DequantizeLinear", axis, {x, Rand(DataType::kFloat, Shape{4}, 0.01, 2, 10),
-                                     Rand(q, Shape{4}, Lo(q), Hi(q), 11)},
+    axis.Set("axis", testing::AttrInt(1));
+    Check("DequantizeLinear", axis,
+          {x, Rand(DataType::kFloat, Shape{4}, 0.01, 2, 10), Rand(q, Shape{4}, Lo(q), Hi(q), 11)},
           {});
     Attributes blocked;
-    blocked.Set("axis", Int(2));
-    blocked.Set("block_size", Int(3));
-    Check("DequantizeLinear", blocked, {x, Rand(DataType::kFloat, Shape{3, 4, 4}, 0.01, 2, 12),
-                                        Rand(q, Shape{3, 4, 4}, Lo(q), Hi(q), 13)},
+    blocked.Set("axis", testing::AttrInt(2));
+    blocked.Set("block_size", testing::AttrInt(3));
+    Check("DequantizeLinear", blocked,
+          {x, Rand(DataType::kFloat, Shape{3, 4, 4}, 0.01, 2, 12),
+           Rand(q, Shape{3, 4, 4}, Lo(q), Hi(q), 13)},
           {});
   }
 }
@@ -252,9 +257,9 @@ struct MatMulCase {
 
 TEST(OpenClQuantTest, QLinearMatMulBothVariants) {
   const MatMulCase cases[] = {
-      {Shape{37, 50}, Shape{50, 29}, kU8, kI8, kU8},        // odd M, K, N
-      {Shape{3, 9, 64}, Shape{64, 40}, kI8, kI8, kI8},      // batch broadcast of B
-      {Shape{2, 5, 23}, Shape{2, 23, 17}, kU8, kU8, kU8},   // batched B
+      {Shape{37, 50}, Shape{50, 29}, kU8, kI8, kU8},       // odd M, K, N
+      {Shape{3, 9, 64}, Shape{64, 40}, kI8, kI8, kI8},     // batch broadcast of B
+      {Shape{2, 5, 23}, Shape{2, 23, 17}, kU8, kU8, kU8},  // batched B
       {Shape{16, 130}, Shape{130, 33}, kI8, kU8, kU8},
   };
   uint32_t seed = 20;
@@ -302,10 +307,14 @@ TEST(OpenClQuantTest, QLinearMatMulHalfScales) {
 TEST(OpenClQuantTest, QLinearMatMulTiesRoundToEven) {
   for (Variant v : {Variant::kPortable, Variant::kFast})
     for (bool const_scales : {true, false}) {
-      std::vector<Tensor> in = {Rand(kU8, Shape{9, 7}, 125, 137, 60), Scalar(DataType::kFloat, 1.0),
-                                Scalar(kU8, 131),                   Rand(kI8, Shape{7, 12}, -4, 4, 61),
-                                Scalar(DataType::kFloat, 0.5),      Scalar(kI8, 0),
-                                Scalar(DataType::kFloat, 1.0),      Scalar(kI8, 1)};
+      std::vector<Tensor> in = {Rand(kU8, Shape{9, 7}, 125, 137, 60),
+                                Scalar(DataType::kFloat, 1.0),
+                                Scalar(kU8, 131),
+                                Rand(kI8, Shape{7, 12}, -4, 4, 61),
+                                Scalar(DataType::kFloat, 0.5),
+                                Scalar(kI8, 0),
+                                Scalar(DataType::kFloat, 1.0),
+                                Scalar(kI8, 1)};
       Check("QLinearMatMul", {}, in,
             {false, const_scales, true, true, const_scales, true, const_scales, true}, v);
     }
@@ -320,8 +329,8 @@ TEST(OpenClQuantTest, MatMulIntegerExtremes) {
     Check("MatMulInteger", {}, {a, b, Scalar(kU8, 0), Scalar(kI8, 127)}, {false, true, true, true},
           v);
     Tensor b2 = Rand(kU8, Shape{300, 18}, 0, 0, 0);
-    Check("MatMulInteger", {}, {a, b2, Scalar(kU8, 0), Scalar(kU8, 255)},
-          {false, true, true, true}, v);
+    Check("MatMulInteger", {}, {a, b2, Scalar(kU8, 0), Scalar(kU8, 255)}, {false, true, true, true},
+          v);
   }
 }
 
@@ -348,19 +357,19 @@ struct ConvCase {
 
 Attributes ConvAttrs(const ConvCase& cc) {
   Attributes a;
-  a.Set("strides", Ints(cc.strides));
-  a.Set("pads", Ints(cc.pads));
-  a.Set("group", Int(cc.group));
+  a.Set("strides", testing::AttrInts(cc.strides));
+  a.Set("pads", testing::AttrInts(cc.pads));
+  a.Set("group", testing::AttrInt(cc.group));
   return a;
 }
 
 const ConvCase kConvs[] = {
-    {Shape{1, 8, 9, 9}, Shape{16, 8, 3, 3}, {1, 1}, {1, 1, 1, 1}, 1},   // 3x3 pad 1
-    {Shape{2, 6, 10, 7}, Shape{10, 6, 3, 3}, {2, 2}, {1, 0, 1, 1}, 1},  // stride 2, odd pads
-    {Shape{1, 12, 6, 6}, Shape{12, 1, 3, 3}, {1, 1}, {1, 1, 1, 1}, 12}, // depthwise
-    {Shape{2, 4, 7, 8}, Shape{8, 1, 3, 3}, {2, 2}, {1, 1, 0, 1}, 4},    // depthwise x2, stride 2
-    {Shape{1, 8, 5, 5}, Shape{6, 4, 1, 1}, {1, 1}, {0, 0, 0, 0}, 2},    // grouped 1x1
-    {Shape{2, 4, 17}, Shape{5, 4, 3}, {1}, {2, 1}, 1},                  // 1-D
+    {Shape{1, 8, 9, 9}, Shape{16, 8, 3, 3}, {1, 1}, {1, 1, 1, 1}, 1},    // 3x3 pad 1
+    {Shape{2, 6, 10, 7}, Shape{10, 6, 3, 3}, {2, 2}, {1, 0, 1, 1}, 1},   // stride 2, odd pads
+    {Shape{1, 12, 6, 6}, Shape{12, 1, 3, 3}, {1, 1}, {1, 1, 1, 1}, 12},  // depthwise
+    {Shape{2, 4, 7, 8}, Shape{8, 1, 3, 3}, {2, 2}, {1, 1, 0, 1}, 4},     // depthwise x2, stride 2
+    {Shape{1, 8, 5, 5}, Shape{6, 4, 1, 1}, {1, 1}, {0, 0, 0, 0}, 2},     // grouped 1x1
+    {Shape{2, 4, 17}, Shape{5, 4, 3}, {1}, {2, 1}, 1},                   // 1-D
 };
 
 TEST(OpenClQuantTest, QLinearConvBothVariants) {
@@ -370,10 +379,10 @@ TEST(OpenClQuantTest, QLinearConvBothVariants) {
       for (bool per_channel : {false, true})
         for (bool seven_bit : {false, true})  // weights in 7 bits: the fast kernel's unsplit path
           for (Variant v : {Variant::kPortable, Variant::kFast}) {
-            SCOPED_TRACE(::testing::Message() << cc.x.ToString() << " * " << cc.w.ToString()
-                                              << " " << DataTypeName(tx) << " per_channel "
-                                              << per_channel << " 7-bit " << seven_bit
-                                              << " fast " << (v == Variant::kFast));
+            SCOPED_TRACE(::testing::Message()
+                         << cc.x.ToString() << " * " << cc.w.ToString() << " " << DataTypeName(tx)
+                         << " per_channel " << per_channel << " 7-bit " << seven_bit << " fast "
+                         << (v == Variant::kFast));
             const int64_t m = cc.w[0];
             Shape pc = per_channel ? Shape{m} : Shape{};
             std::vector<Tensor> in = {
@@ -396,10 +405,14 @@ TEST(OpenClQuantTest, QLinearConvUint8WeightsAndRuntimeWeights) {
   const ConvCase& cc = kConvs[0];
   for (bool const_w : {true, false})
     for (Variant v : {Variant::kPortable, Variant::kFast}) {
-      std::vector<Tensor> in = {Rand(kU8, cc.x, 0, 255, 90),          Scalar(DataType::kFloat, 0.05),
-                                Scalar(kU8, 0),                       Rand(kU8, cc.w, 0, 255, 91),
-                                Scalar(DataType::kFloat, 0.004),      Scalar(kU8, 133),
-                                Scalar(DataType::kFloat, 0.11),       Scalar(kU8, 64),
+      std::vector<Tensor> in = {Rand(kU8, cc.x, 0, 255, 90),
+                                Scalar(DataType::kFloat, 0.05),
+                                Scalar(kU8, 0),
+                                Rand(kU8, cc.w, 0, 255, 91),
+                                Scalar(DataType::kFloat, 0.004),
+                                Scalar(kU8, 133),
+                                Scalar(DataType::kFloat, 0.11),
+                                Scalar(kU8, 64),
                                 Rand(DataType::kInt32, Shape{16}, -900, 900, 92)};
       Check("QLinearConv", ConvAttrs(cc), in,
             {false, false, false, const_w, false, const_w, false, false, false}, v);
@@ -413,8 +426,9 @@ TEST(OpenClQuantTest, ConvIntegerBothVariants) {
       for (Variant v : {Variant::kPortable, Variant::kFast}) {
         SCOPED_TRACE(::testing::Message() << cc.x.ToString() << " " << DataTypeName(tw));
         const int64_t m = cc.w[0];
-        std::vector<Tensor> in = {Rand(kU8, cc.x, 0, 255, ++seed), Rand(tw, cc.w, Lo(tw), Hi(tw), ++seed),
-                                  Scalar(kU8, 77), Rand(tw, Shape{m}, Lo(tw), Hi(tw), ++seed)};
+        std::vector<Tensor> in = {Rand(kU8, cc.x, 0, 255, ++seed),
+                                  Rand(tw, cc.w, Lo(tw), Hi(tw), ++seed), Scalar(kU8, 77),
+                                  Rand(tw, Shape{m}, Lo(tw), Hi(tw), ++seed)};
         Check("ConvInteger", ConvAttrs(cc), in, {false, true, true, true}, v, 10);
       }
 }
@@ -426,10 +440,14 @@ TEST(OpenClQuantTest, QLinearConvFusedClamp) {
   const float ys = 0.04f;
   const int yzp = 110;
   for (Variant v : {Variant::kPortable, Variant::kFast}) {
-    std::vector<Tensor> in = {Rand(kU8, cc.x, 0, 255, 120),     Scalar(DataType::kFloat, 0.031),
-                              Scalar(kU8, 128),                  Rand(kI8, cc.w, -128, 127, 121),
-                              Scalar(DataType::kFloat, 0.01),    Scalar(kI8, 0),
-                              Scalar(DataType::kFloat, ys),      Scalar(kU8, yzp),
+    std::vector<Tensor> in = {Rand(kU8, cc.x, 0, 255, 120),
+                              Scalar(DataType::kFloat, 0.031),
+                              Scalar(kU8, 128),
+                              Rand(kI8, cc.w, -128, 127, 121),
+                              Scalar(DataType::kFloat, 0.01),
+                              Scalar(kI8, 0),
+                              Scalar(DataType::kFloat, ys),
+                              Scalar(kU8, yzp),
                               Rand(DataType::kInt32, Shape{16}, -900, 900, 122)};
     std::vector<bool> consts(9, true);
     consts[0] = false;
@@ -481,8 +499,9 @@ double TimeNode(const std::string& op, const Attributes& attrs, const std::vecto
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < 3; ++i) EXPECT_TRUE((*prep)->Execute(run, &sink).ok());
     EXPECT_TRUE(Cl()->Synchronize().ok());
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count() / 3);
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+        3);
   }
   std::sort(ms.begin(), ms.end());
   return ms[3];
@@ -496,10 +515,11 @@ TEST(OpenClQuantTest, Throughput) {
   const bool seven = std::getenv("OUTPOST_BENCH_7BIT_WEIGHTS") != nullptr;
   const double wlo = seven ? -64 : -128, whi = seven ? 63 : 127;
   auto report = [&](const std::string& what, double ops, double f32, double fast, double portable) {
-    std::printf("[bench] %-34s f32 %8.3f ms %6.1f GOP/s | int8%s fast %8.3f ms %6.1f GOP/s "
-                "(x%.2f) | portable %8.3f ms %6.1f GOP/s\n",
-                what.c_str(), f32, ops / f32 * 1e-6, seven ? " (7-bit w)" : "", fast,
-                ops / fast * 1e-6, f32 / fast, portable, ops / portable * 1e-6);
+    std::printf(
+        "[bench] %-34s f32 %8.3f ms %6.1f GOP/s | int8%s fast %8.3f ms %6.1f GOP/s "
+        "(x%.2f) | portable %8.3f ms %6.1f GOP/s\n",
+        what.c_str(), f32, ops / f32 * 1e-6, seven ? " (7-bit w)" : "", fast, ops / fast * 1e-6,
+        f32 / fast, portable, ops / portable * 1e-6);
   };
   auto qlinear_inputs = [](Tensor x, Tensor w, bool bias) {
     std::vector<Tensor> in = {x,
@@ -517,7 +537,8 @@ TEST(OpenClQuantTest, Throughput) {
                                {196, 256, 1024, "GEMM 196x256x1024"},
                                {1024, 1024, 1024, "GEMM 1024^3"}}) {
     const double ops = 2.0 * m * k * n;
-    Tensor af = Rand(DataType::kFloat, Shape{m, k}, -1, 1, 1), bf = Rand(DataType::kFloat, Shape{k, n}, -1, 1, 2);
+    Tensor af = Rand(DataType::kFloat, Shape{m, k}, -1, 1, 1),
+           bf = Rand(DataType::kFloat, Shape{k, n}, -1, 1, 2);
     const double f32 = TimeNode("MatMul", {}, {af, bf}, {false, true},
                                 Tensor::Meta(DataType::kFloat, Shape{m, n}), 13);
     Tensor a = Rand(kU8, Shape{m, k}, 0, 255, 1), b = Rand(kI8, Shape{k, n}, wlo, whi, 2);
@@ -548,15 +569,15 @@ TEST(OpenClQuantTest, Throughput) {
     const double ops = 2.0 * l.co * cg * l.k * l.k * o * o;
     Attributes at;
     const int64_t p = l.k / 2;
-    at.Set("pads", Ints({p, p, p, p}));
-    at.Set("strides", Ints({l.stride, l.stride}));
-    at.Set("group", Int(l.group));
-    const double f32 = TimeNode(
-        "Conv", at,
-        {Rand(DataType::kFloat, Shape{1, l.ci, l.hw, l.hw}, -1, 1, 1),
-         Rand(DataType::kFloat, Shape{l.co, cg, l.k, l.k}, -1, 1, 2),
-         Rand(DataType::kFloat, Shape{l.co}, -1, 1, 3)},
-        {false, true, true}, Tensor::Meta(DataType::kFloat, Shape{1, l.co, o, o}), 13);
+    at.Set("pads", testing::AttrInts({p, p, p, p}));
+    at.Set("strides", testing::AttrInts({l.stride, l.stride}));
+    at.Set("group", testing::AttrInt(l.group));
+    const double f32 =
+        TimeNode("Conv", at,
+                 {Rand(DataType::kFloat, Shape{1, l.ci, l.hw, l.hw}, -1, 1, 1),
+                  Rand(DataType::kFloat, Shape{l.co, cg, l.k, l.k}, -1, 1, 2),
+                  Rand(DataType::kFloat, Shape{l.co}, -1, 1, 3)},
+                 {false, true, true}, Tensor::Meta(DataType::kFloat, Shape{1, l.co, o, o}), 13);
     auto in = qlinear_inputs(Rand(kU8, Shape{1, l.ci, l.hw, l.hw}, 0, 255, 1),
                              Rand(kI8, Shape{l.co, cg, l.k, l.k}, wlo, whi, 2), true);
     std::vector<bool> consts(in.size(), true);

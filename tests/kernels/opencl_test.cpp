@@ -3,6 +3,7 @@
 
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <chrono>
@@ -13,8 +14,6 @@
 #include <fstream>
 #include <random>
 #include <tuple>
-
-#include <unistd.h>
 
 #include "kernels/op_harness.h"
 #include "outpost/core/metrics.h"
@@ -37,10 +36,18 @@ kernels::Backend* Cl() {
   return b.get();
 }
 
-Attribute Int(int64_t v) { Attribute a; a.kind = Attribute::Kind::kInt; a.i = v; return a; }
-Attribute Flt(float v) { Attribute a; a.kind = Attribute::Kind::kFloat; a.f = v; return a; }
-Attribute Str(std::string v) { Attribute a; a.kind = Attribute::Kind::kString; a.s = std::move(v); return a; }
-Attribute Ints(std::vector<int64_t> v) { Attribute a; a.kind = Attribute::Kind::kInts; a.ints = std::move(v); return a; }
+Attribute Flt(float v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kFloat;
+  a.f = v;
+  return a;
+}
+Attribute Str(std::string v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kString;
+  a.s = std::move(v);
+  return a;
+}
 
 Tensor Rand(DataType t, Shape s, double lo = -1, double hi = 1, uint32_t seed = 1) {
   Tensor x = Tensor::Allocate(t, s).value();
@@ -49,14 +56,29 @@ Tensor Rand(DataType t, Shape s, double lo = -1, double hi = 1, uint32_t seed = 
   for (int64_t i = 0; i < x.numel(); ++i) {
     double v = u(rng);
     switch (t) {
-      case DataType::kFloat: x.data<float>()[i] = static_cast<float>(v); break;
-      case DataType::kDouble: x.data<double>()[i] = v; break;
-      case DataType::kInt32: x.data<int32_t>()[i] = static_cast<int32_t>(std::floor(v)); break;
-      case DataType::kInt64: x.data<int64_t>()[i] = static_cast<int64_t>(std::floor(v)); break;
-      case DataType::kInt8: x.data<int8_t>()[i] = static_cast<int8_t>(std::floor(v)); break;
-      case DataType::kUInt8: x.data<uint8_t>()[i] = static_cast<uint8_t>(std::floor(std::fabs(v))); break;
-      case DataType::kBool: x.data<bool>()[i] = v > 0; break;
-      default: break;
+      case DataType::kFloat:
+        x.data<float>()[i] = static_cast<float>(v);
+        break;
+      case DataType::kDouble:
+        x.data<double>()[i] = v;
+        break;
+      case DataType::kInt32:
+        x.data<int32_t>()[i] = static_cast<int32_t>(std::floor(v));
+        break;
+      case DataType::kInt64:
+        x.data<int64_t>()[i] = static_cast<int64_t>(std::floor(v));
+        break;
+      case DataType::kInt8:
+        x.data<int8_t>()[i] = static_cast<int8_t>(std::floor(v));
+        break;
+      case DataType::kUInt8:
+        x.data<uint8_t>()[i] = static_cast<uint8_t>(std::floor(std::fabs(v)));
+        break;
+      case DataType::kBool:
+        x.data<bool>()[i] = v > 0;
+        break;
+      default:
+        break;
     }
   }
   return x;
@@ -68,12 +90,15 @@ Tensor Vec(DataType t, Shape s, std::vector<T> v) {
   std::memcpy(x.raw(), v.data(), v.size() * sizeof(T));
   return x;
 }
-Tensor I64(std::vector<int64_t> v) { return Vec(DataType::kInt64, Shape{static_cast<int64_t>(v.size())}, v); }
+Tensor I64(std::vector<int64_t> v) {
+  return Vec(DataType::kInt64, Shape{static_cast<int64_t>(v.size())}, v);
+}
 
 class DeviceSink : public kernels::OutputSink {
  public:
   Expected<Tensor*> Allocate(int index, DataType dtype, const Shape& shape) override {
-    if (outputs.size() <= static_cast<size_t>(index)) outputs.resize(index + 1), bufs.resize(index + 1);
+    if (outputs.size() <= static_cast<size_t>(index))
+      outputs.resize(index + 1), bufs.resize(index + 1);
     if (bufs[index] && outputs[index].dtype() == dtype && outputs[index].shape() == shape)
       return &outputs[index];  // a repeated run (the benchmark) writes the same buffer
     // (Resizing moves earlier outputs: the backend must copy the views it gets.)
@@ -111,8 +136,9 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
   // Metas as the engine passes them: constants keep data, others are shape-only.
   std::vector<Tensor> metas;
   for (size_t i = 0; i < inputs.size(); ++i)
-    metas.push_back(!inputs[i].defined() || consts[i] ? inputs[i]
-                                                      : Tensor::Meta(inputs[i].dtype(), inputs[i].shape()));
+    metas.push_back(!inputs[i].defined() || consts[i]
+                        ? inputs[i]
+                        : Tensor::Meta(inputs[i].dtype(), inputs[i].shape()));
   std::vector<const Tensor*> meta_ptrs;
   for (auto& t : metas) meta_ptrs.push_back(t.defined() ? &t : nullptr);
   std::vector<Tensor> out_metas;
@@ -168,7 +194,8 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
                               std::fabs(w - g) <= atol + rtol * std::fabs(w);
       if (!same) {
         ++bad;
-        ADD_FAILURE() << op << " output " << o << " element " << i << ": want " << w << " got " << g;
+        ADD_FAILURE() << op << " output " << o << " element " << i << ": want " << w << " got "
+                      << g;
       }
     }
   }
@@ -265,8 +292,8 @@ void RunNegOn(kernels::Backend* b) {
 TEST(OpenClTest, ProgramBinariesAreCachedOnDiskAndCorruptionIsRebuilt) {
   if (!Cl()) GTEST_SKIP() << "no OpenCL device";
   namespace fs = std::filesystem;
-  const fs::path dir = fs::path(::testing::TempDir()) /
-                       ("outpost-opencl-cache-test-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("outpost-opencl-cache-test-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   auto count = [](const char* result) {
     return MetricsRegistry::Global()
@@ -333,13 +360,22 @@ TEST(OpenClTest, ProgramBinariesAreCachedOnDiskAndCorruptionIsRebuilt) {
 }
 
 TEST(OpenClTest, UnaryFloat) {
-  const char* ops[] = {"Abs", "Neg", "Exp", "Floor", "Ceil", "Round", "Sigmoid", "Tanh", "Relu",
-                       "LeakyRelu", "Elu", "Selu", "HardSigmoid", "HardSwish", "Softplus", "Softsign",
-                       "Sin", "Cos", "Tan", "Atan", "Sinh", "Cosh", "Asinh", "Erf", "Sign", "Mish",
-                       "ThresholdedRelu", "Shrink", "Celu", "IsNaN", "IsInf", "Reciprocal"};
+  const char* ops[] = {"Abs",         "Neg",       "Exp",
+                       "Floor",       "Ceil",      "Round",
+                       "Sigmoid",     "Tanh",      "Relu",
+                       "LeakyRelu",   "Elu",       "Selu",
+                       "HardSigmoid", "HardSwish", "Softplus",
+                       "Softsign",    "Sin",       "Cos",
+                       "Tan",         "Atan",      "Sinh",
+                       "Cosh",        "Asinh",     "Erf",
+                       "Sign",        "Mish",      "ThresholdedRelu",
+                       "Shrink",      "Celu",      "IsNaN",
+                       "IsInf",       "Reciprocal"};
   for (const char* op : ops) Check(op, {}, {Rand(DataType::kFloat, {2, 3, 5}, -3, 3)}, {}, 1, 18);
-  for (const char* op : {"Log", "Sqrt", "Acosh"}) Check(op, {}, {Rand(DataType::kFloat, {7}, 1, 5)});
-  for (const char* op : {"Asin", "Acos", "Atanh"}) Check(op, {}, {Rand(DataType::kFloat, {7}, -0.9, 0.9)});
+  for (const char* op : {"Log", "Sqrt", "Acosh"})
+    Check(op, {}, {Rand(DataType::kFloat, {7}, 1, 5)});
+  for (const char* op : {"Asin", "Acos", "Atanh"})
+    Check(op, {}, {Rand(DataType::kFloat, {7}, -0.9, 0.9)});
   Attributes g;
   g.Set("approximate", Str("tanh"));
   Check("Gelu", g, {Rand(DataType::kFloat, {9}, -3, 3)}, {}, 1, 20);
@@ -352,47 +388,56 @@ TEST(OpenClTest, UnaryFloat) {
 TEST(OpenClTest, BinaryBroadcast) {
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Less", "Greater", "Equal", "LessOrEqual",
                          "GreaterOrEqual", "PRelu"}) {
-    Check(op, {}, {Rand(DataType::kFloat, {2, 3, 4}, -2, 2, 1), Rand(DataType::kFloat, {3, 1}, 0.5, 2, 2)});
+    Check(op, {},
+          {Rand(DataType::kFloat, {2, 3, 4}, -2, 2, 1), Rand(DataType::kFloat, {3, 1}, 0.5, 2, 2)});
     if (std::string(op) != "PRelu")
-      Check(op, {}, {Rand(DataType::kFloat, {4}, -2, 2, 3), Rand(DataType::kFloat, {2, 1, 4}, 0.5, 2, 4)},
+      Check(op, {},
+            {Rand(DataType::kFloat, {4}, -2, 2, 3), Rand(DataType::kFloat, {2, 1, 4}, 0.5, 2, 4)},
             {false, true});
   }
   Check("Pow", {}, {Rand(DataType::kFloat, {2, 3}, 0.5, 2), Rand(DataType::kFloat, {3}, -2, 2)});
-  Check("Add", {}, {Rand(DataType::kInt32, {2, 3}, -50, 50), Rand(DataType::kInt32, {1, 3}, -50, 50)});
+  Check("Add", {},
+        {Rand(DataType::kInt32, {2, 3}, -50, 50), Rand(DataType::kInt32, {1, 3}, -50, 50)});
   Check("Mul", {}, {Rand(DataType::kInt64, {5}, -50, 50), Rand(DataType::kInt64, {}, 2, 3)});
   Attributes m;
-  m.Set("fmod", Int(0));
+  m.Set("fmod", testing::AttrInt(0));
   Check("Mod", m, {Rand(DataType::kInt32, {8}, -50, 50), Rand(DataType::kInt32, {8}, 1, 7)});
   for (const char* op : {"And", "Or", "Xor"})
     Check(op, {}, {Rand(DataType::kBool, {3, 4}, -1, 1, 5), Rand(DataType::kBool, {4}, -1, 1, 6)});
   for (const char* op : {"Max", "Min", "Sum", "Mean"})
-    Check(op, {}, {Rand(DataType::kFloat, {2, 3}, -1, 1, 1), Rand(DataType::kFloat, {3}, -1, 1, 2),
-                   Rand(DataType::kFloat, {2, 1}, -1, 1, 3)});
+    Check(op, {},
+          {Rand(DataType::kFloat, {2, 3}, -1, 1, 1), Rand(DataType::kFloat, {3}, -1, 1, 2),
+           Rand(DataType::kFloat, {2, 1}, -1, 1, 3)});
 }
 
 TEST(OpenClTest, WhereClipCast) {
-  Check("Where", {}, {Rand(DataType::kBool, {2, 3}), Rand(DataType::kFloat, {3}), Rand(DataType::kFloat, {2, 1})});
-  Check("Clip", {}, {Rand(DataType::kFloat, {10}, -2, 2), Vec<float>(DataType::kFloat, {}, {-0.5f}),
-                     Vec<float>(DataType::kFloat, {}, {0.7f})}, {false, true, true}, 1, 13);
-  Check("Clip", {}, {Rand(DataType::kFloat, {10}, -2, 2), Tensor(), Vec<float>(DataType::kFloat, {}, {0.7f})},
+  Check(
+      "Where", {},
+      {Rand(DataType::kBool, {2, 3}), Rand(DataType::kFloat, {3}), Rand(DataType::kFloat, {2, 1})});
+  Check("Clip", {},
+        {Rand(DataType::kFloat, {10}, -2, 2), Vec<float>(DataType::kFloat, {}, {-0.5f}),
+         Vec<float>(DataType::kFloat, {}, {0.7f})},
+        {false, true, true}, 1, 13);
+  Check("Clip", {},
+        {Rand(DataType::kFloat, {10}, -2, 2), Tensor(), Vec<float>(DataType::kFloat, {}, {0.7f})},
         {false, false, true}, 1, 13);
   Attributes to;
-  to.Set("to", Int(static_cast<int>(DataType::kInt32)));
+  to.Set("to", testing::AttrInt(static_cast<int>(DataType::kInt32)));
   Check("Cast", to, {Rand(DataType::kFloat, {10}, -5, 5)});
-  to.Set("to", Int(static_cast<int>(DataType::kFloat)));
+  to.Set("to", testing::AttrInt(static_cast<int>(DataType::kFloat)));
   Check("Cast", to, {Rand(DataType::kInt64, {10}, -5, 5)});
-  to.Set("to", Int(static_cast<int>(DataType::kBool)));
+  to.Set("to", testing::AttrInt(static_cast<int>(DataType::kBool)));
   Check("Cast", to, {Rand(DataType::kFloat, {10}, -1, 1)});
 }
 
 TEST(OpenClTest, Reductions) {
-  const char* ops[] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
-                       "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp"};
+  const char* ops[] = {"ReduceSum", "ReduceMean", "ReduceMax",       "ReduceMin",      "ReduceProd",
+                       "ReduceL1",  "ReduceL2",   "ReduceSumSquare", "ReduceLogSumExp"};
   for (const char* op : ops) {
     for (auto axes : std::vector<std::vector<int64_t>>{{1}, {0, 2}, {-1}, {}}) {
       for (int keep = 0; keep < 2; ++keep) {
         Attributes a;
-        a.Set("keepdims", Int(keep));
+        a.Set("keepdims", testing::AttrInt(keep));
         std::vector<Tensor> in = {Rand(DataType::kFloat, {3, 4, 5}, 0.5, 1.5)};
         std::vector<bool> consts = {false};
         if (!axes.empty()) in.push_back(I64(axes)), consts.push_back(true);
@@ -404,7 +449,7 @@ TEST(OpenClTest, Reductions) {
   Check("ReduceSum", {}, {Rand(DataType::kInt64, {3, 4}, -9, 9), I64({1})}, {false, true}, 1, 13);
   for (const char* op : {"ArgMax", "ArgMin"}) {
     Attributes a;
-    a.Set("axis", Int(1));
+    a.Set("axis", testing::AttrInt(1));
     Check(op, a, {Rand(DataType::kFloat, {3, 6, 2})});
   }
   Check("GlobalAveragePool", {}, {Rand(DataType::kFloat, {2, 3, 4, 5})});
@@ -412,7 +457,7 @@ TEST(OpenClTest, Reductions) {
   for (const char* op : {"Softmax", "LogSoftmax", "Hardmax"}) {
     for (int64_t axis : {0, 1, -1}) {
       Attributes a;
-      a.Set("axis", Int(axis));
+      a.Set("axis", testing::AttrInt(axis));
       Check(op, a, {Rand(DataType::kFloat, {3, 4, 5}, -3, 3)}, {}, 1, 13);
       Check(op, a, {Rand(DataType::kFloat, {3, 4, 5}, -3, 3)}, {}, 1, 11);
     }
@@ -421,15 +466,17 @@ TEST(OpenClTest, Reductions) {
 
 TEST(OpenClTest, Movement) {
   Attributes t;
-  t.Set("perm", Ints({2, 0, 1}));
+  t.Set("perm", testing::AttrInts({2, 0, 1}));
   Check("Transpose", t, {Rand(DataType::kFloat, {2, 3, 4})});
   Check("Transpose", {}, {Rand(DataType::kInt64, {2, 3, 4}, -9, 9)});
   Attributes ax1;
-  ax1.Set("axis", Int(1));
-  Check("Concat", ax1, {Rand(DataType::kFloat, {2, 3, 2}), Rand(DataType::kFloat, {2, 1, 2}),
-                        Rand(DataType::kFloat, {2, 4, 2})});
+  ax1.Set("axis", testing::AttrInt(1));
+  Check("Concat", ax1,
+        {Rand(DataType::kFloat, {2, 3, 2}), Rand(DataType::kFloat, {2, 1, 2}),
+         Rand(DataType::kFloat, {2, 4, 2})});
   Check("Split", ax1, {Rand(DataType::kFloat, {2, 6, 2}), I64({1, 2, 3})}, {false, true}, 3, 13);
-  Check("Slice", {}, {Rand(DataType::kFloat, {5, 6, 7}), I64({1, -1}), I64({4, 0}), I64({0, 2}), I64({2, -2})},
+  Check("Slice", {},
+        {Rand(DataType::kFloat, {5, 6, 7}), I64({1, -1}), I64({4, 0}), I64({0, 2}), I64({2, -2})},
         {false, true, true, true, true}, 1, 13);
   Check("Expand", {}, {Rand(DataType::kFloat, {3, 1}), I64({2, 3, 4})}, {false, true}, 1, 13);
   Check("Tile", {}, {Rand(DataType::kFloat, {2, 3}), I64({2, 3})}, {false, true}, 1, 13);
@@ -437,14 +484,17 @@ TEST(OpenClTest, Movement) {
   for (const char* mode : {"constant", "reflect", "edge", "wrap"}) {
     Attributes p;
     p.Set("mode", Str(mode));
-    Check("Pad", p, {Rand(DataType::kFloat, {3, 4}), I64({1, 2, 2, 1}), Vec<float>(DataType::kFloat, {}, {1.5f})},
+    Check("Pad", p,
+          {Rand(DataType::kFloat, {3, 4}), I64({1, 2, 2, 1}),
+           Vec<float>(DataType::kFloat, {}, {1.5f})},
           {false, true, true}, 1, 19);
   }
   Check("Gather", ax1, {Rand(DataType::kFloat, {3, 4, 2}), I64({3, -1, 0})}, {false, false});
   Check("GatherElements", ax1,
-        {Rand(DataType::kFloat, {3, 4}), Vec<int64_t>(DataType::kInt64, {3, 2}, {0, 1, 3, 2, -1, 0})});
+        {Rand(DataType::kFloat, {3, 4}),
+         Vec<int64_t>(DataType::kInt64, {3, 2}, {0, 1, 3, 2, -1, 0})});
   Attributes d2s;
-  d2s.Set("blocksize", Int(2));
+  d2s.Set("blocksize", testing::AttrInt(2));
   Check("DepthToSpace", d2s, {Rand(DataType::kFloat, {1, 8, 2, 3})}, {}, 1, 13);
   Check("SpaceToDepth", d2s, {Rand(DataType::kFloat, {1, 2, 4, 6})}, {}, 1, 13);
   for (const char* mode : {"nearest", "linear"}) {
@@ -452,8 +502,9 @@ TEST(OpenClTest, Movement) {
       Attributes r;
       r.Set("mode", Str(mode));
       r.Set("coordinate_transformation_mode", Str(ctm));
-      Check("Resize", r, {Rand(DataType::kFloat, {1, 2, 3, 4}), Tensor(),
-                          Vec<float>(DataType::kFloat, {4}, {1, 1, 2.0f, 1.5f})},
+      Check("Resize", r,
+            {Rand(DataType::kFloat, {1, 2, 3, 4}), Tensor(),
+             Vec<float>(DataType::kFloat, {4}, {1, 1, 2.0f, 1.5f})},
             {false, false, true}, 1, 19);
     }
   }
@@ -464,25 +515,30 @@ TEST(OpenClTest, GemmAndMatMul) {
     for (int tb = 0; tb < 2; ++tb) {
       for (int konst = 0; konst < 2; ++konst) {
         Attributes a;
-        a.Set("transA", Int(ta));
-        a.Set("transB", Int(tb));
+        a.Set("transA", testing::AttrInt(ta));
+        a.Set("transB", testing::AttrInt(tb));
         a.Set("alpha", Flt(0.5f));
         a.Set("beta", Flt(2.0f));
         Shape as = ta ? Shape{37, 13} : Shape{13, 37}, bs = tb ? Shape{21, 37} : Shape{37, 21};
-        Check("Gemm", a, {Rand(DataType::kFloat, as), Rand(DataType::kFloat, bs, -1, 1, 2),
-                          Rand(DataType::kFloat, {21}, -1, 1, 3)},
+        Check("Gemm", a,
+              {Rand(DataType::kFloat, as), Rand(DataType::kFloat, bs, -1, 1, 2),
+               Rand(DataType::kFloat, {21}, -1, 1, 3)},
               {false, konst != 0, true}, 1, 13, 1e-4, 1e-4);
       }
     }
   }
-  Check("Gemm", {}, {Rand(DataType::kFloat, {5, 7}), Rand(DataType::kFloat, {7, 3}),
-                     Rand(DataType::kFloat, {5, 1})}, {false, false, false}, 1, 13, 1e-4, 1e-4);
+  Check("Gemm", {},
+        {Rand(DataType::kFloat, {5, 7}), Rand(DataType::kFloat, {7, 3}),
+         Rand(DataType::kFloat, {5, 1})},
+        {false, false, false}, 1, 13, 1e-4, 1e-4);
   Check("MatMul", {}, {Rand(DataType::kFloat, {2, 1, 5, 7}), Rand(DataType::kFloat, {3, 7, 33})},
         {false, false}, 1, 13, 1e-4, 1e-4);
   Check("MatMul", {}, {Rand(DataType::kFloat, {3, 5, 7}), Rand(DataType::kFloat, {7, 20})},
         {false, true}, 1, 13, 1e-4, 1e-4);
-  Check("MatMul", {}, {Rand(DataType::kFloat, {7}), Rand(DataType::kFloat, {2, 7, 4})}, {}, 1, 13, 1e-4, 1e-4);
-  Check("MatMul", {}, {Rand(DataType::kFloat, {3, 7}), Rand(DataType::kFloat, {7})}, {}, 1, 13, 1e-4, 1e-4);
+  Check("MatMul", {}, {Rand(DataType::kFloat, {7}), Rand(DataType::kFloat, {2, 7, 4})}, {}, 1, 13,
+        1e-4, 1e-4);
+  Check("MatMul", {}, {Rand(DataType::kFloat, {3, 7}), Rand(DataType::kFloat, {7})}, {}, 1, 13,
+        1e-4, 1e-4);
   // Small K, many rows: each work-item walks several panels (the last one partial).
   Check("MatMul", {}, {Rand(DataType::kFloat, {260, 8}), Rand(DataType::kFloat, {8, 100})},
         {false, true}, 1, 13, 1e-4, 1e-4);
@@ -519,38 +575,41 @@ TEST(OpenClTest, ConvAndPool) {
   for (const auto& k : cases) {
     for (int konst = 0; konst < 2; ++konst) {
       Attributes a;
-      a.Set("group", Int(k.group));
-      a.Set("pads", Ints(k.pads));
-      a.Set("strides", Ints(k.strides));
-      a.Set("dilations", Ints(k.dil));
-      Check("Conv", a, {Rand(DataType::kFloat, k.x), Rand(DataType::kFloat, k.w, -1, 1, 2),
-                        Rand(DataType::kFloat, {k.w[0]}, -1, 1, 3)},
+      a.Set("group", testing::AttrInt(k.group));
+      a.Set("pads", testing::AttrInts(k.pads));
+      a.Set("strides", testing::AttrInts(k.strides));
+      a.Set("dilations", testing::AttrInts(k.dil));
+      Check("Conv", a,
+            {Rand(DataType::kFloat, k.x), Rand(DataType::kFloat, k.w, -1, 1, 2),
+             Rand(DataType::kFloat, {k.w[0]}, -1, 1, 3)},
             {false, konst != 0, konst != 0}, 1, 11, 1e-4, 1e-4);
     }
   }
   Attributes same;
   same.Set("auto_pad", Str("SAME_UPPER"));
-  same.Set("strides", Ints({2, 2}));
+  same.Set("strides", testing::AttrInts({2, 2}));
   Check("Conv", same, {Rand(DataType::kFloat, {1, 3, 7, 7}), Rand(DataType::kFloat, {8, 3, 3, 3})},
         {false, true}, 1, 11, 1e-4, 1e-4);
   Attributes ct;
-  ct.Set("strides", Ints({2, 2}));
-  ct.Set("pads", Ints({1, 0, 1, 1}));
-  ct.Set("group", Int(2));
-  Check("ConvTranspose", ct, {Rand(DataType::kFloat, {1, 4, 3, 4}), Rand(DataType::kFloat, {4, 3, 3, 2}),
-                              Rand(DataType::kFloat, {6})}, {false, true, true}, 1, 11, 1e-4, 1e-4);
+  ct.Set("strides", testing::AttrInts({2, 2}));
+  ct.Set("pads", testing::AttrInts({1, 0, 1, 1}));
+  ct.Set("group", testing::AttrInt(2));
+  Check("ConvTranspose", ct,
+        {Rand(DataType::kFloat, {1, 4, 3, 4}), Rand(DataType::kFloat, {4, 3, 3, 2}),
+         Rand(DataType::kFloat, {6})},
+        {false, true, true}, 1, 11, 1e-4, 1e-4);
   for (const char* op : {"MaxPool", "AveragePool", "LpPool"}) {
     for (int cip = 0; cip < 2; ++cip) {
       Attributes p;
-      p.Set("kernel_shape", Ints({3, 2}));
-      p.Set("pads", Ints({1, 1, 1, 0}));
-      p.Set("strides", Ints({2, 1}));
-      if (std::string(op) == "AveragePool") p.Set("count_include_pad", Int(cip));
+      p.Set("kernel_shape", testing::AttrInts({3, 2}));
+      p.Set("pads", testing::AttrInts({1, 1, 1, 0}));
+      p.Set("strides", testing::AttrInts({2, 1}));
+      if (std::string(op) == "AveragePool") p.Set("count_include_pad", testing::AttrInt(cip));
       Check(op, p, {Rand(DataType::kFloat, {2, 3, 7, 6})}, {}, 1, 18);
     }
   }
   Attributes mp;
-  mp.Set("kernel_shape", Ints({2, 2}));
+  mp.Set("kernel_shape", testing::AttrInts({2, 2}));
   Check("MaxPool", mp, {Rand(DataType::kFloat, {1, 2, 4, 5})}, {}, 2, 12);
 }
 
@@ -572,29 +631,35 @@ TEST(OpenClTest, ConvFusedClamp) {
   for (const auto& k : cases) {
     for (auto [lo, hi] : {std::pair<float, float>{0.f, INFINITY}, {0.f, 0.5f}, {-0.25f, 0.25f}}) {
       Attributes a;
-      a.Set("group", Int(k.group));
-      a.Set("pads", Ints({k.pad, k.pad, k.pad, k.pad}));
-      a.Set("strides", Ints({k.stride, k.stride}));
+      a.Set("group", testing::AttrInt(k.group));
+      a.Set("pads", testing::AttrInts({k.pad, k.pad, k.pad, k.pad}));
+      a.Set("strides", testing::AttrInts({k.stride, k.stride}));
       int64_t m = k.op == "Conv" ? k.w[0] : k.w[1] * k.group;
-      Check(k.op, a, {Rand(DataType::kFloat, k.x), Rand(DataType::kFloat, k.w, -1, 1, 2),
-                      Rand(DataType::kFloat, {m}, -1, 1, 3)},
+      Check(k.op, a,
+            {Rand(DataType::kFloat, k.x), Rand(DataType::kFloat, k.w, -1, 1, 2),
+             Rand(DataType::kFloat, {m}, -1, 1, 3)},
             {false, true, true}, 1, 11, 1e-4, 1e-4, {true, lo, hi});
     }
   }
 }
 
 TEST(OpenClTest, Normalizations) {
-  Check("BatchNormalization", {}, {Rand(DataType::kFloat, {2, 3, 4}), Rand(DataType::kFloat, {3}),
-                                   Rand(DataType::kFloat, {3}), Rand(DataType::kFloat, {3}),
-                                   Rand(DataType::kFloat, {3}, 0.5, 1)}, {false, true, true, true, true}, 1, 15);
-  Check("InstanceNormalization", {}, {Rand(DataType::kFloat, {2, 3, 4, 5}), Rand(DataType::kFloat, {3}),
-                                      Rand(DataType::kFloat, {3})}, {false, true, true});
+  Check(
+      "BatchNormalization", {},
+      {Rand(DataType::kFloat, {2, 3, 4}), Rand(DataType::kFloat, {3}), Rand(DataType::kFloat, {3}),
+       Rand(DataType::kFloat, {3}), Rand(DataType::kFloat, {3}, 0.5, 1)},
+      {false, true, true, true, true}, 1, 15);
+  Check("InstanceNormalization", {},
+        {Rand(DataType::kFloat, {2, 3, 4, 5}), Rand(DataType::kFloat, {3}),
+         Rand(DataType::kFloat, {3})},
+        {false, true, true});
   for (int64_t axis : {-1, 1}) {
     Attributes a;
-    a.Set("axis", Int(axis));
-    Check("LayerNormalization", a, {Rand(DataType::kFloat, {2, 3, 4}),
-                                    Rand(DataType::kFloat, axis == -1 ? Shape{4} : Shape{3, 4}),
-                                    Rand(DataType::kFloat, axis == -1 ? Shape{4} : Shape{3, 4})},
+    a.Set("axis", testing::AttrInt(axis));
+    Check("LayerNormalization", a,
+          {Rand(DataType::kFloat, {2, 3, 4}),
+           Rand(DataType::kFloat, axis == -1 ? Shape{4} : Shape{3, 4}),
+           Rand(DataType::kFloat, axis == -1 ? Shape{4} : Shape{3, 4})},
           {false, true, true}, 3, 17, 1e-4, 1e-4);
   }
 }
@@ -618,7 +683,10 @@ TEST(OpenClTest, GemmThroughput) {
     std::vector<Tensor> dev(in.size());
     std::vector<const Tensor*> ptrs;
     for (size_t i = 0; i < in.size(); ++i) {
-      if (consts[i]) { ptrs.push_back(&in[i]); continue; }
+      if (consts[i]) {
+        ptrs.push_back(&in[i]);
+        continue;
+      }
       bufs.push_back(*Cl()->Allocate(in[i].nbytes()));
       dev[i] = bufs.back()->View(in[i].dtype(), in[i].shape(), 0);
       ASSERT_TRUE(Cl()->CopyFromHost(in[i], dev[i]).ok());
@@ -632,25 +700,27 @@ TEST(OpenClTest, GemmThroughput) {
       auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < 3; ++i) ASSERT_TRUE((*prep)->Execute(ptrs, &sink).ok());
       ASSERT_TRUE(Cl()->Synchronize().ok());
-      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 3);
+      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                      3);
     }
     std::sort(times.begin(), times.end());
-    std::printf("[bench] %-28s median %8.3f ms  %7.1f GFLOP/s (best %7.1f)\n", what,
-                times[3] * 1e3, flops / times[3] * 1e-9, flops / times[0] * 1e-9);
+    std::printf("[bench] %-28s median %8.3f ms  %7.1f GFLOP/s (best %7.1f)\n", what, times[3] * 1e3,
+                flops / times[3] * 1e-9, flops / times[0] * 1e-9);
   };
   for (int n : {512, 1024}) {
     std::string name = "MatMul " + std::to_string(n) + "^3 const B";
-    bench(name.c_str(), "MatMul", {}, {Rand(DataType::kFloat, {n, n}), Rand(DataType::kFloat, {n, n})},
-          {false, true}, {n, n}, 2.0 * n * n * n);
+    bench(name.c_str(), "MatMul", {},
+          {Rand(DataType::kFloat, {n, n}), Rand(DataType::kFloat, {n, n})}, {false, true}, {n, n},
+          2.0 * n * n * n);
   }
   bench("MatMul 1024^3 runtime B", "MatMul", {},
-        {Rand(DataType::kFloat, {1024, 1024}), Rand(DataType::kFloat, {1024, 1024})}, {false, false},
-        {1024, 1024}, 2.0 * 1024 * 1024 * 1024);
+        {Rand(DataType::kFloat, {1024, 1024}), Rand(DataType::kFloat, {1024, 1024})},
+        {false, false}, {1024, 1024}, 2.0 * 1024 * 1024 * 1024);
   Attributes c3;
-  c3.Set("pads", Ints({1, 1, 1, 1}));
+  c3.Set("pads", testing::AttrInts({1, 1, 1, 1}));
   bench("Conv 64->64 3x3 56x56", "Conv", c3,
-        {Rand(DataType::kFloat, {1, 64, 56, 56}), Rand(DataType::kFloat, {64, 64, 3, 3})}, {false, true},
-        {1, 64, 56, 56}, 2.0 * 64 * 64 * 9 * 56 * 56);
+        {Rand(DataType::kFloat, {1, 64, 56, 56}), Rand(DataType::kFloat, {64, 64, 3, 3})},
+        {false, true}, {1, 64, 56, 56}, 2.0 * 64 * 64 * 9 * 56 * 56);
   bench("Conv 256->256 3x3 14x14", "Conv", c3,
         {Rand(DataType::kFloat, {1, 256, 14, 14}), Rand(DataType::kFloat, {256, 256, 3, 3})},
         {false, true}, {1, 256, 14, 14}, 2.0 * 256 * 256 * 9 * 14 * 14);
@@ -662,11 +732,14 @@ TEST(OpenClTest, GemmThroughput) {
           {Rand(DataType::kFloat, {1, ci, hw, hw}), Rand(DataType::kFloat, {co, ci, 1, 1})},
           {false, true}, {1, co, hw, hw}, 2.0 * ci * co * hw * hw);
   }
-  for (auto [ch, hw, stride] : {std::tuple<int, int, int>{32, 112, 1}, {96, 112, 2}, {144, 56, 1},
-                                {576, 14, 1}, {960, 7, 1}}) {
+  for (auto [ch, hw, stride] : {std::tuple<int, int, int>{32, 112, 1},
+                                {96, 112, 2},
+                                {144, 56, 1},
+                                {576, 14, 1},
+                                {960, 7, 1}}) {
     Attributes dw = c3;
-    dw.Set("group", Int(ch));
-    dw.Set("strides", Ints({stride, stride}));
+    dw.Set("group", testing::AttrInt(ch));
+    dw.Set("strides", testing::AttrInts({stride, stride}));
     int o = (hw - 1) / stride + 1;
     std::string name = "Conv dw " + std::to_string(ch) + " " + std::to_string(hw) + "^2 s" +
                        std::to_string(stride);
