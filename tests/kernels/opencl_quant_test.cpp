@@ -14,6 +14,7 @@
 #include <random>
 
 #include "kernels/op_harness.h"
+#include "kernels/opencl_harness.h"
 #include "outpost/kernels/backend.h"
 #include "outpost/kernels/fusion.h"
 
@@ -23,22 +24,7 @@ namespace {
 using kernels::Attribute;
 using kernels::Attributes;
 
-kernels::Backend* Cl() {
-  static std::unique_ptr<kernels::Backend> b = [] {
-    kernels::BackendOptions o;
-    o.opencl_cache_dir = ::testing::TempDir() + "/outpost-opencl-quant-test-cache";
-    auto r = kernels::CreateOpenClBackend(o);
-    return r.ok() ? std::move(r).value() : nullptr;
-  }();
-  return b.get();
-}
-
-Attribute Flt(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
+kernels::Backend* Cl() { return testing::SharedOpenClBackend(); }
 
 // Uniform integers in [lo, hi] of an integer type, or floats in [lo, hi).
 Tensor Rand(DataType t, Shape s, double lo, double hi, uint32_t seed) {
@@ -109,8 +95,8 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
       else
         want.data<int8_t>()[i] = static_cast<int8_t>(v);
     }
-    attrs.Set(kernels::kFusedMin, Flt(fused.lo));
-    attrs.Set(kernels::kFusedMax, Flt(fused.hi));
+    attrs.Set(kernels::kFusedMin, testing::AttrFloat(fused.lo));
+    attrs.Set(kernels::kFusedMax, testing::AttrFloat(fused.hi));
   }
   std::vector<Tensor> metas;
   for (size_t i = 0; i < inputs.size(); ++i)

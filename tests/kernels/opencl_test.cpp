@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "kernels/op_harness.h"
+#include "kernels/opencl_harness.h"
 #include "outpost/core/metrics.h"
 #include "outpost/kernels/backend.h"
 #include "outpost/kernels/fusion.h"
@@ -26,22 +27,8 @@ namespace {
 using kernels::Attribute;
 using kernels::Attributes;
 
-kernels::Backend* Cl() {
-  static std::unique_ptr<kernels::Backend> b = [] {
-    kernels::BackendOptions o;
-    o.opencl_cache_dir = ::testing::TempDir() + "/outpost-opencl-test-cache";
-    auto r = kernels::CreateOpenClBackend(o);
-    return r.ok() ? std::move(r).value() : nullptr;
-  }();
-  return b.get();
-}
+kernels::Backend* Cl() { return testing::SharedOpenClBackend(); }
 
-Attribute Flt(float v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kFloat;
-  a.f = v;
-  return a;
-}
 Attribute Str(std::string v) {
   Attribute a;
   a.kind = Attribute::Kind::kString;
@@ -149,8 +136,8 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
     for (auto& t : *ref)
       for (int64_t i = 0; i < t.numel(); ++i)
         t.data<float>()[i] = std::min(std::max(t.data<float>()[i], fused.lo), fused.hi);
-    attrs.Set(kernels::kFusedMin, Flt(fused.lo));
-    attrs.Set(kernels::kFusedMax, Flt(fused.hi));
+    attrs.Set(kernels::kFusedMin, testing::AttrFloat(fused.lo));
+    attrs.Set(kernels::kFusedMax, testing::AttrFloat(fused.hi));
   }
   kernels::NodeInfo node{"n", op, "", opset, attrs};
   std::string why;
@@ -517,8 +504,8 @@ TEST(OpenClTest, GemmAndMatMul) {
         Attributes a;
         a.Set("transA", testing::AttrInt(ta));
         a.Set("transB", testing::AttrInt(tb));
-        a.Set("alpha", Flt(0.5f));
-        a.Set("beta", Flt(2.0f));
+        a.Set("alpha", testing::AttrFloat(0.5f));
+        a.Set("beta", testing::AttrFloat(2.0f));
         Shape as = ta ? Shape{37, 13} : Shape{13, 37}, bs = tb ? Shape{21, 37} : Shape{37, 21};
         Check("Gemm", a,
               {Rand(DataType::kFloat, as), Rand(DataType::kFloat, bs, -1, 1, 2),
