@@ -98,36 +98,20 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
     attrs.Set(kernels::kFusedMin, testing::AttrFloat(fused.lo));
     attrs.Set(kernels::kFusedMax, testing::AttrFloat(fused.hi));
   }
-  std::vector<Tensor> metas;
-  for (size_t i = 0; i < inputs.size(); ++i)
-    metas.push_back(!inputs[i].defined() || consts[i]
-                        ? inputs[i]
-                        : Tensor::Meta(inputs[i].dtype(), inputs[i].shape()));
-  std::vector<const Tensor*> meta_ptrs;
-  for (auto& t : metas) meta_ptrs.push_back(t.defined() ? &t : nullptr);
+  testing::EngineMetas metas(inputs, consts);
   Tensor out_meta = Tensor::Meta(want.dtype(), want.shape());
   const Tensor* out_ptr = &out_meta;
   kernels::NodeInfo node{"n", op, "", opset, attrs};
   std::string why;
-  ASSERT_TRUE(Cl()->SupportsOp(node, meta_ptrs, {&out_ptr, 1}, &why)) << why;
-  auto prepared = Cl()->Prepare(node, meta_ptrs, {&out_ptr, 1});
+  ASSERT_TRUE(Cl()->SupportsOp(node, metas.ptrs, {&out_ptr, 1}, &why)) << why;
+  auto prepared = Cl()->Prepare(node, metas.ptrs, {&out_ptr, 1});
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-  std::vector<std::shared_ptr<kernels::Buffer>> bufs;
-  std::vector<Tensor> run_in(inputs.size());
-  std::vector<const Tensor*> run_ptrs;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined() || consts[i]) {
-      run_ptrs.push_back(inputs[i].defined() ? &inputs[i] : nullptr);
-      continue;
-    }
-    auto b = Cl()->Allocate(inputs[i].nbytes() + 64);
-    ASSERT_TRUE(b.ok());
-    bufs.push_back(*b);
-    run_in[i] = bufs.back()->View(inputs[i].dtype(), inputs[i].shape(),
-                                  3 * DataTypeSize(inputs[i].dtype()));  // an odd element offset
-    ASSERT_TRUE(Cl()->CopyFromHost(inputs[i], run_in[i]).ok());
-    run_ptrs.push_back(&run_in[i]);
-  }
+  testing::DeviceInputs dev;
+  ASSERT_TRUE(dev.Upload(Cl(), inputs, consts,
+                         [](DataType t) {
+                           return 3 * DataTypeSize(t);  // an odd element offset
+                         })
+                  .ok());
   struct Sink : kernels::OutputSink {
     Expected<Tensor*> Allocate(int, DataType dt, const Shape& s) override {
       auto b = Cl()->Allocate(Tensor::Meta(dt, s).nbytes() + 64);
@@ -139,7 +123,7 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
     std::shared_ptr<kernels::Buffer> buf;
     Tensor out;
   } sink;
-  Status st = (*prepared)->Execute(run_ptrs, &sink);
+  Status st = (*prepared)->Execute(dev.ptrs, &sink);
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_TRUE(Cl()->Synchronize().ok());
   ASSERT_EQ(sink.out.shape(), want.shape());

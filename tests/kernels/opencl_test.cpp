@@ -120,14 +120,7 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
     if (ref.status().code() == Code::kNotFound) GTEST_SKIP() << ref.status().ToString();
     FAIL() << "reference failed: " << ref.status().ToString();
   }
-  // Metas as the engine passes them: constants keep data, others are shape-only.
-  std::vector<Tensor> metas;
-  for (size_t i = 0; i < inputs.size(); ++i)
-    metas.push_back(!inputs[i].defined() || consts[i]
-                        ? inputs[i]
-                        : Tensor::Meta(inputs[i].dtype(), inputs[i].shape()));
-  std::vector<const Tensor*> meta_ptrs;
-  for (auto& t : metas) meta_ptrs.push_back(t.defined() ? &t : nullptr);
+  testing::EngineMetas metas(inputs, consts);  // as the engine passes them
   std::vector<Tensor> out_metas;
   for (auto& t : *ref) out_metas.push_back(Tensor::Meta(t.dtype(), t.shape()));
   std::vector<const Tensor*> out_ptrs;
@@ -141,27 +134,14 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
   }
   kernels::NodeInfo node{"n", op, "", opset, attrs};
   std::string why;
-  ASSERT_TRUE(Cl()->SupportsOp(node, meta_ptrs, out_ptrs, &why)) << why;
-  auto prepared = Cl()->Prepare(node, meta_ptrs, out_ptrs);
+  ASSERT_TRUE(Cl()->SupportsOp(node, metas.ptrs, out_ptrs, &why)) << why;
+  auto prepared = Cl()->Prepare(node, metas.ptrs, out_ptrs);
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   // Upload non-constant inputs at an offset.
-  std::vector<std::shared_ptr<kernels::Buffer>> bufs;
-  std::vector<Tensor> run_in(inputs.size());
-  std::vector<const Tensor*> run_ptrs;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined() || consts[i]) {
-      run_ptrs.push_back(inputs[i].defined() ? &inputs[i] : nullptr);
-      continue;
-    }
-    auto b = Cl()->Allocate(inputs[i].nbytes() + 128);
-    ASSERT_TRUE(b.ok());
-    bufs.push_back(*b);
-    run_in[i] = bufs.back()->View(inputs[i].dtype(), inputs[i].shape(), 128);
-    ASSERT_TRUE(Cl()->CopyFromHost(inputs[i], run_in[i]).ok());
-    run_ptrs.push_back(&run_in[i]);
-  }
+  testing::DeviceInputs dev;
+  ASSERT_TRUE(dev.Upload(Cl(), inputs, consts, [](DataType) { return size_t{128}; }).ok());
   DeviceSink sink;
-  Status st = (*prepared)->Execute(run_ptrs, &sink);
+  Status st = (*prepared)->Execute(dev.ptrs, &sink);
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_TRUE(Cl()->Synchronize().ok());
   for (size_t o = 0; o < ref->size(); ++o) {
