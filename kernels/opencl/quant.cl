@@ -23,6 +23,20 @@ float round_s(float v) {
 #define round_s(v) (v)
 #endif
 
+#if defined(QUANTIZE) || defined(DEQUANTIZE)
+/* The scale / zero point of element i: MODE 0 per tensor, 1 per axis, 2 blocked. */
+inline int scale_index(int i, int inner, int axis_dim, int block, int nblocks) {
+#if MODE == 1
+  return (i / inner) % axis_dim;
+#elif MODE == 2
+  const int a = (i / inner) % axis_dim;
+  return ((i / (inner * axis_dim)) * nblocks + a / block) * inner + i % inner;
+#else
+  return 0;
+#endif
+}
+#endif
+
 #ifdef QUANTIZE
 /* y = saturate(rint(x / s) + z). x / s is the float quotient: computed in double and rounded to
    float, which is the correctly rounded float quotient (53 >= 2 * 24 + 2), whatever the device's
@@ -31,13 +45,7 @@ __kernel void quantize_linear(__global TY* y, int y_off, __global const float* x
                               __global const SCALE_T* s, int s_off, __global const TY* z,
                               int z_off, int inner, int axis_dim, int block, int nblocks) {
   const int i = get_global_id(0);
-  int si = 0;
-#if MODE == 1
-  si = (i / inner) % axis_dim;
-#elif MODE == 2
-  const int a = (i / inner) % axis_dim;
-  si = ((i / (inner * axis_dim)) * nblocks + a / block) * inner + i % inner;
-#endif
+  const int si = scale_index(i, inner, axis_dim, block, nblocks);
   const float f = (float)((double)x[x_off + i] / (double)LOAD_S(s, s_off + si));
   /* |rint(f)| > 1024 saturates whatever the zero point; NaN (undefined in the reference) -> lo */
   const float r = fmin(fmax(rint(f), -1024.0f), 1024.0f);
@@ -55,13 +63,7 @@ __kernel void dequantize_linear(__global float* y, int y_off, __global const TX*
                                 __global const SCALE_T* s, int s_off, __global const TX* z,
                                 int z_off, int inner, int axis_dim, int block, int nblocks) {
   const int i = get_global_id(0);
-  int si = 0;
-#if MODE == 1
-  si = (i / inner) % axis_dim;
-#elif MODE == 2
-  const int a = (i / inner) % axis_dim;
-  si = ((i / (inner * axis_dim)) * nblocks + a / block) * inner + i % inner;
-#endif
+  const int si = scale_index(i, inner, axis_dim, block, nblocks);
   float v = (float)x[x_off + i];
 #if HAS_Z
   v = v - (float)z[z_off + si];
