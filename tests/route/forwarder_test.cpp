@@ -3,6 +3,8 @@
 // the same request sent directly (status, Content-Type, binary header length, body bytes), and
 // its values ONNX Runtime's golden output. Endpoints that are down are a closed port (refused)
 // and a socket that accepts into its backlog and never answers (timeout).
+#include "outpost/route/forwarder.h"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -11,22 +13,21 @@
 #include <future>
 
 #include "outpost/core/metrics.h"
-#include "outpost/route/forwarder.h"
 #include "outpostd/test_util.h"
 
 namespace outpost::testing {
 namespace {
 
-using route::ForwardRequest;
 using route::Forwarder;
+using route::ForwardRequest;
 
 Json IrisRequest(const NpyFloat& in, int64_t rows) {
   std::vector<float> data(in.data.begin(), in.data.begin() + rows * 4);
-  return Json{{"id", "r-1"},
-              {"inputs", Json::array({{{"name", "input"},
-                                       {"datatype", "FP32"},
-                                       {"shape", {rows, 4}},
-                                       {"data", data}}})}};
+  return Json{
+      {"id", "r-1"},
+      {"inputs",
+       Json::array(
+           {{{"name", "input"}, {"datatype", "FP32"}, {"shape", {rows, 4}}, {"data", data}}})}};
 }
 
 // A loopback TCP socket that listens but never accepts: connections complete into the backlog
@@ -115,8 +116,8 @@ TEST_F(ForwarderTest, BinaryExtensionRequestForwardedByteExact) {
                                {"datatype", "FP32"},
                                {"shape", {rows, 4}},
                                {"parameters", {{"binary_data_size", bytes.size()}}}}})},
-      {"outputs", Json::array({{{"name", "probabilities"},
-                                {"parameters", {{"binary_data", true}}}}})}};
+      {"outputs",
+       Json::array({{{"name", "probabilities"}, {"parameters", {{"binary_data", true}}}}})}};
   V2Client direct(cloud_->port);
   auto want = direct.InferBinary("iris", header, bytes);
   ASSERT_TRUE(want && want->status == 200) << (want ? want->body : "no answer");
@@ -190,8 +191,8 @@ TEST_F(ForwarderTest, EveryEndpointDownIs503NamingThem) {
 
   // Submit answers through the callback on a worker thread, the same answer.
   std::promise<route::ForwardResponse> done;
-  ASSERT_TRUE(f.Submit({a}, req, [&](route::ForwardResponse r) { done.set_value(std::move(r)); })
-                  .ok());
+  ASSERT_TRUE(
+      f.Submit({a}, req, [&](route::ForwardResponse r) { done.set_value(std::move(r)); }).ok());
   auto async = done.get_future().get();
   EXPECT_EQ(async.status, 503);
   EXPECT_NE(async.body.find(a), std::string::npos);
@@ -224,7 +225,8 @@ TEST_F(ForwarderTest, WorkerKeepsItsConnectionToAnEndpoint) {
   V2Client metrics(cloud_->port);
   auto before = metrics.Get("/metrics");
   ASSERT_TRUE(before);
-  const double opened0 = Value(ParsePrometheus(before->body), "outpost_http_connections_opened_total", {});
+  const double opened0 =
+      Value(ParsePrometheus(before->body), "outpost_http_connections_opened_total", {});
   route::ForwarderOptions o;
   o.workers = 1;
   Forwarder f(o);

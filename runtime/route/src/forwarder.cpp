@@ -62,8 +62,8 @@ std::string Lower(std::string s) {
 }
 
 std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' ||
-                        s.back() == '\t'))
+  while (!s.empty() &&
+         (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t'))
     s.pop_back();
   size_t i = 0;
   while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
@@ -132,8 +132,8 @@ std::string InferUrl(const std::string& base, const std::string& model,
   };
   std::string b = base;
   while (!b.empty() && b.back() == '/') b.pop_back();
-  return b + "/v2/models/" + escape(model) + (version.empty() ? "" : "/versions/" + escape(version)) +
-         "/infer";
+  return b + "/v2/models/" + escape(model) +
+         (version.empty() ? "" : "/versions/" + escape(version)) + "/infer";
 }
 
 // The easy handles of one thread, one per endpoint: each keeps its connection alive between
@@ -191,8 +191,8 @@ struct Forwarder::Impl {
 ForwardResponse Forwarder::Impl::Run(Handles& handles, const std::vector<std::string>& endpoints,
                                      const ForwardRequest& req) const {
   const auto t0 = Clock::now();
-  const auto deadline = req.deadline == Clock::time_point::max() ? t0 + opts.default_timeout
-                                                                 : req.deadline;
+  const auto deadline =
+      req.deadline == Clock::time_point::max() ? t0 + opts.default_timeout : req.deadline;
   auto& seconds = MetricsRegistry::Global().GetHistogram(
       "outpost_route_forward_seconds",
       "Time to forward one infer request to its fallback endpoints (every endpoint tried)",
@@ -217,10 +217,10 @@ ForwardResponse Forwarder::Impl::Run(Handles& handles, const std::vector<std::st
     const std::string url = InferUrl(endpoint, req.model, req.version);
     curl_slist* hdrs = nullptr;
     // "Name:" with no value removes a field curl would add (its form Content-Type, Expect).
-    hdrs = curl_slist_append(hdrs, ("Content-Type:" + (req.content_type.empty()
-                                                            ? std::string()
-                                                            : " " + req.content_type))
-                                       .c_str());
+    hdrs = curl_slist_append(
+        hdrs,
+        ("Content-Type:" + (req.content_type.empty() ? std::string() : " " + req.content_type))
+            .c_str());
     hdrs = curl_slist_append(hdrs, "Expect:");
     if (req.header_length)
       hdrs = curl_slist_append(hdrs,

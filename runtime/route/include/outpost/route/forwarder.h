@@ -42,13 +42,13 @@ struct ForwardResponse {
   std::string content_type;  // as the endpoint sent it ("" for none)
   // The fields worth passing on: Inference-Header-Content-Length, Retry-After.
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;  // the endpoint's body, unchanged; a V2 error body when none answered
+  std::string body;      // the endpoint's body, unchanged; a V2 error body when none answered
   std::string endpoint;  // the base URL that answered; "" when none did
   bool cancelled = false;
 };
 
 struct ForwarderOptions {
-  int workers = 2;  // threads running transfers; each keeps one connection per endpoint
+  int workers = 2;          // threads running transfers; each keeps one connection per endpoint
   size_t queue_size = 256;  // forwards waiting for a worker; beyond it Submit refuses
   std::chrono::milliseconds default_timeout{10000};  // for requests without a deadline
   std::chrono::milliseconds connect_timeout{2000};   // per endpoint (capped by the deadline)
@@ -69,8 +69,7 @@ class Forwarder {
   Status Submit(std::vector<std::string> endpoints, ForwardRequest request, Done done);
 
   // Forwards on the calling thread (blocks for up to the deadline). For tools and tests.
-  ForwardResponse Forward(const std::vector<std::string>& endpoints,
-                          const ForwardRequest& request);
+  ForwardResponse Forward(const std::vector<std::string>& endpoints, const ForwardRequest& request);
 
   const ForwarderOptions& options() const { return opts_; }
 
@@ -83,7 +82,6 @@ class Forwarder {
 
 // The V2 infer URL of `model` (and `version`) under an endpoint's base URL: base without its
 // trailing slashes + "/v2/models/<model>[/versions/<version>]/infer", names percent-encoded.
-std::string InferUrl(const std::string& base, const std::string& model,
-                     const std::string& version);
+std::string InferUrl(const std::string& base, const std::string& model, const std::string& version);
 
 }  // namespace outpost::route
