@@ -60,18 +60,21 @@ class HandoffTest : public ::testing::Test {
     // The device: iris falls back to a closed port first (down), then the cloud; iris-local has
     // no fallback.
     down_url_ = "http://127.0.0.1:" + std::to_string(FreePort());
-    box_.AddManifest("iris.yaml", Manifest("iris", "iris_mlp.onnx",
-                                           {{"threads", "1"},
-                                            {"fallback-endpoints", down_url_ + "," + cloud_url_}}));
-    box_.AddManifest("iris-local.yaml",
-                     Manifest("iris-local", "iris_mlp.onnx", {{"threads", "1"}}));
   }
   void TearDown() override {
     if (!HasFailure()) return;
     if (device_) std::fprintf(stderr, "---- device ----\n%s\n", device_->proc->Stderr().c_str());
     if (cloud_) std::fprintf(stderr, "---- cloud ----\n%s\n", cloud_->proc->Stderr().c_str());
   }
-  void StartDevice(const std::string& listen = "127.0.0.1:0") {
+  // `iris_extra`: more annotations for the device's iris (batching settings).
+  void StartDevice(const std::string& listen = "127.0.0.1:0",
+                   const std::map<std::string, std::string>& iris_extra = {}) {
+    std::map<std::string, std::string> ann = {{"threads", "1"},
+                                              {"fallback-endpoints", down_url_ + "," + cloud_url_}};
+    ann.insert(iris_extra.begin(), iris_extra.end());
+    box_.AddManifest("iris.yaml", Manifest("iris", "iris_mlp.onnx", ann));
+    box_.AddManifest("iris-local.yaml",
+                     Manifest("iris-local", "iris_mlp.onnx", {{"threads", "1"}}));
     std::string err;
     StartOptions o;
     o.listen = listen;
@@ -234,6 +237,34 @@ TEST_F(HandoffTest, RequestsGoToTheCloudDuringHandoffAndHomeAfter) {
   EXPECT_NE(log.find("handoff off (cleared by 127.0.0.1"), std::string::npos) << log;
 }
 
+// A local request accepted before the handoff (held by a batch that waits 3 s to fill) finishes
+// here while the requests after the handoff call go to the cloud; the in-flight gauge goes from
+// 1 to 0 with it.
+TEST_F(HandoffTest, LocalRequestInFlightFinishesLocally) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartDevice("127.0.0.1:0", {{"max-batch-size", "4"}, {"max-queue-delay-us", "3000000"}}));
+  std::optional<HttpResponse> held;
+  std::thread t([&] { held = V2Client(device_->port).Infer("iris", IrisRequest(iris_.input, 7)); });
+  bool queued = false;
+  for (int i = 0; i < 500 && !queued; ++i) {
+    queued = Metric(*device_, "outpost_serve_in_flight") == 1;
+    if (!queued) std::this_thread::sleep_for(milliseconds(5));
+  }
+  ASSERT_TRUE(queued) << "the held request never became in flight";
+  auto on = Admin("POST", R"({"reason": "reboot", "ttl_s": 60})");
+  ASSERT_TRUE(on && on->status == 200);
+  V2Client c(device_->port);
+  auto r = c.Infer("iris", IrisRequest(iris_.input, 8));
+  EXPECT_EQ(Wrong(r, 8), "");
+  ASSERT_TRUE(r && r->Header("Outpost-Served-By"));
+  t.join();
+  EXPECT_EQ(Wrong(held, 7), "");
+  EXPECT_FALSE(held->Header("Outpost-Served-By")) << "accepted locally, answered locally";
+  EXPECT_EQ(Metric(*device_, "outpost_serve_in_flight"), 0);
+  EXPECT_EQ(Metric(*device_, "outpost_requests_total", {{"model", "iris"}, {"outcome", "success"}}),
+            1);
+}
+
 TEST_F(HandoffTest, HandoffEndsWhenItsTtlRunsOut) {
   ASSERT_NO_FATAL_FAILURE(StartDevice());
   auto on = Admin("POST", R"({"reason": "reboot", "ttl_s": 1})");
@@ -320,6 +351,7 @@ TEST_F(HandoffTest, HandoffCallFromANonLoopbackPeerIsRefused) {
 TEST_F(HandoffTest, SigtermDrainForwardsRequestsOfModelsWithFallback) {
   ASSERT_NO_FATAL_FAILURE(StartDevice());
   const double cloud_before = CloudServed();
+  size_t sent = 0;  // bytes of the two partial requests
   auto partial = [&](const std::string& model, HttpClient& h, std::string* rest) {
     const std::string body = IrisRequest(iris_.input, 5).dump();
     const std::string head = "POST /v2/models/" + model +
@@ -328,13 +360,30 @@ TEST_F(HandoffTest, SigtermDrainForwardsRequestsOfModelsWithFallback) {
                              std::to_string(body.size()) + "\r\n\r\n";
     ASSERT_TRUE(h.Connect());
     ASSERT_TRUE(h.SendAll(head + body.substr(0, 10)));
+    sent += head.size() + 10;
     *rest = body.substr(10);
   };
+  // The server must have read both partial requests before the drain begins (a connection with
+  // nothing read yet is closed as idle): its byte counter, read over one keep-alive connection
+  // whose own requests all have the same size, says when.
+  V2Client m(device_->port);
+  auto bytes_in = [&] {
+    auto r = m.Get("/metrics");
+    return r ? Value(ParsePrometheus(r->body), "outpost_http_bytes_received_total") : NAN;
+  };
+  const double b0 = bytes_in();
+  const double per_call = bytes_in() - b0;
+  ASSERT_GT(per_call, 0);
   HttpClient a(device_->port), b(device_->port);
   std::string rest_a, rest_b;
   ASSERT_NO_FATAL_FAILURE(partial("iris", a, &rest_a));
   ASSERT_NO_FATAL_FAILURE(partial("iris-local", b, &rest_b));
-  std::this_thread::sleep_for(milliseconds(100));  // (both heads read by the server)
+  bool read = false;
+  for (int k = 2; k < 1000 && !read; ++k) {
+    read = bytes_in() - b0 >= k * per_call + static_cast<double>(sent);
+    if (!read) std::this_thread::sleep_for(milliseconds(5));
+  }
+  ASSERT_TRUE(read) << "the server never read the partial requests";
   ASSERT_TRUE(device_->proc->Signal(SIGTERM));
   // The drain began once new connections are refused.
   bool refused = false;
