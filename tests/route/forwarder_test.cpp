@@ -170,6 +170,42 @@ TEST_F(ForwarderTest, EndpointsTriedInOrderUntilOneAnswers) {
   EXPECT_EQ(got.status, 404) << "4xx answers are the endpoint's answer, not a failure";
 }
 
+// A 5xx answer is the endpoint failing: the next one is tried. The 5xx comes from a real outpostd
+// ("relay") in handoff whose own fallback endpoint is down: it answers 503.
+TEST_F(ForwarderTest, ServerErrorMovesOnToTheNextEndpoint) {
+  Sandbox relay_box;
+  relay_box.AddManifest("iris.yaml",
+                        Manifest("iris", "iris_mlp.onnx",
+                                 {{"threads", "1"}, {"fallback-endpoints", ClosedPortUrl()}}));
+  std::string err;
+  auto relay = relay_box.Start({}, &err);
+  ASSERT_TRUE(relay) << err;
+  V2Client admin(relay->port);
+  auto on = admin.http().Request("POST", "/outpost/v1/handoff", R"({"ttl_s": 60})");
+  ASSERT_TRUE(on && on->status == 200) << (on ? on->body : admin.http().last_error());
+  const std::string relay_url = "http://127.0.0.1:" + std::to_string(relay->port);
+
+  Forwarder f;
+  ForwardRequest req;
+  req.model = "iris";
+  req.content_type = "application/json";
+  req.body = IrisRequest(iris_.input, 1).dump();
+  auto alone = f.Forward({relay_url}, req);
+  EXPECT_EQ(alone.status, 503);
+  EXPECT_NE(alone.body.find(relay_url + " (answered 503: no fallback endpoint answered"),
+            std::string::npos)
+      << alone.body;
+  auto got = f.Forward({relay_url, CloudUrl()}, req);
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(got.endpoint, CloudUrl());
+  EXPECT_EQ(
+      MetricsRegistry::Global()
+          .GetCounter("outpost_route_forwarded_total", "",
+                      {{"model", "iris"}, {"endpoint", relay_url}, {"outcome", "server_error"}})
+          .value(),
+      2u);
+}
+
 TEST_F(ForwarderTest, EveryEndpointDownIs503NamingThem) {
   const std::string a = ClosedPortUrl(), b = ClosedPortUrl();
   Forwarder f;
