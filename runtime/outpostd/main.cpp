@@ -290,7 +290,11 @@ int Run(const Args& args) {
   // and the SIGTERM drain, infer requests of models with `outpost.io/fallback-endpoints` are
   // forwarded there on the forwarder's own threads. Declared before the service and the server,
   // so that it outlives both.
-  route::Forwarder forwarder;
+  // 8 workers: up to 8 forwards in flight at once (each blocks its worker for one round trip to
+  // the endpoint); more wait in the forwarder's queue (256), beyond it 429.
+  route::ForwarderOptions fo;
+  fo.workers = 8;
+  route::Forwarder forwarder(fo);
 
   serve::ServiceOptions so;
   so.server_version = OUTPOST_VERSION;
