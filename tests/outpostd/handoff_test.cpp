@@ -346,10 +346,16 @@ TEST_F(HandoffTest, HandoffCallFromANonLoopbackPeerIsRefused) {
   EXPECT_EQ(ok->status, 200);
 }
 
-// SIGTERM with handoff off: requests still being received when the drain begins are answered by
-// the cloud for a model with fallback endpoints, and refused (503) for one without.
-TEST_F(HandoffTest, SigtermDrainForwardsRequestsOfModelsWithFallback) {
+// SIGTERM, with the handoff off and on: requests still being received when the drain begins are
+// answered by the cloud for a model with fallback endpoints, and refused (503) for one without.
+class SigtermTest : public HandoffTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(SigtermTest, DrainForwardsRequestsOfModelsWithFallback) {
   ASSERT_NO_FATAL_FAILURE(StartDevice());
+  if (GetParam()) {
+    auto on = Admin("POST", R"({"reason": "reboot", "ttl_s": 60})");
+    ASSERT_TRUE(on && on->status == 200);
+  }
   const double cloud_before = CloudServed();
   size_t sent = 0;  // bytes of the two partial requests
   auto partial = [&](const std::string& model, HttpClient& h, std::string* rest) {
@@ -410,6 +416,11 @@ TEST_F(HandoffTest, SigtermDrainForwardsRequestsOfModelsWithFallback) {
   ASSERT_TRUE(rc) << "outpostd did not exit after SIGTERM";
   EXPECT_EQ(*rc, 0) << device_->proc->Stderr();
 }
+
+INSTANTIATE_TEST_SUITE_P(Handoff, SigtermTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? std::string("handoff_on") : std::string("handoff_off");
+                         });
 
 }  // namespace
 }  // namespace outpost::testing
