@@ -11,10 +11,12 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
 
+#include "http_client.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
 #include "outpost/ota/gate_probe.h"
@@ -141,6 +143,25 @@ class Daemon {
     return false;
   }
 
+  // Asks outpostd to start or end the handoff. A failure is logged and counted (StartHandoff)
+  // and changes nothing else: the reboot logic goes on without it.
+  void Handoff(bool on) {
+    const auto& a = cfg_.agent;
+    const double ttl_s = cfg_.idle_wait_s + cfg_.handoff_margin_s;
+    Status s = on ? StartHandoff(a.outpostd_host, a.outpostd_port, "reboot", ttl_s, 2000)
+                  : EndHandoff(a.outpostd_host, a.outpostd_port, 2000);
+    if (!s.ok())
+      OP_LOG_WARN("ota agent: outpostd's handoff could not be {}: {}", on ? "started" : "ended",
+                  s.message());
+    else if (on)
+      OP_LOG_INFO(
+          "ota agent: outpostd hands requests of models with fallback endpoints to them "
+          "(for up to {:.0f} s)",
+          ttl_s);
+    else
+      OP_LOG_INFO("ota agent: outpostd's handoff ended (no reboot now)");
+  }
+
   // The reboot a step asked for; returns the delay before the next step.
   double Reboot(const StepResult& r) {
     // Into a new release only inside the window; back from a failed one at once.
@@ -154,8 +175,12 @@ class Daemon {
         return std::min<double>(wait, cfg_.busy_retry_s);
       }
     }
+    // Requests of models with fallback endpoints go there from now on, so that the local ones
+    // drain while clients keep being answered; the TTL ends it if nothing below does.
+    Handoff(true);
     if (!WaitIdle()) {
       CountReboot("deferred-busy");
+      Handoff(false);
       return cfg_.busy_retry_s;
     }
     OP_LOG_WARN("ota agent: rebooting ({}): {}", rollback ? "rollback" : "update", r.message);
@@ -164,12 +189,14 @@ class Daemon {
       CountReboot("failed");
       OP_LOG_ERROR("ota agent: the reboot command '{}' failed (status {})", cfg_.reboot_command,
                    rc);
+      Handoff(false);
       return RetryDelayS(1, cfg_.retry_base_s, cfg_.retry_max_delay_s, U());
     }
     CountReboot("issued");
     // The shutdown stops this process; if it does not come, the reboot did not happen.
     if (!Sleep(cfg_.reboot_wait_s)) return 0;
     if (c_.check_now) return 0;
+    Handoff(false);
     CountReboot("failed");
     OP_LOG_ERROR("ota agent: still running {:.0f} s after '{}'; trying again",
                  cfg_.reboot_wait_s, cfg_.reboot_command);
@@ -199,6 +226,39 @@ Expected<int64_t> InFlight(const std::string& host, uint16_t port, int timeout_m
     if (line.compare(0, key.size(), key) == 0)
       return static_cast<int64_t>(std::strtod(line.c_str() + key.size(), nullptr));
   return Unavailable("outpostd's /metrics has no outpost_serve_in_flight");
+}
+
+namespace {
+
+Status HandoffCall(const std::string& host, uint16_t port, const char* call,
+                   const std::string& method, const std::string& body, int timeout_ms) {
+  auto reply = internal::Http(host, port, method, "/outpost/v1/handoff", body, timeout_ms);
+  Status s = Status::Ok();
+  if (!reply.ok())
+    s = Unavailable("outpostd at " + host + ":" + std::to_string(port) + ": " +
+                    reply.status().message());
+  else if (reply->status != 200)
+    s = Unavailable(method + " /outpost/v1/handoff answered " + std::to_string(reply->status) +
+                    ": " + reply->body.substr(0, 300));
+  MetricsRegistry::Global()
+      .GetCounter("outpost_ota_handoff_calls_total",
+                  "Handoff calls to outpostd before a reboot (start) and after it was called off "
+                  "(end), by outcome",
+                  {{"call", call}, {"outcome", s.ok() ? "ok" : "failed"}})
+      .Inc();
+  return s;
+}
+
+}  // namespace
+
+Status StartHandoff(const std::string& host, uint16_t port, const std::string& reason, double ttl_s,
+                    int timeout_ms) {
+  const std::string body = nlohmann::json{{"reason", reason}, {"ttl_s", ttl_s}}.dump();
+  return HandoffCall(host, port, "start", "POST", body, timeout_ms);
+}
+
+Status EndHandoff(const std::string& host, uint16_t port, int timeout_ms) {
+  return HandoffCall(host, port, "end", "DELETE", "", timeout_ms);
 }
 
 Expected<DaemonConfig> DaemonConfigFromDevice(const config::DeviceConfig& dc) {

@@ -28,6 +28,7 @@
 #include "outpost/config/manifest.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
+#include "outpost/route/forwarder.h"
 #include "outpost/serve/http/server.h"
 #include "outpost/serve/registry.h"
 #include "outpost/serve/observer.h"
@@ -129,6 +130,9 @@ class TelemetryObserver : public serve::ServiceObserver {
   }
   void OnServedLocally(std::string_view model, std::string_view version) override {
     t_->Count("routing", {{"model", model}, {"version", version}, {"decision", "local"}});
+  }
+  void OnForwarded(std::string_view model) override {
+    t_->Count("routing", {{"model", model}, {"decision", "fallback"}});
   }
   void OnRefused(std::string_view model, std::string_view version, serve::Refusal why) override {
     const std::string_view reason = serve::RefusalName(why);
@@ -282,9 +286,20 @@ int Run(const Args& args) {
               cfg.models.manifest_dir, cfg.models.model_dir);
   scan();
 
+  // Cloud fallback (runtime/route): during a handoff (/outpost/v1/handoff, the OTA agent's reboot)
+  // and the SIGTERM drain, infer requests of models with `outpost.io/fallback-endpoints` are
+  // forwarded there on the forwarder's own threads. Declared before the service and the server,
+  // so that it outlives both.
+  // 8 workers: up to 8 forwards in flight at once (each blocks its worker for one round trip to
+  // the endpoint); more wait in the forwarder's queue (256), beyond it 429.
+  route::ForwarderOptions fo;
+  fo.workers = 8;
+  route::Forwarder forwarder(fo);
+
   serve::ServiceOptions so;
   so.server_version = OUTPOST_VERSION;
   so.observer = observer.get();
+  so.forwarder = &forwarder;
   so.find_manifest = [&cfg](const std::string& name) -> Expected<config::ModelManifest> {
     std::vector<Status> errors;
     OP_ASSIGN_OR_RETURN(auto ms, config::LoadManifestDir(cfg.models.manifest_dir, cfg, &errors));
@@ -371,7 +386,10 @@ int Run(const Args& args) {
     timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
     int sig = sigtimedwait(&sigs, nullptr, &ts);
     if (sig == SIGTERM || sig == SIGINT) {
-      OP_LOG_INFO("signal {}: draining (up to {} ms)", sig, cfg.server.drain_timeout_ms);
+      OP_LOG_INFO(
+          "signal {}: draining (up to {} ms); requests of models with fallback endpoints "
+          "are forwarded to them meanwhile",
+          sig, cfg.server.drain_timeout_ms);
       Notify("STOPPING=1\nSTATUS=draining");
       draining = true;
       service.set_draining(true);
@@ -388,6 +406,7 @@ int Run(const Args& args) {
       OP_LOG_INFO("stopped{}", clean ? "" : " (drain timed out; open requests were cut)");
       return 0;
     }
+    service.Handoff();  // ends (and logs) a handoff whose TTL ran out, even with no request
     if (sig == SIGHUP) {
       OP_LOG_INFO("SIGHUP: reloading manifests from {}", cfg.models.manifest_dir);
       Notify("RELOADING=1\nSTATUS=reloading");

@@ -190,12 +190,19 @@ TEST_F(OtaAgentDaemonTest, RebootsOnlyInsideTheWindowAndNotWhileInferenceIsInFli
   ASSERT_TRUE(WaitFor([&] { return in_flight() == "outpost_serve_in_flight 1\n"; }, 5000))
       << in_flight();
 
-  reboot_command_ = "curl -s " + url + "/metrics | grep '^outpost_serve_in_flight ' >> " + reboots_;
+  // The reboot command records the in-flight gauge and the handoff gauge (the agent asked
+  // outpostd for the handoff before waiting; this iris has no fallback endpoints, so its request
+  // finishes here).
+  reboot_command_ = "(curl -s " + url + "/metrics | grep '^outpost_serve_in_flight '; curl -s " +
+                    url + "/metrics | grep '^outpost_serve_handoff ') >> " + reboots_;
   WriteConfig(d->port, "always", "  idle_wait_s: 60\n");
   ASSERT_NO_FATAL_FAILURE(StartAgent());
-  ASSERT_TRUE(WaitFor([&] { return Reboots().size() == 1; }, 60000)) << AgentLog();
+  ASSERT_TRUE(WaitFor([&] { return Reboots().size() == 2; }, 60000)) << AgentLog();
   EXPECT_EQ(Reboots()[0], "outpost_serve_in_flight 0");
+  EXPECT_EQ(Reboots()[1], "outpost_serve_handoff 1");
   EXPECT_THAT(AgentLog(), HasSubstr("1 inference requests in flight; waiting"));
+  EXPECT_THAT(AgentLog(), HasSubstr("outpostd hands requests of models with fallback endpoints"));
+  EXPECT_THAT(d->proc->Stderr(), HasSubstr("handoff on (reboot"));
   ASSERT_TRUE(curl->Wait(10000));
   auto answer = curl->ReadLine(1000);
   ASSERT_TRUE(answer);

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "outpost/core/metrics.h"
+#include "outpost/ota/daemon.h"
 #include "outpost/ota/gate.h"
 #include "outpostd/test_util.h"
 
@@ -101,6 +103,52 @@ TEST(OtaGateProbe, NoDaemonFails) {
   EXPECT_FALSE(v.pass);
   EXPECT_EQ(v.failures[0], "outpostd is not ready");
   EXPECT_THAT(v.failures[1], HasSubstr("model 'iris': metadata: connect to 127.0.0.1:"));
+}
+
+}  // namespace
+}  // namespace outpost::ota
+
+namespace outpost::ota {
+namespace {
+
+double HandoffGauge(uint16_t port) {
+  testing::V2Client c(port);
+  auto r = c.Get("/metrics");
+  return r ? testing::Value(testing::ParsePrometheus(r->body), "outpost_serve_handoff") : -1;
+}
+
+uint64_t HandoffCalls(const char* call, const char* outcome) {
+  return MetricsRegistry::Global()
+      .GetCounter("outpost_ota_handoff_calls_total", "", {{"call", call}, {"outcome", outcome}})
+      .value();
+}
+
+// The agent's handoff calls (before a reboot) against the real outpostd: on, then off; with no
+// outpostd listening, an error that says so, counted.
+TEST_F(OtaGateProbeTest, HandoffStartsAndEndsOnTheRunningDaemon) {
+  EXPECT_EQ(HandoffGauge(daemon_->port), 0);
+  Status s = StartHandoff("127.0.0.1", daemon_->port, "reboot", 30, 2000);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(HandoffGauge(daemon_->port), 1);
+  EXPECT_EQ(HandoffCalls("start", "ok"), 1u);
+  EXPECT_THAT(daemon_->proc->Stderr(), HasSubstr("handoff on (reboot"));
+  s = EndHandoff("127.0.0.1", daemon_->port, 2000);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(HandoffGauge(daemon_->port), 0);
+  EXPECT_EQ(HandoffCalls("end", "ok"), 1u);
+  // A TTL outpostd refuses: its 400 in the message.
+  s = StartHandoff("127.0.0.1", daemon_->port, "reboot", -1, 2000);
+  EXPECT_EQ(s.code(), Code::kUnavailable);
+  EXPECT_THAT(s.message(), HasSubstr("answered 400"));
+  EXPECT_EQ(HandoffGauge(daemon_->port), 0);
+
+  const uint16_t closed = testing::FreePort();
+  s = StartHandoff("127.0.0.1", closed, "reboot", 30, 2000);
+  EXPECT_EQ(s.code(), Code::kUnavailable);
+  EXPECT_THAT(s.message(), HasSubstr(std::to_string(closed)));
+  EXPECT_EQ(HandoffCalls("start", "failed"), 2u);
+  EXPECT_FALSE(EndHandoff("127.0.0.1", closed, 2000).ok());
+  EXPECT_EQ(HandoffCalls("end", "failed"), 1u);
 }
 
 }  // namespace

@@ -302,6 +302,12 @@ config::ModelManifest ModelRegistry::ManifestOf(const std::string& name) const {
   return it == models_.end() ? config::ModelManifest{} : it->second.manifest;
 }
 
+std::vector<std::string> ModelRegistry::FallbackEndpoints(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  return it == models_.end() ? std::vector<std::string>{} : it->second.manifest.fallback_endpoints;
+}
+
 std::vector<ModelState> ModelRegistry::Index() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<ModelState> out;

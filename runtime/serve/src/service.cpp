@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "outpost/core/log.h"
@@ -225,10 +226,50 @@ std::function<void(Expected<std::vector<Tensor>>, const CallTiming&)> Completion
       };
 }
 
+// The deadline a client set in `parameters.timeout` (µs) of a request about to be forwarded: only
+// the JSON part is read and only the top-level "parameters" member is kept (the tensors are
+// skipped, not decoded). 0 when there is none or the JSON does not parse (the endpoint answers
+// such a request itself).
+int64_t ForwardedTimeoutUs(const std::string& body, std::optional<size_t> json_length) {
+  if (json_length && *json_length == 0) return 0;  // raw binary: no JSON
+  const std::string_view text(body.data(), json_length ? *json_length : body.size());
+  using nlohmann::json;
+  json j = json::parse(
+      text.begin(), text.end(),
+      [](int depth, json::parse_event_t e, json& parsed) {
+        return !(depth == 1 && e == json::parse_event_t::key && parsed != "parameters");
+      },
+      /*allow_exceptions=*/false);
+  if (!j.is_object()) return 0;
+  auto p = j.find("parameters");
+  if (p == j.end() || !p->is_object()) return 0;
+  auto t = p->find("timeout");
+  if (t == p->end() || !t->is_number_integer() || t->get<int64_t>() <= 0) return 0;
+  return t->get<int64_t>();
+}
+
+Gauge& HandoffGauge() {
+  return MetricsRegistry::Global().GetGauge(
+      "outpost_serve_handoff",
+      "1 while infer requests of models with fallback endpoints are forwarded to them (handoff)");
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
+bool IsLoopbackPeer(std::string_view peer) {
+  if (peer.substr(0, 4) == "127.") return true;
+  return peer.substr(0, 5) == "[::1]" || peer.substr(0, 12) == "[::ffff:127.";
+}
+
 InferenceService::InferenceService(ModelRegistry* registry, ServiceOptions options)
-    : registry_(registry), opts_(std::move(options)) {}
+    : registry_(registry), opts_(std::move(options)) {
+  HandoffGauge().Set(0);
+}
 
 InferenceService::~InferenceService() {
   {
@@ -246,8 +287,11 @@ void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
     if (!IsGet(req)) return (void)resp->Send(Error(405, "use GET for /metrics"));
     // Read by the OTA agent before a reboot (no reboot while inference is in flight).
     MetricsRegistry::Global()
-        .GetGauge("outpost_serve_in_flight", "Inference requests accepted and not yet answered")
+        .GetGauge("outpost_serve_in_flight",
+                  "Local inference requests accepted and not yet answered (forwarded ones are "
+                  "not counted)")
         .Set(static_cast<double>(in_flight_.load()));
+    Handoff();  // a handoff whose TTL ran out ends here at the latest (gauge and log)
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = MetricsRegistry::Global().RenderPrometheus();
@@ -269,6 +313,7 @@ void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
     const bool ready = ready_.load() && !draining_.load() && registry_->AllReady();
     return (void)resp->Send(Json(ready ? 200 : 503, v2::EncodeServerReady(ready)));
   }
+  if (path == "/outpost/v1/handoff") return HandoffCall(req, std::move(resp));
   if (StripPrefix(path, "/v2/repository/", &rest)) {
     return Repository(req, rest, std::move(resp));
   }
@@ -304,6 +349,13 @@ void InferenceService::Handle(Request&& req, std::shared_ptr<Responder> resp) {
     }
     if (rest == "infer") {
       if (req.method != "POST") return (void)resp->Send(Error(405, "use POST for infer"));
+      // Handoff or drain: a model with fallback endpoints is answered by them (local requests
+      // already accepted finish here). Without endpoints it is served (or refused) locally.
+      if (opts_.forwarder && (HandoffOn() || draining_.load())) {
+        auto endpoints = registry_->FallbackEndpoints(runner->name());
+        if (!endpoints.empty())
+          return Forward(std::move(req), std::move(resp), *runner, version, std::move(endpoints));
+      }
       return Infer(std::move(req), std::move(resp), std::move(runner), version);
     }
   }
@@ -420,6 +472,153 @@ void InferenceService::Infer(Request&& req, std::shared_ptr<Responder> resp,
     return fail(s);
   }
   if (opts_.observer) opts_.observer->OnServedLocally(runner->name(), runner->version());
+}
+
+void InferenceService::Forward(Request&& req, std::shared_ptr<Responder> resp,
+                               const ModelRunner& runner, std::string_view version,
+                               std::vector<std::string> endpoints) {
+  const auto t0 = Clock::now();
+  route::ForwardRequest f;
+  f.model = runner.name();
+  f.version = std::string(version);
+  f.content_type = std::string(req.Header("Content-Type"));
+  std::optional<size_t> json_length;
+  if (req.HasHeader("Inference-Header-Content-Length")) {
+    const std::string_view v = req.Header("Inference-Header-Content-Length");
+    f.header_length = std::string(v);
+    size_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec == std::errc() && p == v.data() + v.size() && n <= req.body.size()) json_length = n;
+  }
+  // The deadline as a local request would have it: `parameters.timeout`, else the manifest's.
+  int64_t timeout_us = ForwardedTimeoutUs(req.body, json_length);
+  if (timeout_us == 0) timeout_us = runner.options().default_timeout.count();
+  if (timeout_us > 0) f.deadline = t0 + std::chrono::microseconds(timeout_us);
+  f.body = std::move(req.body);
+  f.cancelled = std::make_shared<std::atomic<bool>>(false);
+  resp->OnDisconnect([flag = f.cancelled] { flag->store(true); });
+  Status s =
+      opts_.forwarder->Submit(std::move(endpoints), std::move(f), [resp](route::ForwardResponse r) {
+        if (r.cancelled) return;
+        Response out;
+        out.status = r.status;
+        out.content_type = std::move(r.content_type);
+        out.headers = std::move(r.headers);
+        if (!r.endpoint.empty())
+          out.headers.push_back({"Outpost-Served-By", "fallback " + r.endpoint});
+        out.body = std::move(r.body);
+        resp->Send(std::move(out));
+      });
+  if (!s.ok()) return (void)resp->Send(ErrorFor(s, 1));
+  if (opts_.observer) opts_.observer->OnForwarded(runner.name());
+}
+
+bool InferenceService::HandoffOn() {
+  const int64_t until = handoff_until_.load();
+  if (until == 0) return false;
+  if (NowNs() < until) return true;
+  return Handoff().active;  // expired: ends it
+}
+
+Status InferenceService::StartHandoff(std::string reason, std::chrono::milliseconds ttl) {
+  if (!opts_.forwarder) return Unavailable("this server has no fallback forwarder");
+  std::lock_guard<std::mutex> lock(handoff_mu_);
+  const bool was = handoff_until_.load() != 0;
+  handoff_reason_ = std::move(reason);
+  handoff_until_.store(NowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(ttl).count());
+  HandoffGauge().Set(1);
+  std::string models;
+  for (const auto& m : registry_->Index())
+    if (!registry_->FallbackEndpoints(m.name).empty())
+      models += (models.empty() ? "" : ", ") + m.name;
+  OP_LOG_WARN("handoff {} ({}, for {} s): requests of {} go to their fallback endpoints",
+              was ? "renewed" : "on", handoff_reason_, ttl.count() / 1000.0,
+              models.empty() ? "no model (none has fallback endpoints)" : models);
+  return Status::Ok();
+}
+
+void InferenceService::EndHandoff(std::string_view why) {
+  std::lock_guard<std::mutex> lock(handoff_mu_);
+  if (handoff_until_.exchange(0) == 0) return;
+  HandoffGauge().Set(0);
+  OP_LOG_WARN("handoff off ({}): serving locally again", why);
+}
+
+HandoffState InferenceService::Handoff() {
+  const int64_t until = handoff_until_.load();
+  if (until == 0) return {};
+  const int64_t now = NowNs();
+  if (now >= until) {
+    std::lock_guard<std::mutex> lock(handoff_mu_);
+    // Only the TTL that ran out ends here (a renewal in between keeps it on).
+    int64_t expected = until;
+    if (handoff_until_.compare_exchange_strong(expected, 0)) {
+      HandoffGauge().Set(0);
+      OP_LOG_WARN("handoff off (its TTL ran out): serving locally again");
+      return {};
+    }
+    return Handoff();
+  }
+  std::lock_guard<std::mutex> lock(handoff_mu_);
+  return {true, handoff_reason_, (until - now) * 1e-9};
+}
+
+void InferenceService::HandoffCall(const Request& req, std::shared_ptr<Responder> resp) {
+  if (!IsLoopbackPeer(req.peer)) {
+    UnroutedCounter("handoff_not_loopback").Inc();
+    OP_LOG_WARN("handoff: {} {} from {} refused: only loopback peers may call it", req.method,
+                req.path, req.peer);
+    return (void)resp->Send(
+        Error(403, "the handoff call is accepted only from loopback, not from " + req.peer));
+  }
+  auto state_body = [this] {
+    HandoffState h = Handoff();
+    nlohmann::json j = {{"handoff", h.active}};
+    if (h.active) {
+      j["reason"] = h.reason;
+      j["seconds_left"] = h.seconds_left;
+      nlohmann::json models = nlohmann::json::array();
+      for (const auto& m : registry_->Index())
+        if (!registry_->FallbackEndpoints(m.name).empty()) models.push_back(m.name);
+      j["forwarded_models"] = models;
+    }
+    return Json(200, j.dump());
+  };
+  if (IsGet(req)) return (void)resp->Send(state_body());
+  if (req.method == "DELETE") {
+    EndHandoff("cleared by " + req.peer);
+    return (void)resp->Send(state_body());
+  }
+  if (req.method != "POST")
+    return (void)resp->Send(Error(405, "use POST, DELETE or GET for /outpost/v1/handoff"));
+  auto j = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  auto bad = [&](const std::string& why) {
+    UnroutedCounter("handoff_bad_request").Inc();
+    resp->Send(Error(400, "handoff: " + why));
+  };
+  if (!j.is_object())
+    return bad("the body must be a JSON object {\"reason\": \"...\", \"ttl_s\": N}");
+  std::string reason = "unspecified";
+  double ttl_s = 0;
+  bool has_ttl = false;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "reason") {
+      if (!v.is_string()) return bad("'reason' must be a string");
+      reason = v.get<std::string>();
+    } else if (k == "ttl_s") {
+      if (!v.is_number()) return bad("'ttl_s' must be a number of seconds");
+      ttl_s = v.get<double>();
+      has_ttl = true;
+    } else {
+      return bad("unknown member '" + k + "' (known: reason, ttl_s)");
+    }
+  }
+  if (!has_ttl) return bad("'ttl_s' is required (the handoff ends by itself after it)");
+  if (!(ttl_s > 0 && ttl_s <= 86400)) return bad("'ttl_s' must be in (0, 86400]");
+  Status s = StartHandoff(reason + " (from " + req.peer + ")",
+                          std::chrono::milliseconds(static_cast<int64_t>(ttl_s * 1000)));
+  if (!s.ok()) return (void)resp->Send(ErrorFor(s, 1));
+  resp->Send(state_body());
 }
 
 void InferenceService::Repository(const Request& req, std::string_view rest,

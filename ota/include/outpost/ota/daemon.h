@@ -1,8 +1,9 @@
 // The update agent as a daemon (`outpost ota agent`): RunOnce steps in a loop, a check every
 // interval plus random jitter, a check on demand, bounded retries with exponential backoff and
 // jitter when a step stopped on the network, the server or a full disk (none after a refusal or
-// a verdict), and the reboot: inside the maintenance window (rollbacks at once), only once
-// outpostd has no inference in flight (bounded wait), by a configurable command.
+// a verdict), and the reboot: inside the maintenance window (rollbacks at once), with outpostd
+// handing requests of models with fallback endpoints to them (handoff), only once outpostd has
+// no local inference in flight (bounded wait), by a configurable command.
 // See ota/README.md, "The agent daemon".
 #pragma once
 
@@ -33,6 +34,9 @@ struct DaemonConfig {
   double idle_poll_s = 0.5;
   // While waiting for the window or outpostd: look again at least this often.
   double busy_retry_s = 60;
+  // The handoff asked of outpostd before the reboot lasts idle_wait_s + this (it ends by itself
+  // if the reboot never comes and nobody clears it).
+  double handoff_margin_s = 60;
 };
 
 // The agent's settings from the device config (`ota:`, `server:` for outpostd's address,
@@ -56,5 +60,14 @@ int RunDaemon(const DaemonConfig& cfg, DaemonControl& control);
 // nothing listens there (no outpostd, nothing in flight). kUnavailable when it answers without
 // the gauge or not at all in time.
 Expected<int64_t> InFlight(const std::string& host, uint16_t port, int timeout_ms);
+
+// outpostd's handoff (POST /outpost/v1/handoff {"reason", "ttl_s"}; outpostd accepts it from
+// loopback only): new infer requests of models with fallback endpoints go there until
+// EndHandoff (DELETE) or the TTL. kUnavailable when outpostd cannot be reached or refuses (the
+// message says which, with its answer). Each call is counted in
+// `outpost_ota_handoff_calls_total{call,outcome}`.
+Status StartHandoff(const std::string& host, uint16_t port, const std::string& reason,
+                    double ttl_s, int timeout_ms);
+Status EndHandoff(const std::string& host, uint16_t port, int timeout_ms);
 
 }  // namespace outpost::ota

@@ -40,9 +40,9 @@ enum class Refusal {
 const char* RefusalName(Refusal r);  // "queue_full", "deadline", "draining"
 
 // The routing decisions serve makes for an inference request that reached a model: run it on
-// this device (`OnServedLocally`) or refuse it (`OnRefused`). There is no cloud fallback yet
-// (runtime/route); when there is, it becomes a third decision here. Requests that fail their
-// checks (400) or name no model (404) are not routed and not reported.
+// this device (`OnServedLocally`), refuse it (`OnRefused`), or forward it to the model's
+// fallback endpoints (`OnForwarded`: during a handoff or the SIGTERM drain, runtime/route).
+// Requests that fail their checks (400) or name no model (404) are not routed and not reported.
 class ServiceObserver {
  public:
   virtual ~ServiceObserver() = default;
@@ -52,6 +52,8 @@ class ServiceObserver {
   virtual void OnServedLocally(std::string_view model, std::string_view version) = 0;
   // One call per refused request (same).
   virtual void OnRefused(std::string_view model, std::string_view version, Refusal why) = 0;
+  // One call per request handed to the fallback forwarder (same).
+  virtual void OnForwarded(std::string_view model) { (void)model; }
   // The decoded inputs of a request about to be queued (after its checks passed). Return at once
   // when not interested; sample if the work is not tiny.
   virtual void OnInputs(std::string_view model, std::string_view version,

@@ -59,6 +59,9 @@ class ModelRegistry {
   }
   // The manifest `name` was loaded from (empty name when unknown).
   config::ModelManifest ManifestOf(const std::string& name) const;
+  // The manifest's `fallback_endpoints` of `name` (empty when none or unknown); no copy of the
+  // rest of the manifest.
+  std::vector<std::string> FallbackEndpoints(const std::string& name) const;
   std::vector<ModelState> Index() const;
   // True when at least one model is known and every known model has a serving version.
   bool AllReady() const;
