@@ -220,10 +220,10 @@ Status Pool(const OpCtx& c) {
 
 }  // namespace
 
-OUTPOST_CL_OP(Conv, 1, 23, Conv);
-OUTPOST_CL_OP(ConvTranspose, 1, 23, Conv);
-OUTPOST_CL_OP(MaxPool, 1, 23, Pool);
-OUTPOST_CL_OP(AveragePool, 1, 23, Pool);
-OUTPOST_CL_OP(LpPool, 2, 23, Pool);
+OUTPOST_CL_OP(Conv, 1, 25, Conv);
+OUTPOST_CL_OP(ConvTranspose, 1, 25, Conv);
+OUTPOST_CL_OP(MaxPool, 1, 25, Pool);
+OUTPOST_CL_OP(AveragePool, 1, 25, Pool);
+OUTPOST_CL_OP(LpPool, 2, 25, Pool);
 
 }  // namespace outpost::kernels::opencl

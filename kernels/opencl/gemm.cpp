@@ -189,7 +189,7 @@ Status MatMul(const OpCtx& c) {
 
 }  // namespace
 
-OUTPOST_CL_OP(Gemm, 7, 23, Gemm);
-OUTPOST_CL_OP(MatMul, 1, 23, MatMul);
+OUTPOST_CL_OP(Gemm, 7, 25, Gemm);
+OUTPOST_CL_OP(MatMul, 1, 25, MatMul);
 
 }  // namespace outpost::kernels::opencl

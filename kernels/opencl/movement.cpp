@@ -403,23 +403,23 @@ Status Resize(const OpCtx& c) {
 
 }  // namespace
 
-OUTPOST_CL_OP(Reshape, 1, 23, CopyOp);
-OUTPOST_CL_OP(Flatten, 1, 23, CopyOp);
-OUTPOST_CL_OP(Squeeze, 1, 23, CopyOp);
-OUTPOST_CL_OP(Unsqueeze, 1, 23, CopyOp);
-OUTPOST_CL_OP(Identity, 1, 23, CopyOp);
-OUTPOST_CL_OP(Dropout, 1, 23, CopyOp);
-OUTPOST_CL_OP(Transpose, 1, 23, Transpose);
-OUTPOST_CL_OP(Concat, 1, 23, Concat);
-OUTPOST_CL_OP(Split, 1, 23, Split);
-OUTPOST_CL_OP(Slice, 1, 23, Slice);
-OUTPOST_CL_OP(Expand, 8, 23, Expand);
-OUTPOST_CL_OP(Tile, 6, 23, Tile);
-OUTPOST_CL_OP(DepthToSpace, 1, 23, DepthSpace);
-OUTPOST_CL_OP(SpaceToDepth, 1, 23, DepthSpace);
-OUTPOST_CL_OP(Pad, 2, 23, Pad);
-OUTPOST_CL_OP(Gather, 1, 23, Gather);
-OUTPOST_CL_OP(GatherElements, 11, 23, Gather);
-OUTPOST_CL_OP(Resize, 10, 23, Resize);
+OUTPOST_CL_OP(Reshape, 1, 25, CopyOp);
+OUTPOST_CL_OP(Flatten, 1, 25, CopyOp);
+OUTPOST_CL_OP(Squeeze, 1, 25, CopyOp);
+OUTPOST_CL_OP(Unsqueeze, 1, 25, CopyOp);
+OUTPOST_CL_OP(Identity, 1, 25, CopyOp);
+OUTPOST_CL_OP(Dropout, 1, 25, CopyOp);
+OUTPOST_CL_OP(Transpose, 1, 25, Transpose);
+OUTPOST_CL_OP(Concat, 1, 25, Concat);
+OUTPOST_CL_OP(Split, 1, 25, Split);
+OUTPOST_CL_OP(Slice, 1, 25, Slice);
+OUTPOST_CL_OP(Expand, 8, 25, Expand);
+OUTPOST_CL_OP(Tile, 6, 25, Tile);
+OUTPOST_CL_OP(DepthToSpace, 1, 25, DepthSpace);
+OUTPOST_CL_OP(SpaceToDepth, 1, 25, DepthSpace);
+OUTPOST_CL_OP(Pad, 2, 25, Pad);
+OUTPOST_CL_OP(Gather, 1, 25, Gather);
+OUTPOST_CL_OP(GatherElements, 11, 25, Gather);
+OUTPOST_CL_OP(Resize, 10, 25, Resize);
 
 }  // namespace outpost::kernels::opencl

@@ -87,9 +87,9 @@ Status RowNorm(const OpCtx& c) {
 
 }  // namespace
 
-OUTPOST_CL_OP(BatchNormalization, 1, 23, BatchNorm);
-OUTPOST_CL_OP(InstanceNormalization, 1, 23, RowNorm);
-OUTPOST_CL_OP(LayerNormalization, 17, 23, RowNorm);
-OUTPOST_CL_OP(RMSNormalization, 23, 23, RowNorm);
+OUTPOST_CL_OP(BatchNormalization, 1, 25, BatchNorm);
+OUTPOST_CL_OP(InstanceNormalization, 1, 25, RowNorm);
+OUTPOST_CL_OP(LayerNormalization, 17, 25, RowNorm);
+OUTPOST_CL_OP(RMSNormalization, 23, 25, RowNorm);
 
 }  // namespace outpost::kernels::opencl

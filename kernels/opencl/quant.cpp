@@ -618,11 +618,11 @@ Status QConv(const OpCtx& c) {
 
 }  // namespace
 
-OUTPOST_CL_OP(QuantizeLinear, 10, 23, QuantDequant);
-OUTPOST_CL_OP(DequantizeLinear, 10, 23, QuantDequant);
-OUTPOST_CL_OP(QLinearMatMul, 10, 23, QMatMul);
-OUTPOST_CL_OP(MatMulInteger, 10, 23, QMatMul);
-OUTPOST_CL_OP(QLinearConv, 10, 23, QConv);
-OUTPOST_CL_OP(ConvInteger, 10, 23, QConv);
+OUTPOST_CL_OP(QuantizeLinear, 10, 25, QuantDequant);
+OUTPOST_CL_OP(DequantizeLinear, 10, 25, QuantDequant);
+OUTPOST_CL_OP(QLinearMatMul, 10, 25, QMatMul);
+OUTPOST_CL_OP(MatMulInteger, 10, 25, QMatMul);
+OUTPOST_CL_OP(QLinearConv, 10, 25, QConv);
+OUTPOST_CL_OP(ConvInteger, 10, 25, QConv);
 
 }  // namespace outpost::kernels::opencl

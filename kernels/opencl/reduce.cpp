@@ -161,23 +161,23 @@ Status Softmax(const OpCtx& c) {
 
 }  // namespace
 
-OUTPOST_CL_OP(ReduceSum, 1, 23, Reduce);
-OUTPOST_CL_OP(ReduceMean, 1, 23, Reduce);
-OUTPOST_CL_OP(ReduceMax, 1, 23, Reduce);
-OUTPOST_CL_OP(ReduceMin, 1, 23, Reduce);
-OUTPOST_CL_OP(ReduceProd, 1, 23, Reduce);
-OUTPOST_CL_OP(ReduceL1, 1, 23, Reduce);
-OUTPOST_CL_OP(ReduceL2, 1, 23, Reduce);
-OUTPOST_CL_OP(ReduceSumSquare, 1, 23, Reduce);
-OUTPOST_CL_OP(ReduceLogSum, 1, 23, Reduce);
-OUTPOST_CL_OP(ReduceLogSumExp, 1, 23, Reduce);
-OUTPOST_CL_OP(ArgMax, 1, 23, Reduce);
-OUTPOST_CL_OP(ArgMin, 1, 23, Reduce);
-OUTPOST_CL_OP(GlobalAveragePool, 1, 23, Reduce);
-OUTPOST_CL_OP(GlobalMaxPool, 1, 23, Reduce);
-OUTPOST_CL_OP(GlobalLpPool, 2, 23, Reduce);
-OUTPOST_CL_OP(Softmax, 1, 23, Softmax);
-OUTPOST_CL_OP(LogSoftmax, 1, 23, Softmax);
-OUTPOST_CL_OP(Hardmax, 1, 23, Softmax);
+OUTPOST_CL_OP(ReduceSum, 1, 25, Reduce);
+OUTPOST_CL_OP(ReduceMean, 1, 25, Reduce);
+OUTPOST_CL_OP(ReduceMax, 1, 25, Reduce);
+OUTPOST_CL_OP(ReduceMin, 1, 25, Reduce);
+OUTPOST_CL_OP(ReduceProd, 1, 25, Reduce);
+OUTPOST_CL_OP(ReduceL1, 1, 25, Reduce);
+OUTPOST_CL_OP(ReduceL2, 1, 25, Reduce);
+OUTPOST_CL_OP(ReduceSumSquare, 1, 25, Reduce);
+OUTPOST_CL_OP(ReduceLogSum, 1, 25, Reduce);
+OUTPOST_CL_OP(ReduceLogSumExp, 1, 25, Reduce);
+OUTPOST_CL_OP(ArgMax, 1, 25, Reduce);
+OUTPOST_CL_OP(ArgMin, 1, 25, Reduce);
+OUTPOST_CL_OP(GlobalAveragePool, 1, 25, Reduce);
+OUTPOST_CL_OP(GlobalMaxPool, 1, 25, Reduce);
+OUTPOST_CL_OP(GlobalLpPool, 2, 25, Reduce);
+OUTPOST_CL_OP(Softmax, 1, 25, Softmax);
+OUTPOST_CL_OP(LogSoftmax, 1, 25, Softmax);
+OUTPOST_CL_OP(Hardmax, 1, 25, Softmax);
 
 }  // namespace outpost::kernels::opencl

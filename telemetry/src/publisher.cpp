@@ -20,6 +20,7 @@
 #include "outpost/config/device_config.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
+#include "outpost/core/thread_name.h"
 #include "payload.h"
 
 namespace outpost::telemetry {
@@ -457,7 +458,10 @@ Status Publisher::Start() {
     std::lock_guard<std::mutex> lk(impl_->mu);
     impl_->stop = false;
   }
-  impl_->th = std::thread([this] { impl_->Run(); });
+  impl_->th = std::thread([this] {
+    SetThreadName("op-mqtt");
+    impl_->Run();
+  });
   return Status::Ok();
 }
 

@@ -28,6 +28,7 @@
 #include "crc32c.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
+#include "outpost/core/thread_name.h"
 
 namespace outpost::telemetry {
 namespace {
@@ -1046,7 +1047,10 @@ Expected<std::unique_ptr<DiskQueue>> DiskQueue::Open(QueueOptions options) {
     OP_RETURN_IF_ERROR(impl->Recover(s, &gaps));
   }
   impl->EmitGaps(&gaps);
-  impl->flusher = std::thread([p = impl.get()] { p->FlushLoop(); });
+  impl->flusher = std::thread([p = impl.get()] {
+    SetThreadName("op-queue-flush");
+    p->FlushLoop();
+  });
   return std::unique_ptr<DiskQueue>(new DiskQueue(std::move(impl)));
 }
 

@@ -12,6 +12,7 @@
 #include "outpost/config/device_config.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
+#include "outpost/core/thread_name.h"
 #include "outpost/telemetry/telemetry.h"
 #include "payload.h"
 
@@ -294,7 +295,10 @@ Status TelemetryService::Start() {
     impl_->inbox->stop = false;
   }
   impl_->started = true;
-  impl_->thread = std::thread([this] { impl_->Loop(); });
+  impl_->thread = std::thread([this] {
+    SetThreadName("op-telemetry");
+    impl_->Loop();
+  });
   return Status::Ok();
 }
 

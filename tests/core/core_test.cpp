@@ -1,4 +1,7 @@
+#include <pthread.h>
+
 #include <atomic>
+#include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -6,6 +9,7 @@
 #include "outpost/core/metrics.h"
 #include "outpost/core/status.h"
 #include "outpost/core/tensor.h"
+#include "outpost/core/thread_name.h"
 #include "outpost/core/thread_pool.h"
 
 namespace outpost {
@@ -78,6 +82,22 @@ TEST(ThreadPool, ParallelForCoversRangeFromManyCallers) {
   }
   for (auto& t : callers) t.join();
   EXPECT_EQ(total.load(), 4 * 50 * 1000);
+}
+
+TEST(ThreadName, NamesTheCallingThreadAndCutsAtFifteenCharacters) {
+  auto name_of = [](const char* n) {
+    std::string got;
+    std::thread t([&] {
+      SetThreadName(n);
+      char buf[32] = {};
+      pthread_getname_np(pthread_self(), buf, sizeof buf);
+      got = buf;
+    });
+    t.join();
+    return got;
+  };
+  EXPECT_EQ(name_of("op-http"), "op-http");
+  EXPECT_EQ(name_of("op-run-a-very-long-model-name"), "op-run-a-very-l");
 }
 
 TEST(Metrics, RendersPrometheusText) {

@@ -149,21 +149,21 @@ Status PReluKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Relu, "", 1, 23, (UnaryKernel<ReluOp, Accepts::kSigned>));
-OUTPOST_REGISTER_OP(Sigmoid, "", 1, 23, UnaryKernel<SigmoidOp>);
-OUTPOST_REGISTER_OP(Tanh, "", 1, 23, UnaryKernel<TanhOp>);
-OUTPOST_REGISTER_OP(Softplus, "", 1, 23, UnaryKernel<SoftplusOp>);
-OUTPOST_REGISTER_OP(Softsign, "", 1, 23, UnaryKernel<SoftsignOp>);
-OUTPOST_REGISTER_OP(Mish, "", 18, 23, UnaryKernel<MishOp>);
-OUTPOST_REGISTER_OP(Elu, "", 1, 23, UnaryKernel<EluOp>);
-OUTPOST_REGISTER_OP(Selu, "", 1, 23, UnaryKernel<SeluOp>);
-OUTPOST_REGISTER_OP(Celu, "", 12, 23, UnaryKernel<CeluOp>);
-OUTPOST_REGISTER_OP(LeakyRelu, "", 1, 23, UnaryKernel<LeakyReluOp>);
-OUTPOST_REGISTER_OP(HardSigmoid, "", 1, 23, UnaryKernel<HardSigmoidOp>);
-OUTPOST_REGISTER_OP(HardSwish, "", 14, 23, UnaryKernel<HardSwishOp>);
-OUTPOST_REGISTER_OP(ThresholdedRelu, "", 10, 23, UnaryKernel<ThresholdedReluOp>);
-OUTPOST_REGISTER_OP(Shrink, "", 9, 23, (UnaryKernel<ShrinkOp, Accepts::kNumeric>));
-OUTPOST_REGISTER_OP(Gelu, "", 20, 23, UnaryKernel<GeluOp>);
-OUTPOST_REGISTER_OP(PRelu, "", 1, 23, PReluKernel);
+OUTPOST_REGISTER_OP(Relu, "", 1, 25, (UnaryKernel<ReluOp, Accepts::kSigned>));
+OUTPOST_REGISTER_OP(Sigmoid, "", 1, 25, UnaryKernel<SigmoidOp>);
+OUTPOST_REGISTER_OP(Tanh, "", 1, 25, UnaryKernel<TanhOp>);
+OUTPOST_REGISTER_OP(Softplus, "", 1, 25, UnaryKernel<SoftplusOp>);
+OUTPOST_REGISTER_OP(Softsign, "", 1, 25, UnaryKernel<SoftsignOp>);
+OUTPOST_REGISTER_OP(Mish, "", 18, 25, UnaryKernel<MishOp>);
+OUTPOST_REGISTER_OP(Elu, "", 1, 25, UnaryKernel<EluOp>);
+OUTPOST_REGISTER_OP(Selu, "", 1, 25, UnaryKernel<SeluOp>);
+OUTPOST_REGISTER_OP(Celu, "", 12, 25, UnaryKernel<CeluOp>);
+OUTPOST_REGISTER_OP(LeakyRelu, "", 1, 25, UnaryKernel<LeakyReluOp>);
+OUTPOST_REGISTER_OP(HardSigmoid, "", 1, 25, UnaryKernel<HardSigmoidOp>);
+OUTPOST_REGISTER_OP(HardSwish, "", 14, 25, UnaryKernel<HardSwishOp>);
+OUTPOST_REGISTER_OP(ThresholdedRelu, "", 10, 25, UnaryKernel<ThresholdedReluOp>);
+OUTPOST_REGISTER_OP(Shrink, "", 9, 25, (UnaryKernel<ShrinkOp, Accepts::kNumeric>));
+OUTPOST_REGISTER_OP(Gelu, "", 20, 25, UnaryKernel<GeluOp>);
+OUTPOST_REGISTER_OP(PRelu, "", 1, 25, PReluKernel);
 
 }  // namespace outpost::kernels::cpu

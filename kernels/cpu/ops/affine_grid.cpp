@@ -47,6 +47,6 @@ Status AffineGridKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(AffineGrid, "", 20, 23, AffineGridKernel);
+OUTPOST_REGISTER_OP(AffineGrid, "", 20, 25, AffineGridKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -55,7 +55,7 @@ Status ArgKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(ArgMax, "", 1, 23, ArgKernel<true>);
-OUTPOST_REGISTER_OP(ArgMin, "", 1, 23, ArgKernel<false>);
+OUTPOST_REGISTER_OP(ArgMax, "", 1, 25, ArgKernel<true>);
+OUTPOST_REGISTER_OP(ArgMin, "", 1, 25, ArgKernel<false>);
 
 }  // namespace outpost::kernels::cpu

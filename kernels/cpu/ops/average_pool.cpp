@@ -47,6 +47,6 @@ Status AveragePoolKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(AveragePool, "", 1, 23, AveragePoolKernel);
+OUTPOST_REGISTER_OP(AveragePool, "", 1, 25, AveragePoolKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -81,6 +81,6 @@ Status BatchNormKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(BatchNormalization, "", 1, 23, BatchNormKernel);
+OUTPOST_REGISTER_OP(BatchNormalization, "", 1, 25, BatchNormKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -222,11 +222,11 @@ Status PowKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Add, "", 1, 23, AddKernel);
-OUTPOST_REGISTER_OP(Sub, "", 1, 23, SubKernel);
-OUTPOST_REGISTER_OP(Mul, "", 1, 23, MulKernel);
-OUTPOST_REGISTER_OP(Div, "", 1, 23, DivKernel);
-OUTPOST_REGISTER_OP(Mod, "", 10, 23, ModKernel);
-OUTPOST_REGISTER_OP(Pow, "", 1, 23, PowKernel);
+OUTPOST_REGISTER_OP(Add, "", 1, 25, AddKernel);
+OUTPOST_REGISTER_OP(Sub, "", 1, 25, SubKernel);
+OUTPOST_REGISTER_OP(Mul, "", 1, 25, MulKernel);
+OUTPOST_REGISTER_OP(Div, "", 1, 25, DivKernel);
+OUTPOST_REGISTER_OP(Mod, "", 10, 25, ModKernel);
+OUTPOST_REGISTER_OP(Pow, "", 1, 25, PowKernel);
 
 }  // namespace outpost::kernels::cpu

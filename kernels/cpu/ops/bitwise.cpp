@@ -50,10 +50,10 @@ struct BitwiseNotOp {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(BitShift, "", 11, 23, (BitwiseBinary<std::bit_and<>, true>));
-OUTPOST_REGISTER_OP(BitwiseAnd, "", 18, 23, BitwiseBinary<std::bit_and<>>);
-OUTPOST_REGISTER_OP(BitwiseOr, "", 18, 23, BitwiseBinary<std::bit_or<>>);
-OUTPOST_REGISTER_OP(BitwiseXor, "", 18, 23, BitwiseBinary<std::bit_xor<>>);
-OUTPOST_REGISTER_OP(BitwiseNot, "", 18, 23, (UnaryKernel<BitwiseNotOp, Accepts::kInt>));
+OUTPOST_REGISTER_OP(BitShift, "", 11, 25, (BitwiseBinary<std::bit_and<>, true>));
+OUTPOST_REGISTER_OP(BitwiseAnd, "", 18, 25, BitwiseBinary<std::bit_and<>>);
+OUTPOST_REGISTER_OP(BitwiseOr, "", 18, 25, BitwiseBinary<std::bit_or<>>);
+OUTPOST_REGISTER_OP(BitwiseXor, "", 18, 25, BitwiseBinary<std::bit_xor<>>);
+OUTPOST_REGISTER_OP(BitwiseNot, "", 18, 25, (UnaryKernel<BitwiseNotOp, Accepts::kInt>));
 
 }  // namespace outpost::kernels::cpu

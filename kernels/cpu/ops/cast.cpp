@@ -243,7 +243,7 @@ Status CastLikeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Cast, "", 1, 23, CastKernel);
-OUTPOST_REGISTER_OP(CastLike, "", 15, 23, CastLikeKernel);
+OUTPOST_REGISTER_OP(Cast, "", 1, 25, CastKernel);
+OUTPOST_REGISTER_OP(CastLike, "", 15, 25, CastLikeKernel);
 
 }  // namespace outpost::kernels::cpu

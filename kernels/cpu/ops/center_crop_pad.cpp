@@ -42,6 +42,6 @@ Status CenterCropPadKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(CenterCropPad, "", 18, 23, CenterCropPadKernel);
+OUTPOST_REGISTER_OP(CenterCropPad, "", 18, 25, CenterCropPadKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -40,6 +40,6 @@ Status ClipKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Clip, "", 1, 23, ClipKernel);
+OUTPOST_REGISTER_OP(Clip, "", 1, 25, ClipKernel);
 
 }  // namespace outpost::kernels::cpu

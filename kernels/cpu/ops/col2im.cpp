@@ -44,6 +44,6 @@ Status Col2ImKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Col2Im, "", 18, 23, Col2ImKernel);
+OUTPOST_REGISTER_OP(Col2Im, "", 18, 25, Col2ImKernel);
 
 }  // namespace outpost::kernels::cpu

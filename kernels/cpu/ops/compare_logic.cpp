@@ -42,13 +42,13 @@ Status LogicKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Equal, "", 1, 23, (CompareKernel<std::equal_to<>, true>));
-OUTPOST_REGISTER_OP(Less, "", 1, 23, (CompareKernel<std::less<>, false>));
-OUTPOST_REGISTER_OP(Greater, "", 1, 23, (CompareKernel<std::greater<>, false>));
-OUTPOST_REGISTER_OP(LessOrEqual, "", 12, 23, (CompareKernel<std::less_equal<>, false>));
-OUTPOST_REGISTER_OP(GreaterOrEqual, "", 12, 23, (CompareKernel<std::greater_equal<>, false>));
-OUTPOST_REGISTER_OP(And, "", 1, 23, LogicKernel<std::logical_and<>>);
-OUTPOST_REGISTER_OP(Or, "", 1, 23, LogicKernel<std::logical_or<>>);
-OUTPOST_REGISTER_OP(Xor, "", 1, 23, LogicKernel<std::not_equal_to<>>);
+OUTPOST_REGISTER_OP(Equal, "", 1, 25, (CompareKernel<std::equal_to<>, true>));
+OUTPOST_REGISTER_OP(Less, "", 1, 25, (CompareKernel<std::less<>, false>));
+OUTPOST_REGISTER_OP(Greater, "", 1, 25, (CompareKernel<std::greater<>, false>));
+OUTPOST_REGISTER_OP(LessOrEqual, "", 12, 25, (CompareKernel<std::less_equal<>, false>));
+OUTPOST_REGISTER_OP(GreaterOrEqual, "", 12, 25, (CompareKernel<std::greater_equal<>, false>));
+OUTPOST_REGISTER_OP(And, "", 1, 25, LogicKernel<std::logical_and<>>);
+OUTPOST_REGISTER_OP(Or, "", 1, 25, LogicKernel<std::logical_or<>>);
+OUTPOST_REGISTER_OP(Xor, "", 1, 25, LogicKernel<std::not_equal_to<>>);
 
 }  // namespace outpost::kernels::cpu

@@ -41,6 +41,6 @@ Status CompressKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Compress, "", 9, 23, CompressKernel);
+OUTPOST_REGISTER_OP(Compress, "", 9, 25, CompressKernel);
 
 }  // namespace outpost::kernels::cpu

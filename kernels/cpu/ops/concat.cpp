@@ -42,6 +42,6 @@ Status ConcatKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Concat, "", 1, 23, ConcatKernel);
+OUTPOST_REGISTER_OP(Concat, "", 1, 25, ConcatKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -52,6 +52,6 @@ Status ConstantKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Constant, "", 1, 23, ConstantKernel);
+OUTPOST_REGISTER_OP(Constant, "", 1, 25, ConstantKernel);
 
 }  // namespace outpost::kernels::cpu

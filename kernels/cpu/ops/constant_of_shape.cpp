@@ -22,6 +22,6 @@ Status ConstantOfShapeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(ConstantOfShape, "", 9, 23, ConstantOfShapeKernel);
+OUTPOST_REGISTER_OP(ConstantOfShape, "", 9, 25, ConstantOfShapeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -74,6 +74,6 @@ Status ConvKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Conv, "", 1, 23, ConvKernel);
+OUTPOST_REGISTER_OP(Conv, "", 1, 25, ConvKernel);
 
 }  // namespace outpost::kernels::cpu

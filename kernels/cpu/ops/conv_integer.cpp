@@ -41,6 +41,6 @@ Status ConvIntegerKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(ConvInteger, "", 10, 23, ConvIntegerKernel);
+OUTPOST_REGISTER_OP(ConvInteger, "", 10, 25, ConvIntegerKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -89,6 +89,6 @@ Status ConvTransposeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(ConvTranspose, "", 1, 23, ConvTransposeKernel);
+OUTPOST_REGISTER_OP(ConvTranspose, "", 1, 25, ConvTransposeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -44,7 +44,7 @@ Status CumulativeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(CumSum, "", 11, 23, CumulativeKernel<false>);
+OUTPOST_REGISTER_OP(CumSum, "", 11, 25, CumulativeKernel<false>);
 // CumProd first appears in opset 26; it is registered so that it runs once that opset is accepted.
 OUTPOST_REGISTER_OP(CumProd, "", 26, 26, CumulativeKernel<true>);
 

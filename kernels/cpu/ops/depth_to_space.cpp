@@ -31,6 +31,6 @@ Status DepthToSpaceKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(DepthToSpace, "", 1, 23, DepthToSpaceKernel);
+OUTPOST_REGISTER_OP(DepthToSpace, "", 1, 25, DepthToSpaceKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -60,6 +60,6 @@ Status DequantizeLinearKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(DequantizeLinear, "", 10, 23, DequantizeLinearKernel);
+OUTPOST_REGISTER_OP(DequantizeLinear, "", 10, 25, DequantizeLinearKernel);
 
 }  // namespace outpost::kernels::cpu

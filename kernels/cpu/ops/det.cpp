@@ -48,6 +48,6 @@ Status DetKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Det, "", 11, 23, DetKernel);
+OUTPOST_REGISTER_OP(Det, "", 11, 25, DetKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -126,7 +126,7 @@ Status StftKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(DFT, "", 17, 23, DftKernel);
-OUTPOST_REGISTER_OP(STFT, "", 17, 23, StftKernel);
+OUTPOST_REGISTER_OP(DFT, "", 17, 25, DftKernel);
+OUTPOST_REGISTER_OP(STFT, "", 17, 25, StftKernel);
 
 }  // namespace outpost::kernels::cpu

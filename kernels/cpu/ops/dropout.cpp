@@ -46,6 +46,6 @@ Status DropoutKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Dropout, "", 7, 23, DropoutKernel);
+OUTPOST_REGISTER_OP(Dropout, "", 7, 25, DropoutKernel);
 
 }  // namespace outpost::kernels::cpu

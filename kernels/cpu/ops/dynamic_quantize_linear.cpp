@@ -31,6 +31,6 @@ Status DynamicQuantizeLinearKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(DynamicQuantizeLinear, "", 11, 23, DynamicQuantizeLinearKernel);
+OUTPOST_REGISTER_OP(DynamicQuantizeLinear, "", 11, 25, DynamicQuantizeLinearKernel);
 
 }  // namespace outpost::kernels::cpu

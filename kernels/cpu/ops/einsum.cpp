@@ -151,6 +151,6 @@ Status EinsumKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Einsum, "", 12, 23, EinsumKernel);
+OUTPOST_REGISTER_OP(Einsum, "", 12, 25, EinsumKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -24,6 +24,6 @@ Status ExpandKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Expand, "", 8, 23, ExpandKernel);
+OUTPOST_REGISTER_OP(Expand, "", 8, 25, ExpandKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -27,6 +27,6 @@ Status EyeLikeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(EyeLike, "", 9, 23, EyeLikeKernel);
+OUTPOST_REGISTER_OP(EyeLike, "", 9, 25, EyeLikeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -19,6 +19,6 @@ Status FlattenKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Flatten, "", 1, 23, FlattenKernel);
+OUTPOST_REGISTER_OP(Flatten, "", 1, 25, FlattenKernel);
 
 }  // namespace outpost::kernels::cpu

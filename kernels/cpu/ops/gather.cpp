@@ -42,6 +42,6 @@ Status GatherKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Gather, "", 1, 23, GatherKernel);
+OUTPOST_REGISTER_OP(Gather, "", 1, 25, GatherKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -25,6 +25,6 @@ Status GatherElementsKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(GatherElements, "", 11, 23, GatherElementsKernel);
+OUTPOST_REGISTER_OP(GatherElements, "", 11, 25, GatherElementsKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -30,6 +30,6 @@ Status GatherNDKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(GatherND, "", 11, 23, GatherNDKernel);
+OUTPOST_REGISTER_OP(GatherND, "", 11, 25, GatherNDKernel);
 
 }  // namespace outpost::kernels::cpu

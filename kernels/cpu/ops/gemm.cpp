@@ -57,6 +57,6 @@ Status GemmKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Gemm, "", 1, 23, GemmKernel);
+OUTPOST_REGISTER_OP(Gemm, "", 1, 25, GemmKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -50,8 +50,8 @@ Status GlobalPoolKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(GlobalAveragePool, "", 1, 23, GlobalPoolKernel<GlobalKind::kAvg>);
-OUTPOST_REGISTER_OP(GlobalMaxPool, "", 1, 23, GlobalPoolKernel<GlobalKind::kMax>);
-OUTPOST_REGISTER_OP(GlobalLpPool, "", 1, 23, GlobalPoolKernel<GlobalKind::kLp>);
+OUTPOST_REGISTER_OP(GlobalAveragePool, "", 1, 25, GlobalPoolKernel<GlobalKind::kAvg>);
+OUTPOST_REGISTER_OP(GlobalMaxPool, "", 1, 25, GlobalPoolKernel<GlobalKind::kMax>);
+OUTPOST_REGISTER_OP(GlobalLpPool, "", 1, 25, GlobalPoolKernel<GlobalKind::kLp>);
 
 }  // namespace outpost::kernels::cpu

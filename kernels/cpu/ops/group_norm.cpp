@@ -39,6 +39,6 @@ Status GroupNormKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(GroupNormalization, "", 18, 23, GroupNormKernel);
+OUTPOST_REGISTER_OP(GroupNormalization, "", 18, 25, GroupNormKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -24,6 +24,6 @@ Status IdentityKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Identity, "", 1, 23, IdentityKernel);
+OUTPOST_REGISTER_OP(Identity, "", 1, 25, IdentityKernel);
 
 }  // namespace outpost::kernels::cpu

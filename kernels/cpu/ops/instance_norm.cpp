@@ -32,6 +32,6 @@ Status InstanceNormKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(InstanceNormalization, "", 1, 23, InstanceNormKernel);
+OUTPOST_REGISTER_OP(InstanceNormalization, "", 1, 25, InstanceNormKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -52,6 +52,6 @@ Status LayerNormKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(LayerNormalization, "", 17, 23, LayerNormKernel);
+OUTPOST_REGISTER_OP(LayerNormalization, "", 17, 25, LayerNormKernel);
 
 }  // namespace outpost::kernels::cpu

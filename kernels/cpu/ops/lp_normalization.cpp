@@ -40,6 +40,6 @@ Status LpNormKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(LpNormalization, "", 1, 23, LpNormKernel);
+OUTPOST_REGISTER_OP(LpNormalization, "", 1, 25, LpNormKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -34,6 +34,6 @@ Status LpPoolKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(LpPool, "", 1, 23, LpPoolKernel);
+OUTPOST_REGISTER_OP(LpPool, "", 1, 25, LpPoolKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -45,6 +45,6 @@ Status LrnKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(LRN, "", 1, 23, LrnKernel);
+OUTPOST_REGISTER_OP(LRN, "", 1, 25, LrnKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -63,6 +63,6 @@ Status MatMulKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(MatMul, "", 1, 23, MatMulKernel);
+OUTPOST_REGISTER_OP(MatMul, "", 1, 25, MatMulKernel);
 
 }  // namespace outpost::kernels::cpu

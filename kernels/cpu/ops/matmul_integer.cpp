@@ -67,6 +67,6 @@ Status MatMulIntegerKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(MatMulInteger, "", 10, 23, MatMulIntegerKernel);
+OUTPOST_REGISTER_OP(MatMulInteger, "", 10, 25, MatMulIntegerKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -104,6 +104,6 @@ Status MaxPoolKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(MaxPool, "", 1, 23, MaxPoolKernel);
+OUTPOST_REGISTER_OP(MaxPool, "", 1, 25, MaxPoolKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -63,6 +63,6 @@ Status MaxUnpoolKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(MaxUnpool, "", 9, 23, MaxUnpoolKernel);
+OUTPOST_REGISTER_OP(MaxUnpool, "", 9, 25, MaxUnpoolKernel);
 
 }  // namespace outpost::kernels::cpu

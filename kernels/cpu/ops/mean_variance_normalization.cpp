@@ -58,6 +58,6 @@ Status MvnKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(MeanVarianceNormalization, "", 9, 23, MvnKernel);
+OUTPOST_REGISTER_OP(MeanVarianceNormalization, "", 9, 25, MvnKernel);
 
 }  // namespace outpost::kernels::cpu

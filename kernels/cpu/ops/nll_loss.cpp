@@ -26,6 +26,6 @@ Status NllLossKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(NegativeLogLikelihoodLoss, "", 12, 23, NllLossKernel);
+OUTPOST_REGISTER_OP(NegativeLogLikelihoodLoss, "", 12, 25, NllLossKernel);
 
 }  // namespace outpost::kernels::cpu

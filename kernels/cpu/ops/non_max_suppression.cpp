@@ -76,6 +76,6 @@ Status NmsKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(NonMaxSuppression, "", 10, 23, NmsKernel);
+OUTPOST_REGISTER_OP(NonMaxSuppression, "", 10, 25, NmsKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -37,6 +37,6 @@ Status NonZeroKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(NonZero, "", 9, 23, NonZeroKernel);
+OUTPOST_REGISTER_OP(NonZero, "", 9, 25, NonZeroKernel);
 
 }  // namespace outpost::kernels::cpu

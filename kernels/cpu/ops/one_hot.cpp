@@ -45,6 +45,6 @@ Status OneHotKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(OneHot, "", 9, 23, OneHotKernel);
+OUTPOST_REGISTER_OP(OneHot, "", 9, 25, OneHotKernel);
 
 }  // namespace outpost::kernels::cpu

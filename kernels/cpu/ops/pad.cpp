@@ -108,6 +108,6 @@ Status PadKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Pad, "", 1, 23, PadKernel);
+OUTPOST_REGISTER_OP(Pad, "", 1, 25, PadKernel);
 
 }  // namespace outpost::kernels::cpu

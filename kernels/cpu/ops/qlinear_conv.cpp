@@ -88,6 +88,6 @@ Status QLinearConvKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(QLinearConv, "", 10, 23, QLinearConvKernel);
+OUTPOST_REGISTER_OP(QLinearConv, "", 10, 25, QLinearConvKernel);
 
 }  // namespace outpost::kernels::cpu

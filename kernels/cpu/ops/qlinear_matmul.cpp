@@ -104,6 +104,6 @@ Status QLinearMatMulKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(QLinearMatMul, "", 10, 23, QLinearMatMulKernel);
+OUTPOST_REGISTER_OP(QLinearMatMul, "", 10, 25, QLinearMatMulKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -68,6 +68,6 @@ Status QuantizeLinearKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(QuantizeLinear, "", 10, 23, QuantizeLinearKernel);
+OUTPOST_REGISTER_OP(QuantizeLinear, "", 10, 25, QuantizeLinearKernel);
 
 }  // namespace outpost::kernels::cpu

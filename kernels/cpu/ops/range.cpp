@@ -39,6 +39,6 @@ Status RangeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Range, "", 11, 23, RangeKernel);
+OUTPOST_REGISTER_OP(Range, "", 11, 25, RangeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -126,15 +126,15 @@ Status ReduceKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(ReduceSum, "", 1, 23, ReduceKernel<Kind::kSum>);
-OUTPOST_REGISTER_OP(ReduceMean, "", 1, 23, ReduceKernel<Kind::kMean>);
-OUTPOST_REGISTER_OP(ReduceMax, "", 1, 23, ReduceKernel<Kind::kMax>);
-OUTPOST_REGISTER_OP(ReduceMin, "", 1, 23, ReduceKernel<Kind::kMin>);
-OUTPOST_REGISTER_OP(ReduceProd, "", 1, 23, ReduceKernel<Kind::kProd>);
-OUTPOST_REGISTER_OP(ReduceL1, "", 1, 23, ReduceKernel<Kind::kL1>);
-OUTPOST_REGISTER_OP(ReduceL2, "", 1, 23, ReduceKernel<Kind::kL2>);
-OUTPOST_REGISTER_OP(ReduceLogSum, "", 1, 23, ReduceKernel<Kind::kLogSum>);
-OUTPOST_REGISTER_OP(ReduceLogSumExp, "", 1, 23, ReduceKernel<Kind::kLogSumExp>);
-OUTPOST_REGISTER_OP(ReduceSumSquare, "", 1, 23, ReduceKernel<Kind::kSumSquare>);
+OUTPOST_REGISTER_OP(ReduceSum, "", 1, 25, ReduceKernel<Kind::kSum>);
+OUTPOST_REGISTER_OP(ReduceMean, "", 1, 25, ReduceKernel<Kind::kMean>);
+OUTPOST_REGISTER_OP(ReduceMax, "", 1, 25, ReduceKernel<Kind::kMax>);
+OUTPOST_REGISTER_OP(ReduceMin, "", 1, 25, ReduceKernel<Kind::kMin>);
+OUTPOST_REGISTER_OP(ReduceProd, "", 1, 25, ReduceKernel<Kind::kProd>);
+OUTPOST_REGISTER_OP(ReduceL1, "", 1, 25, ReduceKernel<Kind::kL1>);
+OUTPOST_REGISTER_OP(ReduceL2, "", 1, 25, ReduceKernel<Kind::kL2>);
+OUTPOST_REGISTER_OP(ReduceLogSum, "", 1, 25, ReduceKernel<Kind::kLogSum>);
+OUTPOST_REGISTER_OP(ReduceLogSumExp, "", 1, 25, ReduceKernel<Kind::kLogSumExp>);
+OUTPOST_REGISTER_OP(ReduceSumSquare, "", 1, 25, ReduceKernel<Kind::kSumSquare>);
 
 }  // namespace outpost::kernels::cpu

@@ -43,6 +43,6 @@ Status ReshapeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Reshape, "", 1, 23, ReshapeKernel);
+OUTPOST_REGISTER_OP(Reshape, "", 1, 25, ReshapeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -343,7 +343,7 @@ Status ResizeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Resize, "", 10, 23, ResizeKernel);
+OUTPOST_REGISTER_OP(Resize, "", 10, 25, ResizeKernel);
 OUTPOST_REGISTER_OP(Upsample, "", 7, 9, ResizeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -34,6 +34,6 @@ Status ReverseSequenceKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(ReverseSequence, "", 10, 23, ReverseSequenceKernel);
+OUTPOST_REGISTER_OP(ReverseSequence, "", 10, 25, ReverseSequenceKernel);
 
 }  // namespace outpost::kernels::cpu

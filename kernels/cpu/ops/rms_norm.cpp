@@ -34,6 +34,6 @@ Status RmsNormKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(RMSNormalization, "", 23, 23, RmsNormKernel);
+OUTPOST_REGISTER_OP(RMSNormalization, "", 23, 25, RmsNormKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -230,8 +230,8 @@ Status RecurrentKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(RNN, "", 7, 23, RecurrentKernel<Cell::kRnn>);
-OUTPOST_REGISTER_OP(GRU, "", 7, 23, RecurrentKernel<Cell::kGru>);
-OUTPOST_REGISTER_OP(LSTM, "", 7, 23, RecurrentKernel<Cell::kLstm>);
+OUTPOST_REGISTER_OP(RNN, "", 7, 25, RecurrentKernel<Cell::kRnn>);
+OUTPOST_REGISTER_OP(GRU, "", 7, 25, RecurrentKernel<Cell::kGru>);
+OUTPOST_REGISTER_OP(LSTM, "", 7, 25, RecurrentKernel<Cell::kLstm>);
 
 }  // namespace outpost::kernels::cpu

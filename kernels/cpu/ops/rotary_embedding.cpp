@@ -73,6 +73,6 @@ Status RotaryKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(RotaryEmbedding, "", 23, 23, RotaryKernel);
+OUTPOST_REGISTER_OP(RotaryEmbedding, "", 23, 25, RotaryKernel);
 
 }  // namespace outpost::kernels::cpu

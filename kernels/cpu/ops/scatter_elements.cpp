@@ -24,7 +24,7 @@ Status ScatterElementsKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(ScatterElements, "", 11, 23, ScatterElementsKernel);
+OUTPOST_REGISTER_OP(ScatterElements, "", 11, 25, ScatterElementsKernel);
 OUTPOST_REGISTER_OP(Scatter, "", 9, 10, ScatterElementsKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -23,6 +23,6 @@ Status ScatterNDKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(ScatterND, "", 11, 23, ScatterNDKernel);
+OUTPOST_REGISTER_OP(ScatterND, "", 11, 25, ScatterNDKernel);
 
 }  // namespace outpost::kernels::cpu

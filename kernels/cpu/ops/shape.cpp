@@ -22,6 +22,6 @@ Status ShapeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Shape, "", 1, 23, ShapeKernel);
+OUTPOST_REGISTER_OP(Shape, "", 1, 25, ShapeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -14,6 +14,6 @@ Status SizeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Size, "", 1, 23, SizeKernel);
+OUTPOST_REGISTER_OP(Size, "", 1, 25, SizeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -72,6 +72,6 @@ Status SliceKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Slice, "", 1, 23, SliceKernel);
+OUTPOST_REGISTER_OP(Slice, "", 1, 25, SliceKernel);
 
 }  // namespace outpost::kernels::cpu

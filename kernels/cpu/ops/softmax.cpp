@@ -98,8 +98,8 @@ Status SoftmaxKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Softmax, "", 1, 23, SoftmaxKernel<SoftKind::kSoftmax>);
-OUTPOST_REGISTER_OP(LogSoftmax, "", 1, 23, SoftmaxKernel<SoftKind::kLogSoftmax>);
-OUTPOST_REGISTER_OP(Hardmax, "", 1, 23, SoftmaxKernel<SoftKind::kHardmax>);
+OUTPOST_REGISTER_OP(Softmax, "", 1, 25, SoftmaxKernel<SoftKind::kSoftmax>);
+OUTPOST_REGISTER_OP(LogSoftmax, "", 1, 25, SoftmaxKernel<SoftKind::kLogSoftmax>);
+OUTPOST_REGISTER_OP(Hardmax, "", 1, 25, SoftmaxKernel<SoftKind::kHardmax>);
 
 }  // namespace outpost::kernels::cpu

@@ -45,6 +45,6 @@ Status SceLossKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(SoftmaxCrossEntropyLoss, "", 12, 23, SceLossKernel);
+OUTPOST_REGISTER_OP(SoftmaxCrossEntropyLoss, "", 12, 25, SceLossKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -26,6 +26,6 @@ Status SpaceToDepthKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(SpaceToDepth, "", 1, 23, SpaceToDepthKernel);
+OUTPOST_REGISTER_OP(SpaceToDepth, "", 1, 25, SpaceToDepthKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -61,6 +61,6 @@ Status SplitKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Split, "", 1, 23, SplitKernel);
+OUTPOST_REGISTER_OP(Split, "", 1, 25, SplitKernel);
 
 }  // namespace outpost::kernels::cpu

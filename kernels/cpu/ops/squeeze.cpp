@@ -27,6 +27,6 @@ Status SqueezeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Squeeze, "", 1, 23, SqueezeKernel);
+OUTPOST_REGISTER_OP(Squeeze, "", 1, 25, SqueezeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -156,9 +156,9 @@ Status RegexFullMatchKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(StringNormalizer, "", 10, 23, StringNormalizerKernel);
-OUTPOST_REGISTER_OP(StringConcat, "", 20, 23, StringConcatKernel);
-OUTPOST_REGISTER_OP(StringSplit, "", 20, 23, StringSplitKernel);
-OUTPOST_REGISTER_OP(RegexFullMatch, "", 20, 23, RegexFullMatchKernel);
+OUTPOST_REGISTER_OP(StringNormalizer, "", 10, 25, StringNormalizerKernel);
+OUTPOST_REGISTER_OP(StringConcat, "", 20, 25, StringConcatKernel);
+OUTPOST_REGISTER_OP(StringSplit, "", 20, 25, StringSplitKernel);
+OUTPOST_REGISTER_OP(RegexFullMatch, "", 20, 25, RegexFullMatchKernel);
 
 }  // namespace outpost::kernels::cpu

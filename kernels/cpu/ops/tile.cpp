@@ -34,6 +34,6 @@ Status TileKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Tile, "", 6, 23, TileKernel);
+OUTPOST_REGISTER_OP(Tile, "", 6, 25, TileKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -59,6 +59,6 @@ Status TopKKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(TopK, "", 1, 23, TopKKernel);
+OUTPOST_REGISTER_OP(TopK, "", 1, 25, TopKKernel);
 
 }  // namespace outpost::kernels::cpu

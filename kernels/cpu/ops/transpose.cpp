@@ -33,6 +33,6 @@ Status TransposeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Transpose, "", 1, 23, TransposeKernel);
+OUTPOST_REGISTER_OP(Transpose, "", 1, 25, TransposeKernel);
 
 }  // namespace outpost::kernels::cpu

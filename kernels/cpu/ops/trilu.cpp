@@ -38,6 +38,6 @@ Status TriluKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Trilu, "", 14, 23, TriluKernel);
+OUTPOST_REGISTER_OP(Trilu, "", 14, 25, TriluKernel);
 
 }  // namespace outpost::kernels::cpu

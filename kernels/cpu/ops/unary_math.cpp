@@ -84,30 +84,30 @@ Status NotKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Abs, "", 1, 23, (UnaryKernel<AbsOp, Accepts::kNumeric>));
-OUTPOST_REGISTER_OP(Neg, "", 1, 23, (UnaryKernel<NegOp, Accepts::kSigned>));
-OUTPOST_REGISTER_OP(Sign, "", 9, 23, (UnaryKernel<SignOp, Accepts::kNumeric>));
-OUTPOST_REGISTER_OP(Exp, "", 1, 23, UnaryKernel<ExpOp>);
-OUTPOST_REGISTER_OP(Log, "", 1, 23, UnaryKernel<LogOp>);
-OUTPOST_REGISTER_OP(Sqrt, "", 1, 23, UnaryKernel<SqrtOp>);
-OUTPOST_REGISTER_OP(Reciprocal, "", 1, 23, UnaryKernel<ReciprocalOp>);
-OUTPOST_REGISTER_OP(Sin, "", 7, 23, UnaryKernel<SinOp>);
-OUTPOST_REGISTER_OP(Cos, "", 7, 23, UnaryKernel<CosOp>);
-OUTPOST_REGISTER_OP(Tan, "", 7, 23, UnaryKernel<TanOp>);
-OUTPOST_REGISTER_OP(Asin, "", 7, 23, UnaryKernel<AsinOp>);
-OUTPOST_REGISTER_OP(Acos, "", 7, 23, UnaryKernel<AcosOp>);
-OUTPOST_REGISTER_OP(Atan, "", 7, 23, UnaryKernel<AtanOp>);
-OUTPOST_REGISTER_OP(Sinh, "", 9, 23, UnaryKernel<SinhOp>);
-OUTPOST_REGISTER_OP(Cosh, "", 9, 23, UnaryKernel<CoshOp>);
-OUTPOST_REGISTER_OP(Asinh, "", 9, 23, UnaryKernel<AsinhOp>);
-OUTPOST_REGISTER_OP(Acosh, "", 9, 23, UnaryKernel<AcoshOp>);
-OUTPOST_REGISTER_OP(Atanh, "", 9, 23, UnaryKernel<AtanhOp>);
-OUTPOST_REGISTER_OP(Ceil, "", 1, 23, UnaryKernel<CeilOp>);
-OUTPOST_REGISTER_OP(Floor, "", 1, 23, UnaryKernel<FloorOp>);
-OUTPOST_REGISTER_OP(Round, "", 11, 23, UnaryKernel<RoundOp>);
-OUTPOST_REGISTER_OP(Erf, "", 9, 23, UnaryKernel<ErfOp>);
-OUTPOST_REGISTER_OP(IsNaN, "", 9, 23, FloatPredicate<false>);
-OUTPOST_REGISTER_OP(IsInf, "", 10, 23, FloatPredicate<true>);
-OUTPOST_REGISTER_OP(Not, "", 1, 23, NotKernel);
+OUTPOST_REGISTER_OP(Abs, "", 1, 25, (UnaryKernel<AbsOp, Accepts::kNumeric>));
+OUTPOST_REGISTER_OP(Neg, "", 1, 25, (UnaryKernel<NegOp, Accepts::kSigned>));
+OUTPOST_REGISTER_OP(Sign, "", 9, 25, (UnaryKernel<SignOp, Accepts::kNumeric>));
+OUTPOST_REGISTER_OP(Exp, "", 1, 25, UnaryKernel<ExpOp>);
+OUTPOST_REGISTER_OP(Log, "", 1, 25, UnaryKernel<LogOp>);
+OUTPOST_REGISTER_OP(Sqrt, "", 1, 25, UnaryKernel<SqrtOp>);
+OUTPOST_REGISTER_OP(Reciprocal, "", 1, 25, UnaryKernel<ReciprocalOp>);
+OUTPOST_REGISTER_OP(Sin, "", 7, 25, UnaryKernel<SinOp>);
+OUTPOST_REGISTER_OP(Cos, "", 7, 25, UnaryKernel<CosOp>);
+OUTPOST_REGISTER_OP(Tan, "", 7, 25, UnaryKernel<TanOp>);
+OUTPOST_REGISTER_OP(Asin, "", 7, 25, UnaryKernel<AsinOp>);
+OUTPOST_REGISTER_OP(Acos, "", 7, 25, UnaryKernel<AcosOp>);
+OUTPOST_REGISTER_OP(Atan, "", 7, 25, UnaryKernel<AtanOp>);
+OUTPOST_REGISTER_OP(Sinh, "", 9, 25, UnaryKernel<SinhOp>);
+OUTPOST_REGISTER_OP(Cosh, "", 9, 25, UnaryKernel<CoshOp>);
+OUTPOST_REGISTER_OP(Asinh, "", 9, 25, UnaryKernel<AsinhOp>);
+OUTPOST_REGISTER_OP(Acosh, "", 9, 25, UnaryKernel<AcoshOp>);
+OUTPOST_REGISTER_OP(Atanh, "", 9, 25, UnaryKernel<AtanhOp>);
+OUTPOST_REGISTER_OP(Ceil, "", 1, 25, UnaryKernel<CeilOp>);
+OUTPOST_REGISTER_OP(Floor, "", 1, 25, UnaryKernel<FloorOp>);
+OUTPOST_REGISTER_OP(Round, "", 11, 25, UnaryKernel<RoundOp>);
+OUTPOST_REGISTER_OP(Erf, "", 9, 25, UnaryKernel<ErfOp>);
+OUTPOST_REGISTER_OP(IsNaN, "", 9, 25, FloatPredicate<false>);
+OUTPOST_REGISTER_OP(IsInf, "", 10, 25, FloatPredicate<true>);
+OUTPOST_REGISTER_OP(Not, "", 1, 25, NotKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -93,6 +93,6 @@ Status UniqueKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Unique, "", 11, 23, UniqueKernel);
+OUTPOST_REGISTER_OP(Unique, "", 11, 25, UniqueKernel);
 
 }  // namespace outpost::kernels::cpu

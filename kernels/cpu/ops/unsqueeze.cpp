@@ -25,6 +25,6 @@ Status UnsqueezeKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Unsqueeze, "", 1, 23, UnsqueezeKernel);
+OUTPOST_REGISTER_OP(Unsqueeze, "", 1, 25, UnsqueezeKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -56,9 +56,9 @@ Status VariadicKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Max, "", 1, 23, VariadicKernel<MaxF>);
-OUTPOST_REGISTER_OP(Min, "", 1, 23, VariadicKernel<MinF>);
-OUTPOST_REGISTER_OP(Sum, "", 1, 23, VariadicKernel<SumF>);
-OUTPOST_REGISTER_OP(Mean, "", 1, 23, (VariadicKernel<SumF, true>));
+OUTPOST_REGISTER_OP(Max, "", 1, 25, VariadicKernel<MaxF>);
+OUTPOST_REGISTER_OP(Min, "", 1, 25, VariadicKernel<MinF>);
+OUTPOST_REGISTER_OP(Sum, "", 1, 25, VariadicKernel<SumF>);
+OUTPOST_REGISTER_OP(Mean, "", 1, 25, (VariadicKernel<SumF, true>));
 
 }  // namespace outpost::kernels::cpu

@@ -47,6 +47,6 @@ Status WhereKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(Where, "", 9, 23, WhereKernel);
+OUTPOST_REGISTER_OP(Where, "", 9, 25, WhereKernel);
 
 }  // namespace outpost::kernels::cpu

@@ -36,8 +36,8 @@ Status WindowKernel(KernelContext& ctx) {
 
 }  // namespace
 
-OUTPOST_REGISTER_OP(HannWindow, "", 17, 23, WindowKernel<0>);
-OUTPOST_REGISTER_OP(HammingWindow, "", 17, 23, WindowKernel<1>);
-OUTPOST_REGISTER_OP(BlackmanWindow, "", 17, 23, WindowKernel<2>);
+OUTPOST_REGISTER_OP(HannWindow, "", 17, 25, WindowKernel<0>);
+OUTPOST_REGISTER_OP(HammingWindow, "", 17, 25, WindowKernel<1>);
+OUTPOST_REGISTER_OP(BlackmanWindow, "", 17, 25, WindowKernel<2>);
 
 }  // namespace outpost::kernels::cpu

@@ -54,6 +54,9 @@ std::string_view DataTypeName(DataType t) {
     case DataType::kUInt4: return "uint4";
     case DataType::kInt4: return "int4";
     case DataType::kFloat4E2M1: return "float4e2m1";
+    case DataType::kFloat8E8M0: return "float8e8m0";
+    case DataType::kUInt2: return "uint2";
+    case DataType::kInt2: return "int2";
   }
   return "unknown";
 }

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <chrono>
 
+#include "outpost/core/thread_name.h"
+
 namespace outpost {
 namespace {
 
@@ -62,6 +64,7 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::WorkerLoop() {
+  SetThreadName("op-pool");
   for (;;) {
     SpinUntil([this] { return queued_.load(std::memory_order_acquire) > 0; });
     Job* job;

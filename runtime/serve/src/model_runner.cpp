@@ -6,6 +6,7 @@
 
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
+#include "outpost/core/thread_name.h"
 
 namespace outpost::serve {
 namespace {
@@ -211,6 +212,7 @@ bool ModelRunner::Compatible(const Pending& a, const Pending& b) const {
 }
 
 void ModelRunner::WorkerLoop() {
+  SetThreadName("op-run-" + name_);
   std::vector<Pending> batch;
   for (;;) {
     batch.clear();

@@ -24,7 +24,7 @@
 namespace outpost::kernels {
 
 // The highest opset of the default ONNX domain that this runtime knows.
-constexpr int kMaxOnnxOpset = 23;
+constexpr int kMaxOnnxOpset = 25;
 
 struct NodeInfo {
   std::string name;

@@ -28,6 +28,7 @@
 
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
+#include "outpost/core/thread_name.h"
 #include "request_parser.h"
 #include "shed.h"
 
@@ -592,6 +593,7 @@ bool ResponderImpl::Deliver(Response&& r) {
 }
 
 void Loop::Run() {
+  SetThreadName("op-http");
   shared_->tid = std::this_thread::get_id();
   constexpr int kMaxEvents = 128;
   epoll_event evs[kMaxEvents];

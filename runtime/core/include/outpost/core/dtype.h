@@ -34,6 +34,9 @@ enum class DataType : int32_t {
   kUInt4 = 21,
   kInt4 = 22,
   kFloat4E2M1 = 23,
+  kFloat8E8M0 = 24,  // opset 24: named in errors, never stored
+  kUInt2 = 25,       // opset 25: likewise
+  kInt2 = 26,
 };
 
 // Bytes per element; 0 for types we do not store (complex, 4-bit packed, undefined).
