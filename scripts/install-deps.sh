@@ -15,6 +15,8 @@ PACKAGES=(
   # them (libostree drives gpg through gpgme) and the tests make their keys with it; the ostree CLI
   # is the tests' independent view of the repositories.
   libostree-dev ostree gnupg
+  # ota/: libcurl downloads the OS update's static deltas (rate limit, byte-range resume).
+  libcurl4-openssl-dev
   # Tests: the HTTP/JSON fuzzers (libFuzzer ships in clang's runtime), the curl CLI as a second
   # V2 client, Prometheus scraping outpostd's /metrics, a mosquitto broker (started by the
   # telemetry tests on 127.0.0.1) and its clients, openssl for the TLS test certificates.

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "bundle.h"
+#include "fetch.h"
 #include "outpost/config/device_config.h"
 #include "outpost/config/manifest.h"
 #include "outpost/core/log.h"
@@ -102,18 +103,20 @@ class Agent {
  public:
   explicit Agent(const AgentConfig& cfg) : cfg_(cfg), file_(cfg.state_dir) {}
 
-  StepResult Run() {
+  // Loads the state, observes the boot, persists Resume()'s record: the decision, or the error
+  // that stops the step.
+  Expected<Decision> Start() {
     auto loaded = file_.Load();
     if (!loaded.ok()) {
       OP_LOG_WARN("ota agent: {}", loaded.status().ToString());
       auto q = file_.Quarantine();
       if (!q.ok())
-        return Error("cannot move the corrupt state file aside: " + q.status().message());
+        return Internal("cannot move the corrupt state file aside: " + q.status().message());
     }
     Observed now;
     now.boot_id = cfg_.boot_id.empty() ? ReadBootId() : cfg_.boot_id;
     auto booted = Booted();
-    if (!booted.ok()) return Error(booted.status().message());
+    if (!booted.ok()) return booted.status();
     now.booted_commit = booted->commit;
     booted_ = *booted;
     Decision d = Resume(loaded, now, cfg_.limits);
@@ -121,14 +124,22 @@ class Agent {
     OP_LOG_INFO("ota agent: state {}, booted {}: {} ({})", StateName(r_.state),
                 now.booted_commit.empty() ? "unknown" : now.booted_commit, ActionName(d.action),
                 d.why);
-    if (!Save()) return Error(save_error_);
+    if (!Save()) return Internal(save_error_);
     // Resume() may have moved the record (e.g. rebooting -> verifying-after-boot): told as one
     // transition from the state loaded.
-    const State was = loaded.ok() && *loaded ? (*loaded)->state : State::kIdle;
-    if (cfg_.on_transition && loaded.ok() && r_.state != was) cfg_.on_transition(was, r_);
+    was_ = loaded.ok() && *loaded ? (*loaded)->state : State::kIdle;
+    loaded_ok_ = loaded.ok() && *loaded;
+    if (cfg_.on_transition && loaded.ok() && r_.state != was_) cfg_.on_transition(was_, r_);
+    return d;
+  }
+
+  StepResult Run() {
+    auto started = Start();
+    if (!started.ok()) return Error(started.status().message());
+    const Decision& d = *started;
     switch (d.action) {
       case Action::kNone:
-        if (r_.state == State::kFailed && loaded.ok() && *loaded && (*loaded)->state != r_.state)
+        if (r_.state == State::kFailed && loaded_ok_ && was_ != r_.state)
           return Done(Outcome::kFailed, r_.reason);
         // Rolled back, but the step stopped before its reboot: still running the failed commit.
         if (r_.state == State::kRolledBack && !r_.previous_commit.empty() &&
@@ -248,6 +259,35 @@ class Agent {
   }
 
   StepResult Download() {
+    if (cfg_.download.deltas) {
+      // The static delta from the booted commit (or from empty) with libcurl: rate limit,
+      // byte-range resume across steps and restarts (ota/README.md, "Delta download").
+      internal::DeltaResult d = internal::FetchAndApplyDelta(
+          cfg_.sysroot, r_.previous_commit, cfg_.state_dir + "/download", cfg_.download);
+      switch (d.outcome) {
+        case internal::DeltaOutcome::kApplied:
+          return Downloaded(d.commit);
+        case internal::DeltaOutcome::kRefused:
+          return Refuse("refused: " + d.message);
+        case internal::DeltaOutcome::kFailed:  // a 4xx: not retried until the next check
+          return Fail("download failed: " + d.message);
+        case internal::DeltaOutcome::kInterrupted:
+          return Retry(Outcome::kIdle,
+                       std::string(d.disk_full ? "pull stopped, disk full" : "download interrupted") +
+                           ", will resume: " + d.message);
+        case internal::DeltaOutcome::kNoDelta:
+          // Degraded: libostree's pull has no rate limit and no byte-level resume.
+          MetricsRegistry::Global()
+              .GetCounter("outpost_ota_delta_fallbacks_total",
+                          "OTA updates pulled by libostree because no usable static delta was "
+                          "found (no rate limit, no byte-range resume)")
+              .Inc();
+          OP_LOG_WARN("ota agent: degraded: {}; falling back to libostree's pull (no rate limit, "
+                      "no byte-range resume)",
+                      d.message);
+          break;
+      }
+    }
     auto pulled = Pull(cfg_.sysroot);
     if (!pulled.ok()) {
       if (pulled.status().code() == Code::kInvalidArgument)
@@ -258,12 +298,16 @@ class Agent {
       return Retry(Outcome::kIdle, std::string(full ? "pull stopped, disk full" : "pull interrupted") +
                                        ", will resume: " + pulled.status().message());
     }
-    if (*pulled != r_.target_commit) {
+    return Downloaded(*pulled);
+  }
+
+  StepResult Downloaded(const std::string& commit) {
+    if (commit != r_.target_commit) {
       OP_LOG_INFO("ota agent: the ref moved from {} to {} during the check", r_.target_commit,
-                  *pulled);
-      r_.target_commit = *pulled;
+                  commit);
+      r_.target_commit = commit;
     }
-    if (!Go(State::kVerifying, "pulled " + *pulled)) return Error(save_error_);
+    if (!Go(State::kVerifying, "pulled " + commit)) return Error(save_error_);
     return VerifyAndDeploy();
   }
 
@@ -374,6 +418,8 @@ class Agent {
   Record r_;
   Deployment booted_;
   std::string save_error_;
+  State was_ = State::kIdle;  // the state loaded
+  bool loaded_ok_ = false;    // a sound state file was there
 };
 
 }  // namespace

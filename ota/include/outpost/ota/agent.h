@@ -17,6 +17,18 @@
 
 namespace outpost::ota {
 
+// The OS update's download: the static delta fetched with libcurl into
+// `<state_dir>/download/`, applied offline, verified by us (ota/README.md, "Delta download").
+struct DownloadOptions {
+  bool deltas = true;           // false: libostree's pull only (no rate limit, no byte resume)
+  int64_t rate_limit_kbps = 0;  // kilobits per second per transfer; 0 = unlimited
+  int connect_timeout_s = 30;
+  int low_speed_time_s = 60;    // under 1 byte/s this long: the transfer is given up
+  int attempts = 3;             // per file within one step (network errors, 5xx, 416)
+  double retry_base_s = 2;      // first wait between attempts, doubled, drawn in [d/2, d]
+  double retry_max_s = 30;
+};
+
 struct AgentConfig {
   SysrootConfig sysroot;  // trusted_fingerprints required
   std::string state_dir = "/var/lib/outpost/ota";
@@ -24,6 +36,7 @@ struct AgentConfig {
   std::string remote_url;
   std::vector<std::string> key_files;
   Limits limits;
+  DownloadOptions download;
   std::string boot_id;  // empty: /proc/sys/kernel/random/boot_id
   // The commit running now; empty: ostree's booted deployment. Set only where nothing was booted
   // from the sysroot (a fake sysroot in tests: the default deployment at the simulated boot).
