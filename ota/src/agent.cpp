@@ -4,9 +4,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <utility>
 
 #include "bundle.h"
+#include "delta.h"
 #include "fetch.h"
 #include "outpost/config/device_config.h"
 #include "outpost/config/manifest.h"
@@ -420,10 +423,95 @@ class Agent {
   std::string save_error_;
   State was_ = State::kIdle;  // the state loaded
   bool loaded_ok_ = false;    // a sound state file was there
+
+ public:
+  StepResult Bundle(const std::string& dir) {
+    auto started = Start();
+    if (!started.ok()) return Error(started.status().message());
+    if (started->action != Action::kNone || !AtRest(r_.state))
+      return Error("an update is in progress (" + std::string(StateName(r_.state)) +
+                   "): finish it first (outpost ota run-once)");
+    if (!Go(State::kChecking, "checking the bundle " + dir)) return Error(save_error_);
+    if (!cfg_.remote_url.empty()) {  // the keys we trust, as the daemon sets them
+      Status s = AddRemote(cfg_.sysroot, cfg_.remote_url, cfg_.key_files);
+      if (!s.ok()) return Fail("cannot configure the remote: " + s.message());
+    }
+    auto pick = PickBundleDelta(dir);
+    if (!pick.ok()) return Fail("bundle: " + pick.status().message());
+    const BundleDelta& b = *pick;
+    if (b.to == booted_.commit) {
+      const std::string why = "up to date at " + b.to + " (bundle " + dir + ")";
+      if (!Go(State::kIdle, why)) return Error(save_error_);
+      return Done(Outcome::kIdle, why);
+    }
+    r_.target_commit = b.to;
+    r_.previous_commit = booted_.commit;
+    ++r_.download_attempts;
+    if (!Go(State::kDownloading, "bundle delta " + b.file)) return Error(save_error_);
+    // The index is not signed: its sha256 only says the file is the one it lists. A mismatch
+    // says nothing of the commit, so the commit is not marked refused.
+    auto sha = internal::Sha256File(b.file);
+    if (!sha.ok()) return Fail("bundle: " + sha.status().message());
+    if (*sha != b.sha256)
+      return Fail("bundle: '" + b.file + "' has sha256 " + *sha + ", its index says " + b.sha256);
+    // libostree's offline application checks no signature: ApplyStaticDelta does.
+    auto applied = internal::ApplyStaticDelta(cfg_.sysroot, b.file, b.to, booted_.commit);
+    if (!applied.ok()) {
+      if (applied.status().code() == Code::kInvalidArgument)
+        return Refuse("refused: bundle '" + b.file + "': " + applied.status().message());
+      return Fail("bundle '" + b.file + "' not applied: " + applied.status().message());
+    }
+    return Downloaded(*applied);
+  }
+
+ private:
+  static bool AtRest(State s) {
+    return s == State::kIdle || s == State::kCommitted || s == State::kRolledBack ||
+           s == State::kFailed;
+  }
+
+  struct BundleDelta {
+    std::string file, from, to, sha256;
+  };
+  // The delta file of outpost-bundle.json (image/README.md) for our ref, from the booted commit
+  // or else from empty, leading to the bundle's head of the ref.
+  Expected<BundleDelta> PickBundleDelta(const std::string& dir) {
+    const std::string index = dir + "/outpost-bundle.json";
+    std::ifstream in(index);
+    if (!in) return NotFound("cannot read '" + index + "'");
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || j.value("format", "") != "outpost-bundle/1" ||
+        !j.contains("refs") || !j["refs"].is_object() || !j.contains("deltas") ||
+        !j["deltas"].is_array())
+      return InvalidArgument("'" + index + "' is not an outpost-bundle/1 index");
+    const std::string& ref = cfg_.sysroot.ref;
+    if (!j["refs"].contains(ref) || !j["refs"][ref].is_string())
+      return NotFound("'" + index + "' has no ref " + ref);
+    const std::string head = j["refs"][ref].get<std::string>();
+    std::optional<BundleDelta> from_booted, from_empty;
+    for (const auto& e : j["deltas"]) {
+      if (!e.is_object() || e.value("ref", "") != ref || e.value("to", "") != head) continue;
+      BundleDelta b{e.value("file", ""), e.value("from", ""), head, e.value("sha256", "")};
+      if (b.file.empty() || b.file.find("..") != std::string::npos || b.sha256.empty())
+        return InvalidArgument("'" + index + "': a delta entry without a usable file or sha256");
+      b.file = dir + "/" + b.file;
+      if (!b.from.empty() && b.from == booted_.commit) from_booted = b;
+      if (b.from.empty()) from_empty = b;
+    }
+    if (head == booted_.commit) return BundleDelta{"", "", head, ""};
+    if (from_booted) return *from_booted;
+    if (from_empty) return *from_empty;
+    return NotFound("'" + index + "' has no delta to " + head + " from " +
+                    (booted_.commit.empty() ? "empty" : booted_.commit + " nor from empty"));
+  }
 };
 
 }  // namespace
 
 StepResult RunOnce(const AgentConfig& cfg) { return Agent(cfg).Run(); }
+
+StepResult ApplyBundle(const AgentConfig& cfg, const std::string& bundle_dir) {
+  return Agent(cfg).Bundle(bundle_dir);
+}
 
 }  // namespace outpost::ota

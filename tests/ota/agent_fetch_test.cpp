@@ -24,8 +24,7 @@ class OtaFetchTest : public OtaAgentTest {
  protected:
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(OtaAgentTest::SetUp());
-    cfg_.boot_id = "boot-1";  // booted into v1 (no outpostd: nothing here runs the gate)
-    cfg_.booted_commit = v1_;
+    BootWithoutOutpostd();
     cfg_.download.retry_base_s = 0.05;
     cfg_.download.retry_max_s = 0.1;
   }

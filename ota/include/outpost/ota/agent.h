@@ -80,6 +80,15 @@ struct StepResult {
 // (outpost_ota_transitions_total; outpost_ota_agent_steps_total{outcome}).
 StepResult RunOnce(const AgentConfig& cfg);
 
+// A USB/offline bundle (`outpost image bundle`: outpost-bundle.json, deltas/*.delta) as one
+// step from a state at rest (idle, committed, rolled back, failed; anything else: kError). The
+// delta file for cfg.sysroot.ref from the booted commit (else from empty) is checked against
+// the index's sha256, applied offline, and its commit verified by us (a trusted signature, no
+// downgrade) before the ref moves; then the usual checking -> downloading -> verifying ->
+// staged -> rebooting, so that the next RunOnce steps (the gate after the boot) finish it.
+// Nothing of the network is used (the remote is configured when cfg.remote_url is set).
+StepResult ApplyBundle(const AgentConfig& cfg, const std::string& bundle_dir);
+
 // The golden models of a deployment checkout: every `usr/lib/outpost/models/<name>/manifest.yaml`
 // (bundles written by `outpost image build`) with its golden input and output and its latency
 // budget (outpost.io/latency-budget-ms, 0: none). A bundle without goldens is an error.
