@@ -275,9 +275,9 @@ class Agent {
         case internal::DeltaOutcome::kFailed:  // a 4xx: not retried until the next check
           return Fail("download failed: " + d.message);
         case internal::DeltaOutcome::kInterrupted:
-          return Retry(Outcome::kIdle,
-                       std::string(d.disk_full ? "pull stopped, disk full" : "download interrupted") +
-                           ", will resume: " + d.message);
+          return Retry(Outcome::kIdle, std::string(d.disk_full ? "pull stopped, disk full"
+                                                               : "download interrupted") +
+                                           ", will resume: " + d.message);
         case internal::DeltaOutcome::kNoDelta:
           // Degraded: libostree's pull has no rate limit and no byte-level resume.
           MetricsRegistry::Global()
@@ -285,9 +285,10 @@ class Agent {
                           "OTA updates pulled by libostree because no usable static delta was "
                           "found (no rate limit, no byte-range resume)")
               .Inc();
-          OP_LOG_WARN("ota agent: degraded: {}; falling back to libostree's pull (no rate limit, "
-                      "no byte-range resume)",
-                      d.message);
+          OP_LOG_WARN(
+              "ota agent: degraded: {}; falling back to libostree's pull (no rate limit, "
+              "no byte-range resume)",
+              d.message);
           break;
       }
     }

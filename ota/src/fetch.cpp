@@ -79,8 +79,8 @@ void CountResume(const char* outcome) {
 }
 
 Counter& BytesCounter() {
-  return MetricsRegistry::Global().GetCounter(
-      "outpost_ota_download_bytes_total", "Bytes of OTA static delta files received (libcurl)");
+  return MetricsRegistry::Global().GetCounter("outpost_ota_download_bytes_total",
+                                              "Bytes of OTA static delta files received (libcurl)");
 }
 
 enum class FileStatus { kOk, kNotFound, kHttp4xx, kNetwork, kTooLarge, kIo };
@@ -119,9 +119,10 @@ size_t OnData(char* p, size_t size, size_t n, void* user) {
         CountResume("resumed");
       } else {
         CountResume("restarted");
-        OP_LOG_WARN("ota fetch: the server answered {} to a range request; starting the file "
-                    "again",
-                    code);
+        OP_LOG_WARN(
+            "ota fetch: the server answered {} to a range request; starting the file "
+            "again",
+            code);
         if (ftruncate(s->fd, 0) != 0) {
           s->write_errno = errno;
           return 0;
@@ -179,7 +180,8 @@ class Fetcher {
     const int attempts = std::max(1, o_.attempts);
     for (int attempt = 1; attempt <= attempts; ++attempt) {
       if (attempt > 1) {
-        double d = std::min(o_.retry_max_s, o_.retry_base_s * double(1 << std::min(attempt - 2, 16)));
+        double d =
+            std::min(o_.retry_max_s, o_.retry_base_s * double(1 << std::min(attempt - 2, 16)));
         d *= std::uniform_real_distribution<double>(0.5, 1.0)(rng_);
         OP_LOG_WARN("ota fetch: attempt {}/{} of {} in {:.2f} s: {}", attempt, attempts, url, d,
                     last);
@@ -315,13 +317,14 @@ std::optional<DeltaResult> GetChecked(Fetcher& f, const std::string& url, const 
     const std::string have = got.ok() ? *got : got.status().message();
     fs::remove(path);
     if (partial && round == 0) {
-      OP_LOG_WARN("ota fetch: '{}', continued from an earlier download, has sha256 {}; "
-                  "downloading it again",
-                  path, have);
+      OP_LOG_WARN(
+          "ota fetch: '{}', continued from an earlier download, has sha256 {}; "
+          "downloading it again",
+          path, have);
       continue;
     }
-    return Result(DeltaOutcome::kRefused, "'" + url + "' has sha256 " + have + ", " + signed_by +
-                                              " says " + sha256);
+    return Result(DeltaOutcome::kRefused,
+                  "'" + url + "' has sha256 " + have + ", " + signed_by + " says " + sha256);
   }
   return std::nullopt;  // not reached
 }
@@ -353,17 +356,17 @@ DeltaResult FetchAndApplyDelta(const SysrootConfig& cfg, const std::string& from
     const std::string dir = download_root + "/" + name;
     std::error_code ec;
     fs::create_directories(dir, ec);
-    if (ec) return Result(DeltaOutcome::kInterrupted, "cannot create '" + dir + "': " + ec.message());
+    if (ec)
+      return Result(DeltaOutcome::kInterrupted, "cannot create '" + dir + "': " + ec.message());
     for (const auto& e : fs::directory_iterator(download_root, ec)) {
       if (e.path().filename() == name) continue;
       OP_LOG_INFO("ota fetch: removing the stale download {}", e.path().string());
       fs::remove_all(e.path(), ec);
     }
-    OP_LOG_INFO("ota fetch: static delta {} -> {} into {}{}", base.empty() ? "empty" : base, to,
-                dir,
-                opts.rate_limit_kbps > 0
-                    ? " at most " + std::to_string(opts.rate_limit_kbps) + " kbit/s"
-                    : std::string());
+    OP_LOG_INFO(
+        "ota fetch: static delta {} -> {} into {}{}", base.empty() ? "empty" : base, to, dir,
+        opts.rate_limit_kbps > 0 ? " at most " + std::to_string(opts.rate_limit_kbps) + " kbit/s"
+                                 : std::string());
     Fetcher f(opts);
     const std::string url = sum->url + "/" + DeltaRelPath(base, to);
     if (auto stop = GetChecked(f, url + "/superblock", dir + "/superblock", 0, 256u << 20,
@@ -378,26 +381,25 @@ DeltaResult FetchAndApplyDelta(const SysrootConfig& cfg, const std::string& from
     // The superblock carries the commit (its checksum is `to`, signed through the summary):
     // a downgrade is refused before its parts are downloaded.
     if (Status s = CheckNotOlder(cfg, to, sb->timestamp, from); !s.ok())
-      return Result(s.code() == Code::kInvalidArgument ? DeltaOutcome::kRefused
-                                                       : DeltaOutcome::kInterrupted,
-                    s.message());
+      return Result(
+          s.code() == Code::kInvalidArgument ? DeltaOutcome::kRefused : DeltaOutcome::kInterrupted,
+          s.message());
     if (sb->fallbacks > 0)
-      return Result(DeltaOutcome::kNoDelta,
-                    "the delta leaves " + std::to_string(sb->fallbacks) +
-                        " objects to fetch one by one (fallbacks)");
+      return Result(DeltaOutcome::kNoDelta, "the delta leaves " + std::to_string(sb->fallbacks) +
+                                                " objects to fetch one by one (fallbacks)");
     for (size_t i = 0; i < sb->parts.size(); ++i) {
       const auto& p = sb->parts[i];
       const std::string part = std::to_string(i);
-      if (auto stop = GetChecked(f, url + "/" + part, dir + "/" + part, p.bytes, p.bytes,
-                                 p.sha256, "its superblock"))
+      if (auto stop = GetChecked(f, url + "/" + part, dir + "/" + part, p.bytes, p.bytes, p.sha256,
+                                 "its superblock"))
         return *stop;
     }
     auto applied = ApplyStaticDelta(cfg, dir, to, from);
     if (!applied.ok()) {
       const Code c = applied.status().code();
-      DeltaResult d = Result(c == Code::kInvalidArgument ? DeltaOutcome::kRefused
-                                                         : DeltaOutcome::kInterrupted,
-                             applied.status().message());
+      DeltaResult d =
+          Result(c == Code::kInvalidArgument ? DeltaOutcome::kRefused : DeltaOutcome::kInterrupted,
+                 applied.status().message());
       d.disk_full = c == Code::kResourceExhausted;
       if (d.outcome == DeltaOutcome::kRefused) fs::remove_all(dir, ec);
       return d;

@@ -394,8 +394,7 @@ namespace {
 // OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT (a private header in libostree): metadata, timestamp,
 // from, to, the commit, dependencies, part headers (version, sha256, compressed size,
 // uncompressed size, objects), fallback objects.
-constexpr const char* kSuperblockType =
-    "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
+constexpr const char* kSuperblockType = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
 
 std::string HexOf(GVariant* ay) {
   gsize n = 0;
@@ -423,8 +422,8 @@ Expected<guint64> CommitTime(OstreeRepo* repo, const std::string& commit) {
   return ostree_commit_get_timestamp(c);
 }
 
-Status NotOlderIn(OstreeRepo* repo, const SysrootConfig& cfg, const std::string& commit,
-                  uint64_t t, const std::string& not_older_than) {
+Status NotOlderIn(OstreeRepo* repo, const SysrootConfig& cfg, const std::string& commit, uint64_t t,
+                  const std::string& not_older_than) {
   const std::string refspec = cfg.remote + ":" + cfg.ref;
   g_autoptr(GError) err = nullptr;
   g_autofree char* current = nullptr;
@@ -542,8 +541,8 @@ Expected<Superblock> ReadSuperblock(const std::string& path) {
     Superblock::Part p;
     p.sha256 = HexOf(csum);
     p.bytes = order == 'l' ? GUINT64_FROM_LE(size) : GUINT64_FROM_BE(size);
-    if (p.sha256.empty()) return InvalidArgument("'" + path + "': part " + std::to_string(i) +
-                                                 " has no sha256");
+    if (p.sha256.empty())
+      return InvalidArgument("'" + path + "': part " + std::to_string(i) + " has no sha256");
     out.parts.push_back(p);
   }
   out.fallbacks = g_variant_n_children(fallbacks);
@@ -592,8 +591,8 @@ Expected<std::string> ApplyStaticDelta(const SysrootConfig& cfg, const std::stri
     OP_ASSIGN_OR_RETURN(guint64 t, CommitTime(l.repo, ends.to));
     OP_RETURN_IF_ERROR(NotOlderIn(l.repo, cfg, ends.to, t, not_older_than));
     const std::string refspec = cfg.remote + ":" + cfg.ref;
-    if (!ostree_repo_set_ref_immediate(l.repo, cfg.remote.c_str(), cfg.ref.c_str(),
-                                       ends.to.c_str(), nullptr, &err))
+    if (!ostree_repo_set_ref_immediate(l.repo, cfg.remote.c_str(), cfg.ref.c_str(), ends.to.c_str(),
+                                       nullptr, &err))
       return FromGError(err, "cannot set " + refspec + " to " + ends.to);
     return ends.to;
   }();

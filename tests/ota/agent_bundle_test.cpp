@@ -167,9 +167,11 @@ TEST_F(OtaBundleTest, ApplyBundleCliStagesFromTheDeviceConfig) {
   fs::copy_file(root_ + "/Release.asc", dir_ + "/keys/Release.asc");
   testing::WriteFile(dir_ + "/device.yaml",
                      "server:\n  listen_address: 127.0.0.1\n  port: 8080\nota:\n  enabled: true\n"
-                     "  remote_url: " + url + "\n  ref: outpost/test/x86_64\n"
-                     "  trusted_keys_dir: " + dir_ + "/keys\n  state_dir: " + cfg_.state_dir +
-                     "\n");
+                     "  remote_url: " +
+                         url +
+                         "\n  ref: outpost/test/x86_64\n"
+                         "  trusted_keys_dir: " +
+                         dir_ + "/keys\n  state_dir: " + cfg_.state_dir + "\n");
   auto apply = [&](const std::string& bundle) {
     return Sh(std::string(OUTPOST_CLI) + " ota apply-bundle " + bundle + " --config " + dir_ +
               "/device.yaml --sysroot " + sysroot_ + " --boot-id boot-1 --booted-commit " + v1_ +

@@ -42,8 +42,8 @@ class OtaFetchTest : public OtaAgentTest {
   // The delta from v1 to v2 on the server: the only delta directory with a base ("FROM-TO";
   // modified base64 has no '-'), read from the server's disk. Paths as the server sees them.
   struct ServerDelta {
-    std::string dir;  // "/repo/deltas/XX/REST-TO"
-    uint64_t bytes = 0;  // superblock + parts
+    std::string dir;                 // "/repo/deltas/XX/REST-TO"
+    uint64_t bytes = 0;              // superblock + parts
     std::vector<std::string> parts;  // "/repo/deltas/.../0", ...
   };
   ServerDelta FindDelta() {
@@ -90,8 +90,8 @@ TEST_F(OtaFetchTest, NetworkCutMidPullThenResumed) {
   server_->CutAt(d.parts[0], cut, /*once=*/false);
   server_->ClearRequests();
   cfg_.download.attempts = 2;
-  const uint64_t resumes = CounterValue("outpost_ota_download_resumes_total",
-                                        {{"outcome", "resumed"}});
+  const uint64_t resumes =
+      CounterValue("outpost_ota_download_resumes_total", {{"outcome", "resumed"}});
 
   StepResult s = RunOnce(cfg_);
   EXPECT_EQ(s.outcome, Outcome::kIdle) << s.message;
@@ -109,8 +109,7 @@ TEST_F(OtaFetchTest, NetworkCutMidPullThenResumed) {
   s = RunOnce(cfg_);
   ASSERT_EQ(s.outcome, Outcome::kRebootRequested) << s.message;
   EXPECT_THAT(server_->Ranges(), ::testing::Contains(Pair(d.parts[0], cut)));
-  EXPECT_GT(CounterValue("outpost_ota_download_resumes_total", {{"outcome", "resumed"}}),
-            resumes);
+  EXPECT_GT(CounterValue("outpost_ota_download_resumes_total", {{"outcome", "resumed"}}), resumes);
   const uint64_t served = server_->BodyBytes("/repo/deltas/");
   EXPECT_GE(served, d.bytes);
   EXPECT_LT(static_cast<double>(served), 1.1 * static_cast<double>(d.bytes))
@@ -148,8 +147,7 @@ TEST_F(OtaFetchTest, RateLimitHoldsTheDownloadDown) {
   server_->ClearRequests();
   const auto t0 = std::chrono::steady_clock::now();
   StepResult s = RunOnce(cfg_);
-  const double took =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(s.outcome, Outcome::kRebootRequested) << s.message;
   const double served = static_cast<double>(server_->BodyBytes("/repo/deltas/"));
   ASSERT_GT(served, 256 << 10);

@@ -185,15 +185,14 @@ class FileServer {
       } else {
         last = std::min<uint64_t>(last, size - 1);
         status = "206 Partial Content";
-        extra = "Content-Range: bytes " + std::to_string(first) + "-" + std::to_string(last) +
-                "/" + std::to_string(size) + "\r\n";
+        extra = "Content-Range: bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
+                std::to_string(size) + "\r\n";
         body = body.substr(first, last - first + 1);
         offset = first;
       }
     }
-    std::string head = "HTTP/1.1 " + status + "\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\n" + extra +
-                       "Connection: close\r\n\r\n";
+    std::string head = "HTTP/1.1 " + status + "\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\n" + extra + "Connection: close\r\n\r\n";
     if (!SendAll(c, head.data(), head.size())) return;
     size_t n = body.size();
     if (cut != UINT64_MAX) n = cut <= offset ? 0 : std::min<uint64_t>(n, cut - offset);

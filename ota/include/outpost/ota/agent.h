@@ -23,9 +23,9 @@ struct DownloadOptions {
   bool deltas = true;           // false: libostree's pull only (no rate limit, no byte resume)
   int64_t rate_limit_kbps = 0;  // kilobits per second per transfer; 0 = unlimited
   int connect_timeout_s = 30;
-  int low_speed_time_s = 60;    // under 1 byte/s this long: the transfer is given up
-  int attempts = 3;             // per file within one step (network errors, 5xx, 416)
-  double retry_base_s = 2;      // first wait between attempts, doubled, drawn in [d/2, d]
+  int low_speed_time_s = 60;  // under 1 byte/s this long: the transfer is given up
+  int attempts = 3;           // per file within one step (network errors, 5xx, 416)
+  double retry_base_s = 2;    // first wait between attempts, doubled, drawn in [d/2, d]
   double retry_max_s = 30;
 };
 
