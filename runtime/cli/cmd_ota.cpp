@@ -25,7 +25,7 @@ const char* kOtaUsage =
     "       outpost ota run-once --trusted-key FILE... [--state-dir DIR] [--sysroot PATH]\n"
     "           [--osname NAME] [--remote URL] [--remote-name NAME] [--ref REF]\n"
     "           [--outpostd HOST:PORT] [--gate-deadline-ms N] [--gate-runs N]\n"
-    "           [--boot-id ID] [--booted-commit COMMIT]\n"
+    "           [--boot-id ID] [--booted-commit COMMIT] [--rate-limit-kbps N]\n"
     "       outpost ota apply-bundle BUNDLE_DIR [--config FILE] [--sysroot PATH]\n"
     "           [--osname NAME] [--remote-name NAME] [--boot-id ID] [--booted-commit COMMIT]\n"
     "       outpost ota models update NAME --trusted-key FILE... [MODEL OPTIONS]\n"
@@ -39,7 +39,8 @@ const char* kOtaUsage =
     "the record as JSON. Exit 0 done, 100 reboot requested (the caller reboots), 1 error.\n"
     "Defaults: --sysroot /, --osname outpost, --remote-name outpost, --ref\n"
     "outpost/stable/x86_64, --outpostd 127.0.0.1:8080, --gate-deadline-ms 60000, --gate-runs\n"
-    "20. --remote reconfigures the remote (URL and keys) before the check. --boot-id and\n"
+    "20. --remote reconfigures the remote (URL and keys) before the check. --rate-limit-kbps:\n"
+    "the static delta's download limit in kilobits/s (0, the default: unlimited). --boot-id and\n"
     "--booted-commit stand in for the kernel's boot id and ostree's booted deployment (tests,\n"
     "fake sysroots).\n"
     "\n"
@@ -134,14 +135,16 @@ int RunOnce(int argc, char** argv) {
                 {"--gate-deadline-ms"},
                 {"--gate-runs"},
                 {"--boot-id"},
-                {"--booted-commit"}},
+                {"--booted-commit"},
+                {"--rate-limit-kbps"}},
                0, 0))
     return Usage(kOtaUsage, a.error());
   if (a.help()) return std::fputs(kOtaUsage, stdout), 0;
   if (!a.Has("--trusted-key")) return Usage(kOtaUsage, "run-once needs --trusted-key");
-  long long deadline = 0, runs = 0;
+  long long deadline = 0, runs = 0, rate = 0;
   if (!a.GetInt("--gate-deadline-ms", 60000, 100, 3600000, &deadline) ||
-      !a.GetInt("--gate-runs", 20, 1, 10000, &runs))
+      !a.GetInt("--gate-runs", 20, 1, 10000, &runs) ||
+      !a.GetInt("--rate-limit-kbps", 0, 0, 100000000, &rate))
     return Usage(kOtaUsage, a.error());
   ota::AgentConfig c;
   c.state_dir = a.Get("--state-dir", c.state_dir);
@@ -161,6 +164,7 @@ int RunOnce(int argc, char** argv) {
     return Usage(kOtaUsage, "--outpostd wants HOST:PORT, got '" + addr + "'");
   c.gate_deadline_ms = static_cast<double>(deadline);
   c.gate_runs = static_cast<int>(runs);
+  c.download.rate_limit_kbps = rate;
   c.boot_id = a.Get("--boot-id");
   c.booted_commit = a.Get("--booted-commit");
   ota::StepResult r = ota::RunOnce(c);
