@@ -15,7 +15,8 @@ PACKAGES=(
   # them (libostree drives gpg through gpgme) and the tests make their keys with it; the ostree CLI
   # is the tests' independent view of the repositories.
   libostree-dev ostree gnupg
-  # runtime/route: the cloud fallback's V2 client (libcurl, OpenSSL flavour).
+  # libcurl (OpenSSL flavour): runtime/route's V2 client for the cloud fallback, and ota/'s
+  # downloads of the OS update's static deltas (rate limit, byte-range resume).
   libcurl4-openssl-dev
   # Tests: the HTTP/JSON fuzzers (libFuzzer ships in clang's runtime), the curl CLI as a second
   # V2 client, Prometheus scraping outpostd's /metrics, a mosquitto broker (started by the

@@ -4,9 +4,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <utility>
 
 #include "bundle.h"
+#include "delta.h"
+#include "fetch.h"
 #include "outpost/config/device_config.h"
 #include "outpost/config/manifest.h"
 #include "outpost/core/log.h"
@@ -102,18 +106,20 @@ class Agent {
  public:
   explicit Agent(const AgentConfig& cfg) : cfg_(cfg), file_(cfg.state_dir) {}
 
-  StepResult Run() {
+  // Loads the state, observes the boot, persists Resume()'s record: the decision, or the error
+  // that stops the step.
+  Expected<Decision> Start() {
     auto loaded = file_.Load();
     if (!loaded.ok()) {
       OP_LOG_WARN("ota agent: {}", loaded.status().ToString());
       auto q = file_.Quarantine();
       if (!q.ok())
-        return Error("cannot move the corrupt state file aside: " + q.status().message());
+        return Internal("cannot move the corrupt state file aside: " + q.status().message());
     }
     Observed now;
     now.boot_id = cfg_.boot_id.empty() ? ReadBootId() : cfg_.boot_id;
     auto booted = Booted();
-    if (!booted.ok()) return Error(booted.status().message());
+    if (!booted.ok()) return booted.status();
     now.booted_commit = booted->commit;
     booted_ = *booted;
     Decision d = Resume(loaded, now, cfg_.limits);
@@ -121,14 +127,22 @@ class Agent {
     OP_LOG_INFO("ota agent: state {}, booted {}: {} ({})", StateName(r_.state),
                 now.booted_commit.empty() ? "unknown" : now.booted_commit, ActionName(d.action),
                 d.why);
-    if (!Save()) return Error(save_error_);
+    if (!Save()) return Internal(save_error_);
     // Resume() may have moved the record (e.g. rebooting -> verifying-after-boot): told as one
     // transition from the state loaded.
-    const State was = loaded.ok() && *loaded ? (*loaded)->state : State::kIdle;
-    if (cfg_.on_transition && loaded.ok() && r_.state != was) cfg_.on_transition(was, r_);
+    was_ = loaded.ok() && *loaded ? (*loaded)->state : State::kIdle;
+    loaded_ok_ = loaded.ok() && *loaded;
+    if (cfg_.on_transition && loaded.ok() && r_.state != was_) cfg_.on_transition(was_, r_);
+    return d;
+  }
+
+  StepResult Run() {
+    auto started = Start();
+    if (!started.ok()) return Error(started.status().message());
+    const Decision& d = *started;
     switch (d.action) {
       case Action::kNone:
-        if (r_.state == State::kFailed && loaded.ok() && *loaded && (*loaded)->state != r_.state)
+        if (r_.state == State::kFailed && loaded_ok_ && was_ != r_.state)
           return Done(Outcome::kFailed, r_.reason);
         // Rolled back, but the step stopped before its reboot: still running the failed commit.
         if (r_.state == State::kRolledBack && !r_.previous_commit.empty() &&
@@ -248,6 +262,36 @@ class Agent {
   }
 
   StepResult Download() {
+    if (cfg_.download.deltas) {
+      // The static delta from the booted commit (or from empty) with libcurl: rate limit,
+      // byte-range resume across steps and restarts (ota/README.md, "Delta download").
+      internal::DeltaResult d = internal::FetchAndApplyDelta(
+          cfg_.sysroot, r_.previous_commit, cfg_.state_dir + "/download", cfg_.download);
+      switch (d.outcome) {
+        case internal::DeltaOutcome::kApplied:
+          return Downloaded(d.commit);
+        case internal::DeltaOutcome::kRefused:
+          return Refuse("refused: " + d.message);
+        case internal::DeltaOutcome::kFailed:  // a 4xx: not retried until the next check
+          return Fail("download failed: " + d.message);
+        case internal::DeltaOutcome::kInterrupted:
+          return Retry(Outcome::kIdle, std::string(d.disk_full ? "pull stopped, disk full"
+                                                               : "download interrupted") +
+                                           ", will resume: " + d.message);
+        case internal::DeltaOutcome::kNoDelta:
+          // Degraded: libostree's pull has no rate limit and no byte-level resume.
+          MetricsRegistry::Global()
+              .GetCounter("outpost_ota_delta_fallbacks_total",
+                          "OTA updates pulled by libostree because no usable static delta was "
+                          "found (no rate limit, no byte-range resume)")
+              .Inc();
+          OP_LOG_WARN(
+              "ota agent: degraded: {}; falling back to libostree's pull (no rate limit, "
+              "no byte-range resume)",
+              d.message);
+          break;
+      }
+    }
     auto pulled = Pull(cfg_.sysroot);
     if (!pulled.ok()) {
       if (pulled.status().code() == Code::kInvalidArgument)
@@ -258,12 +302,16 @@ class Agent {
       return Retry(Outcome::kIdle, std::string(full ? "pull stopped, disk full" : "pull interrupted") +
                                        ", will resume: " + pulled.status().message());
     }
-    if (*pulled != r_.target_commit) {
+    return Downloaded(*pulled);
+  }
+
+  StepResult Downloaded(const std::string& commit) {
+    if (commit != r_.target_commit) {
       OP_LOG_INFO("ota agent: the ref moved from {} to {} during the check", r_.target_commit,
-                  *pulled);
-      r_.target_commit = *pulled;
+                  commit);
+      r_.target_commit = commit;
     }
-    if (!Go(State::kVerifying, "pulled " + *pulled)) return Error(save_error_);
+    if (!Go(State::kVerifying, "pulled " + commit)) return Error(save_error_);
     return VerifyAndDeploy();
   }
 
@@ -374,10 +422,97 @@ class Agent {
   Record r_;
   Deployment booted_;
   std::string save_error_;
+  State was_ = State::kIdle;  // the state loaded
+  bool loaded_ok_ = false;    // a sound state file was there
+
+ public:
+  StepResult Bundle(const std::string& dir) {
+    auto started = Start();
+    if (!started.ok()) return Error(started.status().message());
+    if (started->action != Action::kNone || !AtRest(r_.state))
+      return Error("an update is in progress (" + std::string(StateName(r_.state)) +
+                   "): finish it first (outpost ota run-once)");
+    if (!Go(State::kChecking, "checking the bundle " + dir)) return Error(save_error_);
+    if (!cfg_.remote_url.empty()) {  // the keys we trust, as the daemon sets them
+      Status s = AddRemote(cfg_.sysroot, cfg_.remote_url, cfg_.key_files);
+      if (!s.ok()) return Fail("cannot configure the remote: " + s.message());
+    }
+    auto pick = PickBundleDelta(dir);
+    if (!pick.ok()) return Fail("bundle: " + pick.status().message());
+    const BundleDelta& b = *pick;
+    if (b.to == booted_.commit) {
+      const std::string why = "up to date at " + b.to + " (bundle " + dir + ")";
+      if (!Go(State::kIdle, why)) return Error(save_error_);
+      return Done(Outcome::kIdle, why);
+    }
+    r_.target_commit = b.to;
+    r_.previous_commit = booted_.commit;
+    ++r_.download_attempts;
+    if (!Go(State::kDownloading, "bundle delta " + b.file)) return Error(save_error_);
+    // The index is not signed: its sha256 only says the file is the one it lists. A mismatch
+    // says nothing of the commit, so the commit is not marked refused.
+    auto sha = internal::Sha256File(b.file);
+    if (!sha.ok()) return Fail("bundle: " + sha.status().message());
+    if (*sha != b.sha256)
+      return Fail("bundle: '" + b.file + "' has sha256 " + *sha + ", its index says " + b.sha256);
+    // libostree's offline application checks no signature: ApplyStaticDelta does.
+    auto applied = internal::ApplyStaticDelta(cfg_.sysroot, b.file, b.to, booted_.commit);
+    if (!applied.ok()) {
+      if (applied.status().code() == Code::kInvalidArgument)
+        return Refuse("refused: bundle '" + b.file + "': " + applied.status().message());
+      return Fail("bundle '" + b.file + "' not applied: " + applied.status().message());
+    }
+    return Downloaded(*applied);
+  }
+
+ private:
+  static bool AtRest(State s) {
+    return s == State::kIdle || s == State::kCommitted || s == State::kRolledBack ||
+           s == State::kFailed;
+  }
+
+  struct BundleDelta {
+    std::string file, from, to, sha256;
+  };
+  // The delta file of outpost-bundle.json (image/README.md) for our ref, from the booted commit
+  // or else from empty, leading to the bundle's head of the ref.
+  Expected<BundleDelta> PickBundleDelta(const std::string& dir) {
+    const std::string index = dir + "/outpost-bundle.json";
+    std::ifstream in(index);
+    if (!in) return NotFound("cannot read '" + index + "'");
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || j.value("format", "") != "outpost-bundle/1" ||
+        !j.contains("refs") || !j["refs"].is_object() || !j.contains("deltas") ||
+        !j["deltas"].is_array())
+      return InvalidArgument("'" + index + "' is not an outpost-bundle/1 index");
+    const std::string& ref = cfg_.sysroot.ref;
+    if (!j["refs"].contains(ref) || !j["refs"][ref].is_string())
+      return NotFound("'" + index + "' has no ref " + ref);
+    const std::string head = j["refs"][ref].get<std::string>();
+    std::optional<BundleDelta> from_booted, from_empty;
+    for (const auto& e : j["deltas"]) {
+      if (!e.is_object() || e.value("ref", "") != ref || e.value("to", "") != head) continue;
+      BundleDelta b{e.value("file", ""), e.value("from", ""), head, e.value("sha256", "")};
+      if (b.file.empty() || b.file.find("..") != std::string::npos || b.sha256.empty())
+        return InvalidArgument("'" + index + "': a delta entry without a usable file or sha256");
+      b.file = dir + "/" + b.file;
+      if (!b.from.empty() && b.from == booted_.commit) from_booted = b;
+      if (b.from.empty()) from_empty = b;
+    }
+    if (head == booted_.commit) return BundleDelta{"", "", head, ""};
+    if (from_booted) return *from_booted;
+    if (from_empty) return *from_empty;
+    return NotFound("'" + index + "' has no delta to " + head + " from " +
+                    (booted_.commit.empty() ? "empty" : booted_.commit + " nor from empty"));
+  }
 };
 
 }  // namespace
 
 StepResult RunOnce(const AgentConfig& cfg) { return Agent(cfg).Run(); }
+
+StepResult ApplyBundle(const AgentConfig& cfg, const std::string& bundle_dir) {
+  return Agent(cfg).Bundle(bundle_dir);
+}
 
 }  // namespace outpost::ota

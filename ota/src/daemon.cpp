@@ -279,6 +279,7 @@ Expected<DaemonConfig> DaemonConfigFromDevice(const config::DeviceConfig& dc) {
       return InvalidArgument("ota.trusted_keys_dir '" + o.trusted_keys_dir + "' holds no key");
   }
   a.limits.max_boots = static_cast<uint32_t>(o.max_boot_attempts);
+  a.download.rate_limit_kbps = o.rate_limit_kbps;
   a.gate_deadline_ms = o.health_deadline_s * 1000.0;
   a.gate_runs = o.health_gate_runs;
   // outpostd on this device: a wildcard listen address is reached on loopback.

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "bundle.h"
+#include "fetch.h"
 #include "http_client.h"
 #include "outpost/config/manifest.h"
 #include "outpost/core/log.h"
@@ -142,22 +143,6 @@ Expected<std::string> ReadText(const std::string& path) {
   return ss.str();
 }
 
-Expected<std::string> Sha256File(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot read '" + path + "'");
-  GChecksum* c = g_checksum_new(G_CHECKSUM_SHA256);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0)
-      g_checksum_update(c, reinterpret_cast<const guchar*>(buf.data()),
-                        static_cast<gssize>(in.gcount()));
-  }
-  std::string hex = g_checksum_get_string(c);
-  g_checksum_free(c);
-  return hex;
-}
-
 // The checkout holds exactly the files the commit's metadata lists, with their sha256 and size.
 Status VerifyCheckout(const std::string& dir, const std::vector<BundleFileMeta>& files) {
   if (files.empty())
@@ -181,7 +166,7 @@ Status VerifyCheckout(const std::string& dir, const std::vector<BundleFileMeta>&
     if (bytes != w->second->bytes)
       return InvalidArgument("'" + rel + "' has " + std::to_string(bytes) +
                              " bytes, the commit says " + std::to_string(w->second->bytes));
-    OP_ASSIGN_OR_RETURN(std::string sha, Sha256File(it->path().string()));
+    OP_ASSIGN_OR_RETURN(std::string sha, internal::Sha256File(it->path().string()));
     if (sha != w->second->sha256)
       return InvalidArgument("'" + rel + "' has sha256 " + sha + ", the commit says " +
                              w->second->sha256);

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <utility>
 
+#include "delta.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
 
@@ -99,14 +101,10 @@ Status CleanedUp(Loaded& l, Status failed) {
   return failed;
 }
 
-Status VerifyIn(OstreeRepo* repo, const SysrootConfig& cfg, const std::string& commit) {
-  if (cfg.trusted_fingerprints.empty())
-    return InvalidArgument("no trusted key fingerprints configured");
-  const std::string what = "commit " + commit;
+// A valid signature in `res` by one of cfg.trusted_fingerprints (primary or subkey).
+Status TrustedSignature(OstreeGpgVerifyResult* res, const SysrootConfig& cfg,
+                        const std::string& what) {
   g_autoptr(GError) err = nullptr;
-  g_autoptr(OstreeGpgVerifyResult) res =
-      ostree_repo_verify_commit_for_remote(repo, commit.c_str(), cfg.remote.c_str(), nullptr, &err);
-  if (!res) return FromGError(err, what + " refused", Code::kInvalidArgument);
   std::string foreign;
   bool trusted = false;
   for (guint i = 0, n = ostree_gpg_verify_result_count_all(res); i < n; ++i) {
@@ -132,6 +130,17 @@ Status VerifyIn(OstreeRepo* repo, const SysrootConfig& cfg, const std::string& c
     return InvalidArgument(what + ": signed only by key " + foreign +
                            ", which is not among the trusted keys");
   return Status::Ok();
+}
+
+Status VerifyIn(OstreeRepo* repo, const SysrootConfig& cfg, const std::string& commit) {
+  if (cfg.trusted_fingerprints.empty())
+    return InvalidArgument("no trusted key fingerprints configured");
+  const std::string what = "commit " + commit;
+  g_autoptr(GError) err = nullptr;
+  g_autoptr(OstreeGpgVerifyResult) res =
+      ostree_repo_verify_commit_for_remote(repo, commit.c_str(), cfg.remote.c_str(), nullptr, &err);
+  if (!res) return FromGError(err, what + " refused", Code::kInvalidArgument);
+  return TrustedSignature(res, cfg, what);
 }
 
 std::string VersionOf(OstreeRepo* repo, const char* commit) {
@@ -377,5 +386,220 @@ Status CheckoutCommit(const SysrootConfig& cfg, const std::string& commit,
   Count("checkout", s);
   return s;
 }
+
+namespace internal {
+
+namespace {
+
+// OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT (a private header in libostree): metadata, timestamp,
+// from, to, the commit, dependencies, part headers (version, sha256, compressed size,
+// uncompressed size, objects), fallback objects.
+constexpr const char* kSuperblockType = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
+
+std::string HexOf(GVariant* ay) {
+  gsize n = 0;
+  const auto* b = static_cast<const guint8*>(g_variant_get_fixed_array(ay, &n, 1));
+  if (n != 32) return "";
+  char hex[65];
+  ostree_checksum_inplace_from_bytes(b, hex);
+  return hex;
+}
+
+std::string Iso(guint64 t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
+}
+
+Expected<guint64> CommitTime(OstreeRepo* repo, const std::string& commit) {
+  g_autoptr(GVariant) c = nullptr;
+  g_autoptr(GError) err = nullptr;
+  if (!ostree_repo_load_variant(repo, OSTREE_OBJECT_TYPE_COMMIT, commit.c_str(), &c, &err))
+    return FromGError(err, "commit " + commit + " not in the repo", Code::kNotFound);
+  return ostree_commit_get_timestamp(c);
+}
+
+Status NotOlderIn(OstreeRepo* repo, const SysrootConfig& cfg, const std::string& commit, uint64_t t,
+                  const std::string& not_older_than) {
+  const std::string refspec = cfg.remote + ":" + cfg.ref;
+  g_autoptr(GError) err = nullptr;
+  g_autofree char* current = nullptr;
+  if (!ostree_repo_resolve_rev(repo, refspec.c_str(), TRUE, &current, &err))
+    return FromGError(err, "cannot resolve " + refspec, Code::kInternal);
+  for (std::string older : {std::string(current ? current : ""), not_older_than}) {
+    if (older.empty() || older == commit) continue;
+    auto t0 = CommitTime(repo, older);
+    if (t0.ok() && t < *t0)
+      return InvalidArgument("commit " + commit + " (" + Iso(t) +
+                             ") is chronologically older than " + older + " (" + Iso(*t0) +
+                             "): a downgrade, refused");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CheckNotOlder(const SysrootConfig& cfg, const std::string& commit, uint64_t t,
+                     const std::string& not_older_than) {
+  Loaded l;
+  OP_RETURN_IF_ERROR(Load(cfg, l, false));
+  return NotOlderIn(l.repo, cfg, commit, t, not_older_than);
+}
+
+Expected<RemoteSummary> ReadRemoteSummary(const SysrootConfig& cfg) {
+  Loaded l;
+  OP_RETURN_IF_ERROR(Load(cfg, l, false));
+  RemoteSummary out;
+  g_autoptr(GError) err = nullptr;
+  g_autofree char* url = nullptr;
+  if (!ostree_repo_remote_get_url(l.repo, cfg.remote.c_str(), &url, &err))
+    return FromGError(err, "remote " + cfg.remote, Code::kNotFound);
+  out.url = url;
+  while (!out.url.empty() && out.url.back() == '/') out.url.pop_back();
+  g_autoptr(GBytes) summary = nullptr;
+  g_autoptr(GBytes) sigs = nullptr;
+  if (!ostree_repo_remote_fetch_summary_with_options(l.repo, cfg.remote.c_str(), nullptr, &summary,
+                                                     &sigs, nullptr, &err)) {
+    bool refused = err && (strstr(err->message, "GPG") || strstr(err->message, "ignature"));
+    return FromGError(err, "cannot read the summary of remote " + cfg.remote,
+                      refused ? Code::kInvalidArgument : Code::kUnavailable);
+  }
+  if (!summary) return Unavailable("remote " + cfg.remote + " has no summary");
+  if (!sigs) return InvalidArgument("the summary of remote " + cfg.remote + " is not signed");
+  // libostree checked it with gpg-verify-summary against its keyrings; ours is narrower.
+  g_autoptr(OstreeGpgVerifyResult) res =
+      ostree_repo_verify_summary(l.repo, cfg.remote.c_str(), summary, sigs, nullptr, &err);
+  if (!res)
+    return FromGError(err, "the summary of remote " + cfg.remote + " refused",
+                      Code::kInvalidArgument);
+  OP_RETURN_IF_ERROR(TrustedSignature(res, cfg, "the summary of remote " + cfg.remote));
+  g_autoptr(GVariant) v = g_variant_ref_sink(
+      g_variant_new_from_bytes(G_VARIANT_TYPE("(a(s(taya{sv}))a{sv})"), summary, FALSE));
+  g_autoptr(GVariant) refs = g_variant_get_child_value(v, 0);
+  for (gsize i = 0, n = g_variant_n_children(refs); i < n; ++i) {
+    const char* name = nullptr;
+    g_autoptr(GVariant) csum = nullptr;
+    g_variant_get_child(refs, i, "(&s(t@aya{sv}))", &name, nullptr, &csum, nullptr);
+    if (cfg.ref == name) out.head = HexOf(csum);
+  }
+  if (out.head.empty()) return NotFound("remote " + cfg.remote + " has no ref " + cfg.ref);
+  g_autoptr(GVariant) meta = g_variant_get_child_value(v, 1);
+  g_autoptr(GVariant) deltas =
+      g_variant_lookup_value(meta, "ostree.static-deltas", G_VARIANT_TYPE("a{sv}"));
+  if (deltas) {
+    for (gsize i = 0, n = g_variant_n_children(deltas); i < n; ++i) {
+      const char* name = nullptr;
+      g_autoptr(GVariant) digest = nullptr;
+      g_variant_get_child(deltas, i, "{&sv}", &name, &digest);
+      if (g_variant_is_of_type(digest, G_VARIANT_TYPE("ay"))) out.deltas[name] = HexOf(digest);
+    }
+  }
+  return out;
+}
+
+std::string DeltaRelPath(const std::string& from, const std::string& to) {
+  auto b64 = [](const std::string& c) {
+    g_autofree guchar* bytes = ostree_checksum_to_bytes(c.c_str());
+    g_autofree char* s = ostree_checksum_b64_from_bytes(bytes);
+    return std::string(s);
+  };
+  const std::string name = from.empty() ? b64(to) : b64(from) + "-" + b64(to);
+  return "deltas/" + name.substr(0, 2) + "/" + name.substr(2);
+}
+
+Expected<Superblock> ReadSuperblock(const std::string& path) {
+  g_autoptr(GError) err = nullptr;
+  g_autoptr(GMappedFile) m = g_mapped_file_new(path.c_str(), FALSE, &err);
+  if (!m) return FromGError(err, "cannot read the static delta '" + path + "'", Code::kNotFound);
+  g_autoptr(GBytes) bytes = g_mapped_file_get_bytes(m);
+  g_autoptr(GVariant) sb =
+      g_variant_ref_sink(g_variant_new_from_bytes(G_VARIANT_TYPE(kSuperblockType), bytes, FALSE));
+  g_autoptr(GVariant) meta = g_variant_get_child_value(sb, 0);
+  g_autoptr(GVariant) from = g_variant_get_child_value(sb, 2);
+  g_autoptr(GVariant) to = g_variant_get_child_value(sb, 3);
+  g_autoptr(GVariant) parts = g_variant_get_child_value(sb, 6);
+  g_autoptr(GVariant) fallbacks = g_variant_get_child_value(sb, 7);
+  g_autoptr(GVariant) commit = g_variant_get_child_value(sb, 4);
+  Superblock out;
+  out.timestamp = ostree_commit_get_timestamp(commit);
+  out.to = HexOf(to);
+  if (g_variant_n_children(from) > 0) out.from = HexOf(from);
+  if (out.to.empty() || (g_variant_n_children(from) > 0 && out.from.empty()))
+    return InvalidArgument("'" + path + "' is not a static delta superblock");
+  // Sizes are in the generator's byte order, named by ostree.endianness ('l' or 'B').
+  guchar order = 'B';
+  g_variant_lookup(meta, "ostree.endianness", "y", &order);
+  for (gsize i = 0, n = g_variant_n_children(parts); i < n; ++i) {
+    guint32 version = 0;
+    guint64 size = 0, uncompressed = 0;
+    g_autoptr(GVariant) csum = nullptr;
+    g_autoptr(GVariant) objects = nullptr;
+    g_variant_get_child(parts, i, "(u@aytt@ay)", &version, &csum, &size, &uncompressed, &objects);
+    Superblock::Part p;
+    p.sha256 = HexOf(csum);
+    p.bytes = order == 'l' ? GUINT64_FROM_LE(size) : GUINT64_FROM_BE(size);
+    if (p.sha256.empty())
+      return InvalidArgument("'" + path + "': part " + std::to_string(i) + " has no sha256");
+    out.parts.push_back(p);
+  }
+  out.fallbacks = g_variant_n_children(fallbacks);
+  return out;
+}
+
+Expected<std::string> ApplyStaticDelta(const SysrootConfig& cfg, const std::string& path,
+                                       const std::string& expected_to,
+                                       const std::string& not_older_than) {
+  Expected<std::string> r = [&]() -> Expected<std::string> {
+    std::error_code ec;
+    const bool dir = std::filesystem::is_directory(path, ec);
+    OP_ASSIGN_OR_RETURN(Superblock ends, ReadSuperblock(dir ? path + "/superblock" : path));
+    if (!expected_to.empty() && ends.to != expected_to)
+      return InvalidArgument("static delta '" + path + "' leads to " + ends.to + ", expected " +
+                             expected_to);
+    Loaded l;
+    OP_RETURN_IF_ERROR(Load(cfg, l, false));
+    g_autoptr(GError) err = nullptr;
+    if (!ends.from.empty()) {
+      gboolean have = FALSE;
+      if (!ostree_repo_has_object(l.repo, OSTREE_OBJECT_TYPE_COMMIT, ends.from.c_str(), &have,
+                                  nullptr, &err) ||
+          !have)
+        return NotFound("static delta '" + path + "': its base commit " + ends.from +
+                        " is not in the repo");
+    }
+    // Objects only: libostree's offline application checks no signature and moves no ref.
+    if (!ostree_repo_prepare_transaction(l.repo, nullptr, nullptr, &err))
+      return FromGError(err, "cannot start a transaction");
+    g_autoptr(GFile) f = g_file_new_for_path(path.c_str());
+    if (!ostree_repo_static_delta_execute_offline(l.repo, f, FALSE, nullptr, &err)) {
+      // A delta that does not match what it claims is refused; anything else (I/O) may pass.
+      const bool corrupt = strstr(err->message, "hecksum") || strstr(err->message, "orrupt") ||
+                           strstr(err->message, "nvalid") || strstr(err->message, "xpected");
+      Status s = FromGError(err, "static delta '" + path + "' not applied",
+                            corrupt ? Code::kInvalidArgument : Code::kIoError);
+      g_autoptr(GError) abort_err = nullptr;
+      ostree_repo_abort_transaction(l.repo, nullptr, &abort_err);
+      return s;
+    }
+    if (!ostree_repo_commit_transaction(l.repo, nullptr, nullptr, &err))
+      return FromGError(err, "static delta '" + path + "': cannot commit the transaction");
+    // Our checks, which the offline application does not make.
+    OP_RETURN_IF_ERROR(VerifyIn(l.repo, cfg, ends.to));
+    OP_ASSIGN_OR_RETURN(guint64 t, CommitTime(l.repo, ends.to));
+    OP_RETURN_IF_ERROR(NotOlderIn(l.repo, cfg, ends.to, t, not_older_than));
+    const std::string refspec = cfg.remote + ":" + cfg.ref;
+    if (!ostree_repo_set_ref_immediate(l.repo, cfg.remote.c_str(), cfg.ref.c_str(), ends.to.c_str(),
+                                       nullptr, &err))
+      return FromGError(err, "cannot set " + refspec + " to " + ends.to);
+    return ends.to;
+  }();
+  Count("apply-delta", r.status());
+  return r;
+}
+
+}  // namespace internal
 
 }  // namespace outpost::ota

@@ -8,6 +8,10 @@
 
 #include "outpost/core/status.h"
 
+namespace outpost::ota {
+struct AgentConfig;
+}
+
 namespace outpost::cli {
 
 // Exit code for usage errors.
@@ -52,6 +56,10 @@ int CmdTelemetry(int argc, char** argv);  // outpost telemetry tail
 int CmdImage(int argc, char** argv);  // outpost image build|bundle|verify
 int CmdOta(int argc, char** argv);    // outpost ota status|run-once|agent
 int CmdOtaAgent(int argc, char** argv);  // outpost ota agent (cmd_ota_agent.cpp)
+// The flags `ota agent` and `ota apply-bundle` add to the device config's settings (--sysroot,
+// --osname, --remote-name, --boot-id, --booted-commit; cmd_ota.cpp), and the trusted
+// fingerprints of the configured key files.
+Status OtaLocalFlags(const Args& a, ota::AgentConfig& c);
 int CmdQuantize(int argc, char** argv);  // outpost quantize (quantize/)
 
 }  // namespace outpost::cli

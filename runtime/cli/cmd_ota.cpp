@@ -1,5 +1,6 @@
 // outpost ota status: the update agent's persisted state, read from its state file.
 // outpost ota run-once: one step of the update agent (ota/agent.h).
+// outpost ota apply-bundle: a USB/offline bundle through the agent (ota/agent.h).
 // outpost ota models update|rollback|list: model-only updates (ota/models.h).
 #include <cstdio>
 #include <cstdlib>
@@ -7,8 +8,10 @@
 #include <string>
 
 #include "args.h"
+#include "outpost/config/device_config.h"
 #include "outpost/image/image.h"
 #include "outpost/ota/agent.h"
+#include "outpost/ota/daemon.h"
 #include "outpost/ota/models.h"
 #include "outpost/ota/state.h"
 
@@ -22,7 +25,9 @@ const char* kOtaUsage =
     "       outpost ota run-once --trusted-key FILE... [--state-dir DIR] [--sysroot PATH]\n"
     "           [--osname NAME] [--remote URL] [--remote-name NAME] [--ref REF]\n"
     "           [--outpostd HOST:PORT] [--gate-deadline-ms N] [--gate-runs N]\n"
-    "           [--boot-id ID] [--booted-commit COMMIT]\n"
+    "           [--boot-id ID] [--booted-commit COMMIT] [--rate-limit-kbps N]\n"
+    "       outpost ota apply-bundle BUNDLE_DIR [--config FILE] [--sysroot PATH]\n"
+    "           [--osname NAME] [--remote-name NAME] [--boot-id ID] [--booted-commit COMMIT]\n"
     "       outpost ota models update NAME --trusted-key FILE... [MODEL OPTIONS]\n"
     "       outpost ota models rollback NAME [MODEL OPTIONS]\n"
     "       outpost ota models list [--state-dir DIR] [--json]\n"
@@ -34,9 +39,19 @@ const char* kOtaUsage =
     "the record as JSON. Exit 0 done, 100 reboot requested (the caller reboots), 1 error.\n"
     "Defaults: --sysroot /, --osname outpost, --remote-name outpost, --ref\n"
     "outpost/stable/x86_64, --outpostd 127.0.0.1:8080, --gate-deadline-ms 60000, --gate-runs\n"
-    "20. --remote reconfigures the remote (URL and keys) before the check. --boot-id and\n"
+    "20. --remote reconfigures the remote (URL and keys) before the check. --rate-limit-kbps:\n"
+    "the static delta's download limit in kilobits/s (0, the default: unlimited). --boot-id and\n"
     "--booted-commit stand in for the kernel's boot id and ostree's booted deployment (tests,\n"
     "fake sysroots).\n"
+    "\n"
+    "apply-bundle: a USB bundle (outpost image bundle) as the agent's update: the delta file\n"
+    "for ota.ref from the booted commit (else from empty) checked against the bundle index's\n"
+    "sha256, applied offline, its commit verified against ota.trusted_keys_dir (a signature by\n"
+    "a trusted key, no downgrade), deployed and the reboot asked for; the agent's next steps run\n"
+    "the health gate after the boot. Settings from the device config (default\n"
+    "/etc/outpost/device.yaml: ota.ref, ota.trusted_keys_dir, ota.state_dir, ota.remote_url).\n"
+    "Only from a state at rest (no update in progress). Prints the outcome and the record as\n"
+    "JSON. Exit 100 staged (reboot requested), 0 up to date, 1 refused or failed.\n"
     "\n"
     "status: prints the update agent's state (checking, downloading, verifying, staged,\n"
     "rebooting, verifying-after-boot, committed, rolling-back, rolled-back, failed; idle when\n"
@@ -99,6 +114,13 @@ int Status(int argc, char** argv) {
   return 0;
 }
 
+void PrintStep(const ota::StepResult& r) {
+  nlohmann::json j = {{"outcome", ota::OutcomeName(r.outcome)},
+                      {"message", r.message},
+                      {"record", nlohmann::json::parse(ota::RecordJson(r.record))}};
+  std::printf("%s\n", j.dump(2).c_str());
+}
+
 int RunOnce(int argc, char** argv) {
   Args a;
   if (!a.Parse(argc, argv, 3,
@@ -113,14 +135,16 @@ int RunOnce(int argc, char** argv) {
                 {"--gate-deadline-ms"},
                 {"--gate-runs"},
                 {"--boot-id"},
-                {"--booted-commit"}},
+                {"--booted-commit"},
+                {"--rate-limit-kbps"}},
                0, 0))
     return Usage(kOtaUsage, a.error());
   if (a.help()) return std::fputs(kOtaUsage, stdout), 0;
   if (!a.Has("--trusted-key")) return Usage(kOtaUsage, "run-once needs --trusted-key");
-  long long deadline = 0, runs = 0;
+  long long deadline = 0, runs = 0, rate = 0;
   if (!a.GetInt("--gate-deadline-ms", 60000, 100, 3600000, &deadline) ||
-      !a.GetInt("--gate-runs", 20, 1, 10000, &runs))
+      !a.GetInt("--gate-runs", 20, 1, 10000, &runs) ||
+      !a.GetInt("--rate-limit-kbps", 0, 0, 100000000, &rate))
     return Usage(kOtaUsage, a.error());
   ota::AgentConfig c;
   c.state_dir = a.Get("--state-dir", c.state_dir);
@@ -140,15 +164,40 @@ int RunOnce(int argc, char** argv) {
     return Usage(kOtaUsage, "--outpostd wants HOST:PORT, got '" + addr + "'");
   c.gate_deadline_ms = static_cast<double>(deadline);
   c.gate_runs = static_cast<int>(runs);
+  c.download.rate_limit_kbps = rate;
   c.boot_id = a.Get("--boot-id");
   c.booted_commit = a.Get("--booted-commit");
   ota::StepResult r = ota::RunOnce(c);
-  nlohmann::json j = {{"outcome", ota::OutcomeName(r.outcome)},
-                      {"message", r.message},
-                      {"record", nlohmann::json::parse(ota::RecordJson(r.record))}};
-  std::printf("%s\n", j.dump(2).c_str());
+  PrintStep(r);
   if (r.outcome == ota::Outcome::kError) return 1;
   return r.outcome == ota::Outcome::kRebootRequested ? 100 : 0;
+}
+
+int ApplyBundle(int argc, char** argv) {
+  Args a;
+  if (!a.Parse(argc, argv, 3,
+               {{"--config"},
+                {"--sysroot"},
+                {"--osname"},
+                {"--remote-name"},
+                {"--boot-id"},
+                {"--booted-commit"}},
+               1, 1))
+    return Usage(kOtaUsage, a.error());
+  if (a.help()) return std::fputs(kOtaUsage, stdout), 0;
+  auto dc = config::LoadDeviceConfig(a.Get("--config", "/etc/outpost/device.yaml"));
+  if (!dc.ok()) return Fail(dc.status(), "ota apply-bundle");
+  auto d = ota::DaemonConfigFromDevice(*dc);
+  if (!d.ok()) return Fail(d.status(), "ota apply-bundle");
+  ota::AgentConfig& c = d->agent;
+  if (c.sysroot.ref.empty() || c.key_files.empty())
+    return Fail(InvalidArgument("ota.ref and ota.trusted_keys_dir are needed in " + dc->source),
+                "ota apply-bundle");
+  if (outpost::Status s = OtaLocalFlags(a, c); !s.ok()) return Fail(s, "ota apply-bundle");
+  ota::StepResult r = ota::ApplyBundle(c, a.positional()[0]);
+  PrintStep(r);
+  if (r.outcome == ota::Outcome::kRebootRequested) return 100;
+  return r.outcome == ota::Outcome::kIdle ? 0 : 1;
 }
 
 int Models(int argc, char** argv) {
@@ -237,12 +286,25 @@ int Models(int argc, char** argv) {
 
 }  // namespace
 
+outpost::Status OtaLocalFlags(const Args& a, ota::AgentConfig& c) {
+  c.sysroot.sysroot = a.Get("--sysroot", "/");
+  c.sysroot.osname = a.Get("--osname", "outpost");
+  c.sysroot.remote = a.Get("--remote-name", "outpost");
+  c.boot_id = a.Get("--boot-id");
+  c.booted_commit = a.Get("--booted-commit");
+  auto fprs = image::KeyFingerprints(c.key_files);
+  if (!fprs.ok()) return fprs.status();
+  c.sysroot.trusted_fingerprints = *fprs;
+  return outpost::Status::Ok();
+}
+
 int CmdOta(int argc, char** argv) {
   if (argc < 3) return Usage(kOtaUsage, "no subcommand given");
   std::string sub = argv[2];
   if (sub == "--help" || sub == "-h") return std::fputs(kOtaUsage, stdout), 0;
   if (sub == "status") return Status(argc, argv);
   if (sub == "run-once") return RunOnce(argc, argv);
+  if (sub == "apply-bundle") return ApplyBundle(argc, argv);
   if (sub == "agent") return CmdOtaAgent(argc, argv);
   if (sub == "models") return Models(argc, argv);
   return Usage(kOtaUsage, "unknown subcommand '" + sub + "'");

@@ -121,14 +121,7 @@ int CmdOtaAgent(int argc, char** argv) {
   d->check_interval_s = static_cast<double>(interval);
   d->jitter_s = static_cast<double>(jitter);
   ota::AgentConfig& c = d->agent;
-  c.sysroot.sysroot = a.Get("--sysroot", "/");
-  c.sysroot.osname = a.Get("--osname", "outpost");
-  c.sysroot.remote = a.Get("--remote-name", "outpost");
-  c.boot_id = a.Get("--boot-id");
-  c.booted_commit = a.Get("--booted-commit");
-  auto fprs = image::KeyFingerprints(c.key_files);
-  if (!fprs.ok()) return Fail(fprs.status(), "ota agent");
-  c.sysroot.trusted_fingerprints = *fprs;
+  if (Status s = OtaLocalFlags(a, c); !s.ok()) return Fail(s, "ota agent");
 
   std::unique_ptr<telemetry::TelemetryService> telem = StartTelemetry(dc->telemetry);
   c.on_transition = [t = telem.get()](ota::State from, const ota::Record& r) {

@@ -433,5 +433,46 @@ INSTANTIATE_TEST_SUITE_P(
       return n;
     });
 
+// `outpost ota agent` killed (SIGKILL) in the middle of a rate-limited delta download: the
+// partial file stays, and the restarted agent continues it with a range request from the byte
+// where the killed one stopped, instead of downloading it again from 0.
+TEST_F(OtaAgentDaemonTest, PartialDownloadSurvivesAnAgentKill) {
+  ASSERT_NO_FATAL_FAILURE(Boot());  // v1
+  testing::Cmd c = testing::Sh("mkdir -p " + dir_ + "/base/usr/share/outpost && head -c " +
+                               std::to_string(1 << 20) + " /dev/urandom > " + dir_ +
+                               "/base/usr/share/outpost/blob.bin");
+  ASSERT_EQ(c.rc, 0) << c.out;
+  std::string v2 = Build(Release("2.0", 1700000100, Golden("good2", /*wrong=*/false)));
+  ASSERT_EQ(v2.size(), 64u);
+  WriteConfig(cfg_.outpostd_port, "always", "  rate_limit_kbps: 2000\n");  // 250 kB/s: ~4 s
+  server_->ClearRequests();
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
+  const std::string part = cfg_.state_dir + "/download/" + v1_ + "-" + v2 + "/0";
+  auto size = [&] {
+    std::error_code ec;
+    auto n = std::filesystem::file_size(part, ec);
+    return ec ? uintmax_t{0} : n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return size() > (256u << 10); }, 60000)) << AgentLog();
+  agent_->Kill();
+  agent_.reset();
+  const uintmax_t have = size();
+  ASSERT_LT(have, 1u << 20) << "the download finished before the kill";
+  EXPECT_TRUE(StateIs(State::kDownloading));
+
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
+  ASSERT_TRUE(WaitFor([&] { return Reboots().size() == 1; }, 120000)) << AgentLog();
+  bool resumed = false;
+  for (const auto& [path, first] : server_->Ranges())
+    resumed |= path.size() > 2 && path.substr(path.size() - 2) == "/0" && first == have;
+  EXPECT_TRUE(resumed) << "no range request from byte " << have;
+  int part_requests = 0;
+  for (const auto& p : server_->Requests())
+    part_requests += p.rfind("/repo/deltas/", 0) == 0 && p.substr(p.size() - 2) == "/0";
+  EXPECT_EQ(part_requests, 2) << "the part was requested again from 0";
+  EXPECT_EQ(StatusCommits(), (std::vector<std::string>{v2, v1_}));
+  EXPECT_FALSE(std::filesystem::exists(part));
+}
+
 }  // namespace
 }  // namespace outpost::ota

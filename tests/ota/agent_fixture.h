@@ -103,6 +103,12 @@ class OtaAgentTest : public testing::FakeSysrootTest {
     cfg_.outpostd_port = daemon_->port;
   }
 
+  // Booted into v1 without outpostd: for tests that stop at the staged deployment (no gate).
+  void BootWithoutOutpostd() {
+    cfg_.boot_id = "boot-1";
+    cfg_.booted_commit = v1_;
+  }
+
   Record State() {
     auto l = StateFile(cfg_.state_dir).Load();
     EXPECT_TRUE(l.ok() && l->has_value());

@@ -174,8 +174,8 @@ TEST_F(OtaAgentTest, RunOnceCliCommitsAGoodRelease) {
               " --sysroot " + sysroot_ + " --remote " + cfg_.remote_url +
               " --ref outpost/test/x86_64 --trusted-key " + root_ + "/Release.asc" +
               " --outpostd 127.0.0.1:" + std::to_string(cfg_.outpostd_port) +
-              " --gate-runs 3 --boot-id " + cfg_.boot_id + " --booted-commit " +
-              cfg_.booted_commit + " 2>/dev/null");
+              " --gate-runs 3 --rate-limit-kbps 100000 --boot-id " + cfg_.boot_id +
+              " --booted-commit " + cfg_.booted_commit + " 2>/dev/null");
   };
   Cmd c = run_once();
   ASSERT_EQ(c.rc, 100) << c.out;

@@ -17,6 +17,18 @@
 
 namespace outpost::ota {
 
+// The OS update's download: the static delta fetched with libcurl into
+// `<state_dir>/download/`, applied offline, verified by us (ota/README.md, "Delta download").
+struct DownloadOptions {
+  bool deltas = true;           // false: libostree's pull only (no rate limit, no byte resume)
+  int64_t rate_limit_kbps = 0;  // kilobits per second per transfer; 0 = unlimited
+  int connect_timeout_s = 30;
+  int low_speed_time_s = 60;  // under 1 byte/s this long: the transfer is given up
+  int attempts = 3;           // per file within one step (network errors, 5xx, 416)
+  double retry_base_s = 2;    // first wait between attempts, doubled, drawn in [d/2, d]
+  double retry_max_s = 30;
+};
+
 struct AgentConfig {
   SysrootConfig sysroot;  // trusted_fingerprints required
   std::string state_dir = "/var/lib/outpost/ota";
@@ -24,6 +36,7 @@ struct AgentConfig {
   std::string remote_url;
   std::vector<std::string> key_files;
   Limits limits;
+  DownloadOptions download;
   std::string boot_id;  // empty: /proc/sys/kernel/random/boot_id
   // The commit running now; empty: ostree's booted deployment. Set only where nothing was booted
   // from the sysroot (a fake sysroot in tests: the default deployment at the simulated boot).
@@ -66,6 +79,15 @@ struct StepResult {
 // `<state_dir>/state.json` before the action it announces, logged and counted
 // (outpost_ota_transitions_total; outpost_ota_agent_steps_total{outcome}).
 StepResult RunOnce(const AgentConfig& cfg);
+
+// A USB/offline bundle (`outpost image bundle`: outpost-bundle.json, deltas/*.delta) as one
+// step from a state at rest (idle, committed, rolled back, failed; anything else: kError). The
+// delta file for cfg.sysroot.ref from the booted commit (else from empty) is checked against
+// the index's sha256, applied offline, and its commit verified by us (a trusted signature, no
+// downgrade) before the ref moves; then the usual checking -> downloading -> verifying ->
+// staged -> rebooting, so that the next RunOnce steps (the gate after the boot) finish it.
+// Nothing of the network is used (the remote is configured when cfg.remote_url is set).
+StepResult ApplyBundle(const AgentConfig& cfg, const std::string& bundle_dir);
 
 // The golden models of a deployment checkout: every `usr/lib/outpost/models/<name>/manifest.yaml`
 // (bundles written by `outpost image build`) with its golden input and output and its latency
