@@ -13,6 +13,7 @@
 #include <string>
 
 #include "outpost/config/device_config.h"
+#include "outpost/config/golden.h"
 #include "outpost/config/manifest.h"
 #include "outpost/core/metrics.h"
 
@@ -641,6 +642,70 @@ TEST_F(ManifestFixture, AnnotationErrors) {
   EXPECT_EQ(Err(Manifest("iris.onnx", "    example.com/enabled: true\n")),
             "iris.yaml:6: metadata.annotations[\"example.com/enabled\"]: Kubernetes requires a "
             "string here; quote it: \"true\"");
+}
+
+TEST_F(ManifestFixture, GoldenPathsMayBeDirectoriesOfOneFilePerTensor) {
+  t.Write("m/gin/a.npy", "x");
+  t.Write("m/gin/b.pb", "x");
+  t.Write("m/gout/y.npy", "x");
+  auto golden = [&](const std::string& in, const std::string& out) {
+    return "    outpost.io/golden-input: " + (t.path() / "m" / in).string() +
+           "\n    outpost.io/golden-output: " + (t.path() / "m" / out).string() + "\n";
+  };
+  auto r = Parse(Manifest("iris.onnx", golden("gin", "gout")));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->golden_input, (t.path() / "m" / "gin").string());
+  auto files = ListGoldenFiles(r->golden_input);
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ((*files)[0].tensor, "a");
+  EXPECT_EQ((*files)[1].tensor, "b");
+  EXPECT_EQ((*files)[1].path, (t.path() / "m" / "gin" / "b.pb").string());
+
+  // Annotations on lines 6 and 7.
+  const std::string p = "iris.yaml:6: metadata.annotations[\"outpost.io/golden-input\"]: ";
+  t.Write("m/other/a.npy", "x");
+  t.Write("m/other/notes.txt", "x");
+  EXPECT_EQ(Err(Manifest("iris.onnx", golden("other", "gout"))),
+            p + "golden directory " + (t.path() / "m" / "other").string() +
+                " holds 'notes.txt': only <tensor name>.npy or <tensor name>.pb files belong "
+                "there");
+  t.Write("m/twice/a.npy", "x");
+  t.Write("m/twice/a.pb", "x");
+  EXPECT_EQ(Err(Manifest("iris.onnx", golden("twice", "gout"))),
+            p + "golden directory " + (t.path() / "m" / "twice").string() +
+                " holds tensor 'a' twice (.npy and .pb)");
+  fs::create_directories(t.path() / "m" / "empty");
+  EXPECT_THAT(Err(Manifest("iris.onnx", golden("gin", "empty"))),
+              HasSubstr("iris.yaml:7: metadata.annotations[\"outpost.io/golden-output\"]: "
+                        "golden directory " +
+                        (t.path() / "m" / "empty").string() + " is empty"));
+
+  // Matching against the model's names.
+  auto in = MatchGoldenInputs((t.path() / "m" / "gin").string(), {"b", "a"});
+  ASSERT_TRUE(in.ok()) << in.status().ToString();
+  EXPECT_EQ((*in)[0].tensor, "b");  // in the model's order
+  EXPECT_THAT(MatchGoldenInputs((t.path() / "m" / "gin").string(), {"a", "c"})
+                  .status()
+                  .message(),
+              HasSubstr("has no file for input 'c'"));
+  EXPECT_THAT(MatchGoldenInputs((t.path() / "m" / "gin").string(), {"a", "b", "c"})
+                  .status()
+                  .message(),
+              HasSubstr("no file for input 'c'"));
+  EXPECT_THAT(
+      MatchGoldenInputs((t.path() / "m" / "gin").string(), {"a"}).status().message(),
+      HasSubstr("b.pb names no input of the model (its inputs: 'a')"));
+  const std::string one = t.Write("m/one.npy", "x").string();
+  EXPECT_THAT(MatchGoldenInputs(one, {"a", "b"}).status().message(),
+              HasSubstr("is one file, but the model has 2 inputs"));
+  auto out = MatchGoldenOutputs(one, {"y", "z"});
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ((*out)[0].tensor, "y");  // a single file is the first output
+  EXPECT_THAT(MatchGoldenOutputs((t.path() / "m" / "gin").string(), {"a"})
+                  .status()
+                  .message(),
+              HasSubstr("b.pb names no output of the model"));
 }
 
 TEST_F(ManifestFixture, StructureErrors) {
