@@ -138,6 +138,40 @@ TEST(DeviceConfig, OtaAgentSettingsAreReadAndBounded) {
             "device.yaml:3: ota.retry_max_delay_s: must not be below ota.retry_base_s");
 }
 
+TEST(DeviceConfig, OtaModelListPrefixAndDirectory) {
+  const DeviceConfig d = DefaultDeviceConfig();
+  EXPECT_TRUE(d.ota.models.empty());
+  EXPECT_EQ(d.ota.models_dir, "/var/lib/outpost/models");
+  // The prefix defaults to image's layout: <dirname of ref>/models.
+  auto r = ParseDeviceConfig(
+      "ota:\n  ref: outpost/stable/x86_64\n  models: [iris, digits-2]\n  models_dir: m\n",
+      "/etc/outpost/d.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->ota.models, (std::vector<std::string>{"iris", "digits-2"}));
+  EXPECT_EQ(r->ota.model_ref_prefix, "outpost/stable/models");
+  EXPECT_EQ(r->ota.models_dir, "/etc/outpost/m");
+  r = ParseDeviceConfig("ota:\n  models:\n    - iris\n  model_ref_prefix: fleet/a/models\n",
+                        "d.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->ota.model_ref_prefix, "fleet/a/models");
+  EXPECT_EQ(DeviceError("ota:\n  models: iris\n"),
+            "device.yaml:2: ota.models: expected a list of model names, e.g. [iris, digits]");
+  EXPECT_EQ(DeviceError("ota:\n  models: [iris, Iris]\n"),
+            "device.yaml:2: ota.models: element 2: expected a model name (a DNS-1123 label: "
+            "lowercase letters, digits and '-', at most 63), got \"Iris\"");
+  EXPECT_EQ(DeviceError("ota:\n  models: [iris, iris]\n"),
+            "device.yaml:2: ota.models: element 2: \"iris\" is listed twice");
+  EXPECT_EQ(DeviceError("ota:\n  models: [[iris]]\n"),
+            "device.yaml:2: ota.models: element 1: expected a model name");
+  EXPECT_EQ(DeviceError("ota:\n  model_ref_prefix: \"a/b/\"\n"),
+            "device.yaml:2: ota.model_ref_prefix: not a valid OSTree ref prefix, got \"a/b/\"");
+  EXPECT_THAT(DeviceError("ota:\n  modles: [iris]\n"), HasSubstr("did you mean \"models\""));
+  EXPECT_EQ(DeviceError("ota:\n  enabled: true\n  remote_url: http://h/r\n  ref: flat\n"
+                        "  trusted_keys_dir: /k\n  models: [iris]\n"),
+            "device.yaml:6: ota.models: ota.models needs ota.model_ref_prefix (ota.ref \"flat\" "
+            "has no '/' to derive <dirname>/models from)");
+}
+
 TEST(DeviceConfig, EmptyFileCommentsAndEmptySectionsAreDefaults) {
   for (const char* text : {"", "# nothing here\n", "---\n", "server:\ntelemetry:\n"}) {
     auto r = ParseDeviceConfig(text, "device.yaml");

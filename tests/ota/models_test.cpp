@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <signal.h>
+
 #include <atomic>
+#include <functional>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +24,7 @@
 #include "fake_sysroot.h"
 #include "file_server.h"
 #include "outpost/image/image.h"
+#include "outpost/ota/state.h"
 #include "outpostd/npy.h"
 #include "outpostd/test_util.h"
 #include "outpostd/v2_client.h"
@@ -115,8 +119,12 @@ class OtaModelsTest : public testing::FakeSysrootTest {
   // model v1 (ORT's golden) or v2 (the raised bias, its expected output), or v2's model with
   // v1's golden (a bundle whose golden check fails).
   enum class Iris { kV1, kV2, kV2WithV1Golden };
+  // `os_ref`: the release's OS ref (another one leaves outpost/test/x86_64 where it is, so that an
+  // agent following it sees only the model move); *os_commit: that OS commit.
   std::string Publish(Iris which, const std::string& version, int64_t ts, bool sign = true,
-                      const std::string& key_fpr = "") {
+                      const std::string& key_fpr = "",
+                      const std::string& os_ref = "outpost/test/x86_64",
+                      std::string* os_commit = nullptr) {
     const std::string g = testing::kModelsDir + "/golden/iris_mlp/";
     std::string model =
         which == Iris::kV1 ? testing::kModelsDir + "/iris_mlp.onnx" : dir_ + "/v2/iris_v2.onnx";
@@ -128,12 +136,15 @@ class OtaModelsTest : public testing::FakeSysrootTest {
                                              {"version", version},
                                              {"threads", "1"}}));
     image::BuildOptions o = Release("os-" + version, ts);
+    o.ref = os_ref;
+    o.model_ref_prefix = "outpost/test/models";
     o.manifests = {p};
     o.sign = sign;
     if (!key_fpr.empty()) o.key.key_id = key_fpr;
     auto r = image::Build(o);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     if (!r.ok() || r->models.size() != 1) return "";
+    if (os_commit) *os_commit = r->commit;
     EXPECT_EQ(r->models[0].ref, "outpost/test/models/iris");
     return r->models[0].commit;
   }
@@ -161,11 +172,7 @@ class OtaModelsTest : public testing::FakeSysrootTest {
     stop_ = false;
     load_ = std::thread([this] {
       testing::V2Client c(daemon_->port);
-      testing::Json req = {{"inputs",
-                            {{{"name", "input"},
-                              {"shape", input_.shape},
-                              {"datatype", "FP32"},
-                              {"data", input_.data}}}}};
+      const testing::Json req = GoldenRequest();
       while (!stop_) {
         auto r = c.Infer("iris", req);
         std::lock_guard<std::mutex> lock(mu_);
@@ -183,6 +190,13 @@ class OtaModelsTest : public testing::FakeSysrootTest {
         if (a == Answer::kOther) others_.push_back(r->body);
       }
     });
+  }
+  testing::Json GoldenRequest() const {
+    return {{"inputs",
+             {{{"name", "input"},
+               {"shape", input_.shape},
+               {"datatype", "FP32"},
+               {"data", input_.data}}}}};
   }
   void StopLoad() {
     stop_ = true;
@@ -399,6 +413,140 @@ TEST_F(OtaModelsTest, CliUpdatesListsAndRollsBack) {
   EXPECT_EQ(run("update iris" + opts).rc, 2) << "no --trusted-key";
   EXPECT_EQ(run("update" + opts).rc, 2) << "no model name";
   EXPECT_EQ(run("frobnicate").rc, 2);
+}
+
+// `outpost ota agent` with `ota.models: [iris]`: the model's ref checked on the agent's own
+// schedule (interval 1 s), beside an OS ref that does not move (the booted commit).
+class OtaModelsAgentTest : public OtaModelsTest {
+ protected:
+  void TearDown() override {
+    if (HasFailure()) std::fprintf(stderr, "---- agent stderr ----\n%s\n", AgentLog().c_str());
+    StopAgent();
+    OtaModelsTest::TearDown();
+  }
+  void StartAgent(const std::string& booted_commit) {
+    fs::create_directories(dir_ + "/keys");
+    fs::copy_file(root_ + "/Release.asc", dir_ + "/keys/Release.asc",
+                  fs::copy_options::overwrite_existing);
+    testing::WriteFile(
+        dir_ + "/device.yaml",
+        "server:\n  listen_address: 127.0.0.1\n  port: " + std::to_string(daemon_->port) +
+            "\nmodels:\n  manifest_dir: " + box_.manifests() + "\nota:\n  enabled: true\n"
+            "  remote_url: " + cfg_.remote_url + "\n  ref: outpost/test/x86_64\n"
+            "  trusted_keys_dir: " + dir_ + "/keys\n  state_dir: " + cfg_.state_dir +
+            "\n  jitter_s: 0\n  reboot_command: \"echo reboot >> " + dir_ + "/reboots\"\n"
+            "  models: [iris]\n  model_ref_prefix: outpost/test/models\n  models_dir: " +
+            cfg_.models_root + "\n");
+    testing::ProcessOptions o;
+    o.argv = {OUTPOST_CLI,        "ota",   "agent",   "--config", dir_ + "/device.yaml",
+              "--sysroot",        sysroot_, "--boot-id", "boot-1", "--booted-commit",
+              booted_commit,      "--check-interval-s", "1"};
+    o.stderr_path = dir_ + "/agent.log";
+    o.capture_stdout = false;
+    std::string err;
+    agent_ = testing::Process::Start(o, &err);
+    ASSERT_TRUE(agent_) << err;
+  }
+  void StopAgent() {
+    if (!agent_) return;
+    if (agent_->running()) agent_->Signal(SIGTERM);
+    if (!agent_->Wait(20000)) agent_->Kill();
+    agent_.reset();
+  }
+  std::string AgentLog() const { return ReadAll(dir_ + "/agent.log"); }
+  size_t Count(const std::string& what) const {
+    const std::string log = AgentLog();
+    size_t n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  }
+  // What models.json records for iris (empty record when none).
+  ModelRecord Iris() {
+    auto all = ListModels(cfg_.state_dir);
+    if (all.ok())
+      for (const auto& r : *all)
+        if (r.name == "iris") return r;
+    return {};
+  }
+  bool WaitFor(const std::function<bool()>& ok, int timeout_ms) {
+    for (int i = 0; i < timeout_ms / 50 && !ok(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return ok();
+  }
+  // The answer outpostd gives now to the golden input.
+  Answer AnswerNow() {
+    testing::V2Client c(daemon_->port);
+    auto r = c.Infer("iris", GoldenRequest());
+    if (!r || r->status != 200) return Answer::kOther;
+    std::vector<double> got;
+    testing::FlattenJson(r->JsonBody()["outputs"][0]["data"], &got);
+    return Classify(got);
+  }
+  size_t ObjectRequests() {
+    size_t n = 0;
+    for (const auto& r : server_->Requests()) n += r.find("/objects/") != std::string::npos;
+    return n;
+  }
+
+  std::unique_ptr<testing::Process> agent_;
+};
+
+TEST_F(OtaModelsAgentTest, AgentPicksUpANewModelCommitOnItsOwnSchedule) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());  // no model yet
+  std::string os1;
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000, true, "", "outpost/test/x86_64", &os1);
+  ASSERT_EQ(c1.size(), 64u);
+  ASSERT_NO_FATAL_FAILURE(StartAgent(os1));
+  // The first check at start installs v1 (the OS is up to date: its head is the booted commit).
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c1; }, 60000)) << AgentLog();
+  EXPECT_EQ(AnswerNow(), Answer::kV1);
+  // v2 published on the model's ref only; nobody tells the agent.
+  const std::string c2 =
+      Publish(Iris::kV2, "2", 1700000100, true, "", "outpost/test/other/x86_64");
+  ASSERT_EQ(c2.size(), 64u);
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c2; }, 60000)) << AgentLog();
+  EXPECT_EQ(AnswerNow(), Answer::kV2);
+  ModelRecord r = Iris();
+  ASSERT_FALSE(r.previous.empty());
+  EXPECT_EQ(r.previous[0].commit, c1);
+  EXPECT_EQ(r.current.version, "2");
+  EXPECT_THAT(AgentLog(), HasSubstr("ota models: iris: new head " + c2));
+  // Later checks find it current and pull nothing; the OS never moved, nothing rebooted.
+  ASSERT_TRUE(WaitFor([&] { return Count("up to date at " + c2 + "; nothing pulled") >= 2; },
+                      30000));
+  EXPECT_FALSE(fs::exists(dir_ + "/reboots"));
+  EXPECT_EQ(StateFile(cfg_.state_dir).Load().ok(), true);
+}
+
+TEST_F(OtaModelsAgentTest, BadModelCommitIsRefusedOnceAndNotPulledAgain) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  std::string os1;
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000, true, "", "outpost/test/x86_64", &os1);
+  ASSERT_NO_FATAL_FAILURE(StartAgent(os1));
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c1; }, 60000)) << AgentLog();
+  // v2's model with v1's golden: outpostd's golden check refuses it.
+  const std::string bad =
+      Publish(Iris::kV2WithV1Golden, "2", 1700000100, true, "", "outpost/test/other/x86_64");
+  ASSERT_EQ(bad.size(), 64u);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        ModelRecord r = Iris();
+        return !r.refused.empty() && r.refused.back().commit == bad;
+      },
+      60000))
+      << AgentLog();
+  // Refused once; then the head is known and nothing is pulled while it stays the head.
+  ASSERT_TRUE(WaitFor([&] { return Count("was refused before") >= 1; }, 30000)) << AgentLog();
+  const size_t objects = ObjectRequests();
+  ASSERT_TRUE(WaitFor([&] { return Count("was refused before") >= 4; }, 30000)) << AgentLog();
+  EXPECT_EQ(ObjectRequests(), objects) << "objects fetched again for a refused head";
+  EXPECT_EQ(Count("ota models: iris: pulling"), 2u) << "v1 once, the bad commit once";
+  EXPECT_EQ(Count("failed-check"), 1u);
+  ModelRecord r = Iris();
+  EXPECT_EQ(r.current.commit, c1);
+  EXPECT_EQ(r.refused.size(), 1u);
+  EXPECT_EQ(AnswerNow(), Answer::kV1);
+  EXPECT_EQ(ReadAll(cfg_.models_root + "/" + bad + "/model.onnx"), "") << "checkout left behind";
 }
 
 }  // namespace
