@@ -298,6 +298,48 @@ TEST_F(OtaModelsTest, UpdateAndRollbackUnderLoadWithoutAFailedRequest) {
   EXPECT_THAT(r.message, HasSubstr("was rolled back"));
 }
 
+// A two-input two-output model whose goldens are directories (one file per tensor, TensorProto
+// .pb inputs, .npy outputs): bundled by outpost image with both directories, installed by a
+// model-only update (outpostd warms it on every input and checks both outputs), confirmed by
+// the V2 golden check with both outputs compared.
+TEST_F(OtaModelsTest, ModelWithGoldenDirectoriesIsBundledAndUpdated) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string g = testing::kModelsDir + "/golden/multi_io/";
+  const std::string p = dir_ + "/manifests-multi/multi.yaml";
+  testing::WriteFile(p, testing::Manifest("multi", testing::kModelsDir + "/multi_io.onnx",
+                                          {{"golden-input", g + "input_pb"},
+                                           {"golden-output", g + "output"},
+                                           {"version", "7"},
+                                           {"threads", "1"}}));
+  image::BuildOptions o = Release("os-multi", 1700000000);
+  o.model_ref_prefix = "outpost/test/models";
+  o.manifests = {p};
+  auto built = image::Build(o);
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  ASSERT_EQ(built->models.size(), 1u);
+  ModelStepResult r = UpdateModel(cfg_, "multi");
+  ASSERT_EQ(r.outcome, ModelOutcome::kUpdated) << r.message;
+  EXPECT_EQ(r.commit, built->models[0].commit);
+  EXPECT_GE(r.verify_ms, 0);
+  const std::string co = cfg_.models_root + "/" + r.commit;
+  for (const char* f : {"/golden/input/x.pb", "/golden/input/k.pb", "/golden/output/y.npy",
+                        "/golden/output/idx.npy"})
+    EXPECT_EQ(ReadAll(co + f), ReadAll(g + (std::string(f).find("input") != std::string::npos
+                                                ? "input_pb/"
+                                                : "output/") +
+                                           fs::path(f).filename().string()))
+        << f;
+  EXPECT_THAT(ReadAll(box_.manifests() + "/multi.yaml"), HasSubstr("\"" + co + "/golden/input\""));
+  // The V2 answer: idx is numpy's [1, 0].
+  testing::V2Client c(daemon_->port);
+  auto answer = c.Infer("multi", testing::Json::parse(R"({"inputs": [
+      {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [0, 0, 0, 0, 0, 0, 0, 0]},
+      {"name": "k", "shape": [2, 4], "datatype": "INT64", "data": [0, 5, 0, 0, 7, 0, 0, 0]}],
+      "outputs": [{"name": "idx"}]})"));
+  ASSERT_TRUE(answer && answer->status == 200) << (answer ? answer->body : "no answer");
+  EXPECT_EQ(answer->JsonBody()["outputs"][0]["data"], testing::Json::parse("[1, 0]"));
+}
+
 TEST_F(OtaModelsTest, ModelFailingItsGoldenCheckNeverServes) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
   const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
