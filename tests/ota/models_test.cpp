@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "fake_sysroot.h"
 #include "file_server.h"
 #include "outpost/image/image.h"
+#include "mqtt_broker.h"
 #include "outpost/ota/state.h"
 #include "outpostd/npy.h"
 #include "outpostd/test_util.h"
@@ -466,7 +468,7 @@ class OtaModelsAgentTest : public OtaModelsTest {
     StopAgent();
     OtaModelsTest::TearDown();
   }
-  void StartAgent(const std::string& booted_commit) {
+  void StartAgent(const std::string& booted_commit, const std::string& telemetry = "") {
     fs::create_directories(dir_ + "/keys");
     fs::copy_file(root_ + "/Release.asc", dir_ + "/keys/Release.asc",
                   fs::copy_options::overwrite_existing);
@@ -478,7 +480,7 @@ class OtaModelsAgentTest : public OtaModelsTest {
             "  trusted_keys_dir: " + dir_ + "/keys\n  state_dir: " + cfg_.state_dir +
             "\n  jitter_s: 0\n  reboot_command: \"echo reboot >> " + dir_ + "/reboots\"\n"
             "  models: [iris]\n  model_ref_prefix: outpost/test/models\n  models_dir: " +
-            cfg_.models_root + "\n");
+            cfg_.models_root + "\n" + telemetry);
     testing::ProcessOptions o;
     o.argv = {OUTPOST_CLI,        "ota",   "agent",   "--config", dir_ + "/device.yaml",
               "--sysroot",        sysroot_, "--boot-id", "boot-1", "--booted-commit",
@@ -558,6 +560,40 @@ TEST_F(OtaModelsAgentTest, AgentPicksUpANewModelCommitOnItsOwnSchedule) {
                       30000));
   EXPECT_FALSE(fs::exists(dir_ + "/reboots"));
   EXPECT_EQ(StateFile(cfg_.state_dir).Load().ok(), true);
+}
+
+// Each model update the agent makes is an `ota_model_update` event on the agent's own telemetry
+// (a real mosquitto; the topic of the agent's identity <device_id>-ota).
+TEST_F(OtaModelsAgentTest, ModelUpdatesArePublishedAsTelemetryEvents) {
+  if (!fs::exists(OUTPOST_MOSQUITTO_BIN)) GTEST_SKIP() << "mosquitto not installed";
+  testing_mqtt::Broker mqtt;
+  ASSERT_NO_FATAL_FAILURE(testing_mqtt::StartBroker(dir_, "outpost/f/d1-ota/events", &mqtt));
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  std::string os1;
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000, true, "", "outpost/test/x86_64", &os1);
+  ASSERT_NO_FATAL_FAILURE(
+      StartAgent(os1, "telemetry:\n  enabled: true\n  broker_url: mqtt://127.0.0.1:" +
+                          std::to_string(mqtt.port) + "\n  device_id: d1\n  fleet: f\n"
+                          "  buffer_dir: " + dir_ + "/telemetry\n  metrics_interval_ms: 3600000\n"));
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c1; }, 60000)) << AgentLog();
+  const std::string c2 =
+      Publish(Iris::kV2, "2", 1700000100, true, "", "outpost/test/other/x86_64");
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c2; }, 60000)) << AgentLog();
+
+  const std::vector<nlohmann::json> events = testing_mqtt::ReadEvents(
+      mqtt.sub.get(), "d1-ota", "ota_model_update",
+      [](const auto& e) { return e.size() >= 2; }, 60);
+  ASSERT_EQ(events.size(), 2u) << AgentLog();
+  EXPECT_EQ(events[0]["model"], "iris");
+  EXPECT_EQ(events[0]["outcome"], "updated");
+  EXPECT_EQ(events[0]["commit"], c1);
+  EXPECT_EQ(events[0]["previous_commit"], "");
+  EXPECT_EQ(events[1]["outcome"], "updated");
+  EXPECT_EQ(events[1]["commit"], c2);
+  EXPECT_EQ(events[1]["current_commit"], c2);
+  EXPECT_EQ(events[1]["current_version"], "2");
+  EXPECT_EQ(events[1]["previous_commit"], c1);
+  EXPECT_GE(events[1]["swap_ms"].get<double>(), 0);
 }
 
 TEST_F(OtaModelsAgentTest, BadModelCommitIsRefusedOnceAndNotPulledAgain) {
