@@ -585,6 +585,7 @@ ModelStepResult Step::Check() {
       return Finish(ModelOutcome::kUpToDate, "the remote head " + *head + " was refused before (" +
                                                  f.reason + "); not pulled again");
   OP_LOG_INFO("ota models: {}: new head {} on {}", name_, *head, src.ref);
+  res_.commit.clear();  // Update() sets it once the pull succeeded
   ModelStepResult r = Update();
   if (r.outcome == ModelOutcome::kRefused && r.commit.empty()) {
     // Refused at the pull (signature, untrusted key, checksum, downgrade): remembered against the

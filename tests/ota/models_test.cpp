@@ -410,6 +410,45 @@ TEST_F(OtaModelsTest, UnsignedUntrustedAndTamperedModelCommitsAreRefused) {
 }
 
 // The same through the CLI: update twice, list, roll back; usage errors exit 2.
+// The agent's check (CheckModel): a commit refused at the pull (a tampered object: checksum) is
+// recorded against the remote head and not fetched again while it stays the head; a new head
+// is taken.
+TEST_F(OtaModelsTest, CheckModelRemembersARefusalAtThePull) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
+  ModelStepResult r = CheckModel(cfg_, "iris");
+  ASSERT_EQ(r.outcome, ModelOutcome::kUpdated) << r.message;
+  EXPECT_EQ(r.commit, c1);
+  r = CheckModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kUpToDate) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("nothing pulled"));
+
+  const std::string c2 = Publish(Iris::kV2, "2", 1700000100);
+  ASSERT_EQ(testing::TamperObject(dir_ + "/srv/repo", c2, "/model.onnx", gnupg_, release_fpr_), "");
+  r = CheckModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kRefused) << r.message;
+  EXPECT_EQ(r.commit, c2);
+  ASSERT_EQ(r.record.refused.size(), 1u);
+  EXPECT_EQ(r.record.refused[0].commit, c2);
+  EXPECT_EQ(r.record.current.commit, c1);
+
+  server_->ClearRequests();
+  r = CheckModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kUpToDate) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("the remote head " + c2 + " was refused before"));
+  for (const auto& req : server_->Requests())
+    EXPECT_EQ(req.find("/objects/") == std::string::npos && req.find("/deltas/") == std::string::npos,
+              true)
+        << req;
+  EXPECT_FALSE(server_->Requests().empty()) << "the summary was read";
+
+  // A new head (v1's model again: v2's model object stays tampered on the server) is taken.
+  const std::string c3 = Publish(Iris::kV1, "3", 1700000200);
+  r = CheckModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kUpdated) << r.message;
+  EXPECT_EQ(r.commit, c3);
+}
+
 TEST_F(OtaModelsTest, CliUpdatesListsAndRollsBack) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
   const std::string opts = " --remote " + cfg_.remote_url + " --repo " + cfg_.source.repo +
