@@ -36,7 +36,7 @@ std::string Npy(const std::string& descr, const std::string& shape, const std::s
 }
 
 TEST(TensorFile, TensorProtoFilesMatchNumpysNpyOfTheSameTensors) {
-  const fs::path g = Source() / "tests/models/golden/multi_io";
+  const fs::path g = Source() / "tests/models/golden_numpy/multi_io";
   // input_pb holds typed fields (float_data, int64_data), output_pb raw_data.
   for (const auto& [pb, npy] : {std::pair{"input_pb/x.pb", "input/x.npy"},
                                 std::pair{"input_pb/k.pb", "input/k.npy"},

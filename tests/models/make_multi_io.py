@@ -9,7 +9,7 @@ The golden outputs are computed here with numpy from the model's definition, nev
     y = Relu(2 * s)                         float32[2,4]
     idx = ArgMax(s, axis=1, keepdims=0)     int64[2]
 
-golden/multi_io/
+golden_numpy/multi_io/
     input/x.npy, input/k.npy                  .npy goldens, one file per input name
     output/y.npy, output/idx.npy              .npy goldens, one file per output name
     input_pb/x.pb, input_pb/k.pb              the same tensors as ONNX TensorProto files, typed
@@ -24,7 +24,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "golden", "multi_io")
+OUT = os.path.join(HERE, "golden_numpy", "multi_io")  # not golden/: that is ORT goldens, input_K.npy
 
 
 def model():

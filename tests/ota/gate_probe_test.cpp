@@ -109,7 +109,7 @@ TEST_F(OtaGateProbeTest, WrongAnswersAndMissingModelFail) {
 class OtaGateMultiIoTest : public DaemonTest {
  protected:
   static std::string Golden(const std::string& sub) {
-    return testing::kModelsDir + "/golden/multi_io/" + sub;
+    return testing::kModelsDir + "/golden_numpy/multi_io/" + sub;
   }
   void Start(const std::string& golden_input, const std::string& golden_output) {
     StartDaemon("multi.yaml", testing::Manifest("multi", "multi_io.onnx",

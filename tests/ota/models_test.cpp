@@ -306,7 +306,7 @@ TEST_F(OtaModelsTest, UpdateAndRollbackUnderLoadWithoutAFailedRequest) {
 // the V2 golden check with both outputs compared.
 TEST_F(OtaModelsTest, ModelWithGoldenDirectoriesIsBundledAndUpdated) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
-  const std::string g = testing::kModelsDir + "/golden/multi_io/";
+  const std::string g = testing::kModelsDir + "/golden_numpy/multi_io/";
   const std::string p = dir_ + "/manifests-multi/multi.yaml";
   testing::WriteFile(p, testing::Manifest("multi", testing::kModelsDir + "/multi_io.onnx",
                                           {{"golden-input", g + "input_pb"},
