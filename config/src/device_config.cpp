@@ -1,5 +1,6 @@
 #include "outpost/config/device_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -295,7 +296,7 @@ Status ParseOta(const MapView& m, const fs::path& base, OtaConfig* c) {
       {"enabled", "remote_url", "ref", "check_interval_s", "jitter_s", "trusted_keys_dir",
        "maintenance_window", "health_deadline_s", "max_boot_attempts", "rate_limit_kbps",
        "health_gate_runs", "state_dir", "reboot_command", "idle_wait_s", "retry_max",
-       "retry_base_s", "retry_max_delay_s"}));
+       "retry_base_s", "retry_max_delay_s", "models", "model_ref_prefix", "models_dir"}));
   OP_RETURN_IF_ERROR(m.Bool("enabled", &c->enabled));
   if (const auto* e = m.Find("remote_url")) {
     std::string u;
@@ -347,6 +348,43 @@ Status ParseOta(const MapView& m, const fs::path& base, OtaConfig* c) {
     if (c->retry_max_delay_s < c->retry_base_s)
       return m.Error(*e, "must not be below ota.retry_base_s");
   }
+  if (const auto* e = m.Find("models")) {
+    if (!e->value.IsNull() && !e->value.IsSequence())
+      return m.Error(*e, "expected a list of model names, e.g. [iris, digits]");
+    for (size_t i = 0; i < e->value.size(); ++i) {
+      const YAML::Node& n = e->value[i];
+      const std::string at = "element " + std::to_string(i + 1) + ": ";
+      if (!n.IsScalar()) return m.Error(*e, at + "expected a model name");
+      const std::string name = n.Scalar();
+      bool ok = !name.empty() && name.size() <= 63 && name[0] >= 'a' && name[0] <= 'z' &&
+                name.back() != '-';
+      for (char ch : name)
+        ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-');
+      if (!ok)
+        return m.Error(*e, at + "expected a model name (a DNS-1123 label: lowercase letters, "
+                                "digits and '-', at most 63), got " + Quote(name));
+      if (std::find(c->models.begin(), c->models.end(), name) != c->models.end())
+        return m.Error(*e, at + Quote(name) + " is listed twice");
+      c->models.push_back(name);
+    }
+  }
+  if (const auto* e = m.Find("model_ref_prefix")) {
+    OP_RETURN_IF_ERROR(m.String("model_ref_prefix", &c->model_ref_prefix));
+    if (c->model_ref_prefix.empty() ||
+        c->model_ref_prefix.find_first_of(" \t\n:~^?*[\\") != std::string::npos ||
+        c->model_ref_prefix.starts_with("/") || c->model_ref_prefix.ends_with("/") ||
+        c->model_ref_prefix.find("..") != std::string::npos)
+      return m.Error(*e, "not a valid OSTree ref prefix, got " + Quote(c->model_ref_prefix));
+  } else if (const size_t slash = c->ref.rfind('/'); slash != std::string::npos) {
+    c->model_ref_prefix = c->ref.substr(0, slash) + "/models";  // image's default layout
+  }
+  OP_RETURN_IF_ERROR(m.String("models_dir", &c->models_dir));
+  ResolvePath(base, &c->models_dir);
+  if (c->models_dir.empty()) c->models_dir = "/var/lib/outpost/models";
+  if (c->enabled && !c->models.empty() && c->model_ref_prefix.empty())
+    return m.Error(*m.Find("models"),
+                   "ota.models needs ota.model_ref_prefix (ota.ref " + Quote(c->ref) +
+                       " has no '/' to derive <dirname>/models from)");
   if (c->enabled) {
     const auto* e = m.Find("enabled");
     if (c->remote_url.empty()) return m.Error(*e, "ota is enabled but ota.remote_url is not set");

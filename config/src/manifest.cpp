@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "net_util.h"
+#include "outpost/config/golden.h"
 #include "outpost/core/metrics.h"
 #include "yaml_util.h"
 
@@ -382,6 +383,9 @@ Status ParseAnnotations(const MapView& ann, const DeviceConfig& cfg, const fs::p
     std::error_code ec;
     p = fs::absolute(p, ec).lexically_normal();
     if (!fs::exists(p, ec)) return ann.Error(e, "file not found: " + p.string(), Code::kNotFound);
+    // A file, or a directory of one <tensor name>.npy|.pb per tensor (config/golden.h).
+    if (auto files = ListGoldenFiles(p.string()); !files.ok())
+      return ann.Error(e, files.status().message(), files.status().code());
     *out = p.string();
   }
   return Status::Ok();

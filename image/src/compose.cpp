@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "outpost/config/device_config.h"
+#include "outpost/config/golden.h"
 
 namespace outpost::image::internal {
 
@@ -54,6 +55,26 @@ Status RequireFile(const std::string& what, const std::string& path) {
 std::string Extension(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
   return ext.empty() ? ".bin" : ext;
+}
+
+// A golden path into the bundle as `<as>.<ext>` (one file) or `<as>/<tensor>.<ext>` (a directory
+// of one file per tensor, config/golden.h). Returns the bundle-relative path the manifest names;
+// adds every file copied to *files.
+Expected<std::string> CopyGolden(const std::string& from, const fs::path& bundle,
+                                  const std::string& as, std::vector<std::string>* files) {
+  OP_ASSIGN_OR_RETURN(std::vector<config::GoldenFile> golden, config::ListGoldenFiles(from));
+  if (golden.size() == 1 && golden[0].tensor.empty()) {
+    const std::string rel = as + Extension(from);
+    OP_RETURN_IF_ERROR(CopyFile(from, bundle / rel, false));
+    files->push_back(rel);
+    return rel;
+  }
+  for (const auto& g : golden) {
+    const std::string rel = as + "/" + fs::path(g.path).filename().string();
+    OP_RETURN_IF_ERROR(CopyFile(g.path, bundle / rel, false));
+    files->push_back(rel);
+  }
+  return as;
 }
 
 // systemd presets: `enable UNIT` lines of our *.preset files, applied at build time the way
@@ -164,12 +185,12 @@ Expected<StagedModel> StageModel(const std::string& manifest_path, const BuildOp
     return InvalidArgument(manifest_path + ": model '" + mf.name +
                            "' has no outpost.io/golden-input and golden-output: a model bundle "
                            "needs them (the update health gate runs them)");
-  std::string gin = "golden/input" + Extension(mf.golden_input);
-  std::string gout = "golden/output" + Extension(mf.golden_output);
   fs::path dir = overlay / kOsModelsDir / mf.name;
   OP_RETURN_IF_ERROR(CopyFile(mf.model_path, dir / "model.onnx", false));
-  OP_RETURN_IF_ERROR(CopyFile(mf.golden_input, dir / gin, false));
-  OP_RETURN_IF_ERROR(CopyFile(mf.golden_output, dir / gout, false));
+  std::vector<std::string> files = {"manifest.yaml", "model.onnx"};
+  OP_ASSIGN_OR_RETURN(std::string gin, CopyGolden(mf.golden_input, dir, "golden/input", &files));
+  OP_ASSIGN_OR_RETURN(std::string gout,
+                      CopyGolden(mf.golden_output, dir, "golden/output", &files));
   OP_ASSIGN_OR_RETURN(std::string text, ReadText(manifest_path));
   // The bundle's own manifest: paths relative to the bundle directory (used by a model-only
   // update, which loads the bundle where it is checked out).
@@ -195,9 +216,7 @@ Expected<StagedModel> StageModel(const std::string& manifest_path, const BuildOp
   m.name = mf.name;
   m.version = mf.version;
   m.dir = dir.string();
-  for (const std::string& f : {std::string("golden/") + fs::path(gin).filename().string(),
-                               std::string("golden/") + fs::path(gout).filename().string(),
-                               std::string("manifest.yaml"), std::string("model.onnx")}) {
+  for (const std::string& f : files) {
     OP_ASSIGN_OR_RETURN(Digest d, Sha256File((dir / f).string()));
     m.files.push_back({f, d});
     if (f == "model.onnx") m.model = d;

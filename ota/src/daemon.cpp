@@ -75,10 +75,16 @@ class Daemon {
     while (Sleep(delay)) {
       c_.check_now = false;
       StepResult r = RunOnce(cfg_.agent);
+      // Model refs on the same schedule, while no OS cycle is in progress.
+      const std::string model_retry = r.outcome != Outcome::kRebootRequested &&
+                                              !InProgress(r.record.state)
+                                          ? CheckModels()
+                                          : "";
+      if (!model_retry.empty() && !r.retry) r.message = model_retry;
       if (r.outcome == Outcome::kRebootRequested) {
         retries = 0;
         delay = Reboot(r);
-      } else if (r.retry && retries < cfg_.retry_max) {
+      } else if ((r.retry || !model_retry.empty()) && retries < cfg_.retry_max) {
         ++retries;
         delay = RetryDelayS(retries, cfg_.retry_base_s, cfg_.retry_max_delay_s, U());
         MetricsRegistry::Global()
@@ -88,7 +94,7 @@ class Daemon {
         OP_LOG_WARN("ota agent: retry {}/{} in {:.1f} s: {}", retries, cfg_.retry_max, delay,
                     r.message);
       } else {
-        if (r.retry)
+        if (r.retry || !model_retry.empty())
           OP_LOG_WARN("ota agent: {} retries spent; next check at the interval", retries);
         retries = 0;
         delay = CheckDelayS(cfg_.check_interval_s, cfg_.jitter_s, U());
@@ -106,6 +112,21 @@ class Daemon {
   }
 
   double U() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
+
+  // One CheckModel() per ota.models name. Returns the messages of the checks that stopped on
+  // something that may pass (kError), joined; empty when none did.
+  std::string CheckModels() {
+    std::string retry;
+    for (const auto& name : cfg_.models) {
+      if (c_.stop) break;
+      const ModelStepResult m = CheckModel(cfg_.model_update, name);
+      if (m.outcome != ModelOutcome::kUpToDate && cfg_.on_model_update)
+        cfg_.on_model_update(name, m);
+      if (m.outcome == ModelOutcome::kError)
+        retry += (retry.empty() ? "model '" : "; model '") + name + "': " + m.message;
+    }
+    return retry;
+  }
 
   std::string WindowText() const {
     if (cfg_.window.start_min < 0) return std::string("always");
@@ -249,6 +270,30 @@ Status HandoffCall(const std::string& host, uint16_t port, const char* call,
   return s;
 }
 
+// ota.models: model-only updates on the agent's schedule, through the agent's remote and keys.
+Status ModelUpdatesFromDevice(const config::DeviceConfig& dc, const AgentConfig& a,
+                              DaemonConfig* d) {
+  const config::OtaConfig& o = dc.ota;
+  d->models = o.models;
+  if (o.models.empty()) return Status::Ok();
+  if (dc.models.manifest_dir.empty())
+    return InvalidArgument(
+        "ota.models needs models.manifest_dir: the agent writes each updated model's manifest "
+        "where outpostd reads them");
+  ModelUpdateConfig& m = d->model_update;
+  m.source.repo = o.models_dir + "/.repo";
+  m.source.remote = "outpost";
+  m.remote_url = o.remote_url;
+  m.key_files = a.key_files;
+  m.ref_prefix = o.model_ref_prefix;
+  m.models_root = o.models_dir;
+  m.manifest_dir = dc.models.manifest_dir;
+  m.state_dir = o.state_dir;
+  m.outpostd_host = a.outpostd_host;
+  m.outpostd_port = a.outpostd_port;
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status StartHandoff(const std::string& host, uint16_t port, const std::string& reason, double ttl_s,
@@ -317,6 +362,7 @@ Expected<DaemonConfig> DaemonConfigFromDevice(const config::DeviceConfig& dc) {
   d.retry_max = o.retry_max;
   d.retry_base_s = o.retry_base_s;
   d.retry_max_delay_s = o.retry_max_delay_s;
+  OP_RETURN_IF_ERROR(ModelUpdatesFromDevice(dc, a, &d));
   return d;
 }
 

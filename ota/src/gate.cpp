@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string>
 
 #include "outpost/core/metrics.h"
 
@@ -14,6 +15,37 @@ std::string Num(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%g", v);
   return b;
+}
+
+template <typename Fail>
+void JudgeOutput(const std::string& who, const OutputCheck& o, const Tolerance& tol, Fail fail) {
+  if (!o.got_datatype.empty() && o.got_datatype != o.datatype) {
+    fail(who + ": answered " + o.got_datatype + ", golden is " + o.datatype);
+    return;
+  }
+  const size_t n = o.exact ? o.golden_int.size() : o.golden.size();
+  const size_t got = o.exact ? o.got_int.size() : o.got.size();
+  if (got != n) {
+    fail(who + ": " + std::to_string(got) + " values, golden has " + std::to_string(n));
+    return;
+  }
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < n; ++i) {
+    bool ok = o.exact ? o.got_int[i] == o.golden_int[i]
+                      : std::fabs(o.got[i] - o.golden[i]) <=
+                            tol.atol + tol.rtol * std::fabs(o.golden[i]);  // NaN fails
+    if (!ok && bad++ == 0) first = i;
+  }
+  if (bad == 0) return;
+  if (o.exact)
+    fail(who + ": " + std::to_string(bad) + " of " + std::to_string(n) +
+         " values differ, compared exactly (first [" + std::to_string(first) +
+         "] = " + std::to_string(o.got_int[first]) + ", golden " +
+         std::to_string(o.golden_int[first]) + ")");
+  else
+    fail(who + ": " + std::to_string(bad) + " of " + std::to_string(n) +
+         " values outside tolerance (first [" + std::to_string(first) + "] = " +
+         Num(o.got[first]) + ", golden " + Num(o.golden[first]) + ")");
 }
 
 }  // namespace
@@ -40,21 +72,8 @@ GateVerdict Judge(const GateInput& in) {
       fail(who + ": " + m.error);
       continue;
     }
-    if (m.got.size() != m.golden.size()) {
-      fail(who + ": " + std::to_string(m.got.size()) + " output values, golden has " +
-           std::to_string(m.golden.size()));
-      continue;
-    }
-    size_t bad = 0, first = 0;
-    for (size_t i = 0; i < m.golden.size(); ++i) {
-      double lim = m.tol.atol + m.tol.rtol * std::fabs(m.golden[i]);
-      bool ok = std::fabs(m.got[i] - m.golden[i]) <= lim;  // NaN fails
-      if (!ok && bad++ == 0) first = i;
-    }
-    if (bad > 0)
-      fail(who + ": " + std::to_string(bad) + " of " + std::to_string(m.golden.size()) +
-           " outputs outside tolerance (first [" + std::to_string(first) +
-           "] = " + Num(m.got[first]) + ", golden " + Num(m.golden[first]) + ")");
+    if (m.outputs.empty()) fail(who + ": no golden output was compared");
+    for (const auto& o : m.outputs) JudgeOutput(who + " output '" + o.name + "'", o, m.tol, fail);
     if (m.p95_budget_ms > 0) {
       if (m.latencies_ms.empty()) {
         fail(who + ": no latency measured against its budget");

@@ -1,5 +1,6 @@
-// The health gate's V2 probe: a minimal HTTP/1.1 client (Connection: close) and a float32 .npy
-// reader, both written for this purpose.
+// The health gate's V2 probe: a minimal HTTP/1.1 client (Connection: close) written for this
+// purpose; golden tensors read by runtime/core (tensor_file.h: .npy and TensorProto .pb) and
+// matched to the model's names by config/ (golden.h).
 #include "outpost/ota/gate_probe.h"
 
 #include <arpa/inet.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -16,7 +19,9 @@
 #include <thread>
 
 #include "http_client.h"
+#include "outpost/config/golden.h"
 #include "outpost/core/status.h"
+#include "outpost/core/tensor_file.h"
 
 namespace outpost::ota {
 namespace {
@@ -65,15 +70,19 @@ int Connect(const std::string& host, uint16_t port, int timeout_ms, std::string*
 namespace internal {
 
 Expected<Reply> Http(const std::string& host, uint16_t port, const std::string& method,
-                     const std::string& path, const std::string& body, int timeout_ms) {
+                     const std::string& path, const std::string& body, int timeout_ms,
+                     std::optional<size_t> json_length) {
   std::string err;
   int fd = Connect(host, port, timeout_ms, &err);
   if (fd < 0) return Unavailable(err);
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + host +
                     "\r\nConnection: close\r\nAccept: application/json\r\n";
-  if (!body.empty())
-    req +=
-        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  if (json_length)
+    req += "Content-Type: application/octet-stream\r\nInference-Header-Content-Length: " +
+           std::to_string(*json_length) + "\r\n";
+  else if (!body.empty())
+    req += "Content-Type: application/json\r\n";
+  if (!body.empty()) req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   const auto t0 = Clock::now();
   auto left = [&] { return std::max(0, timeout_ms - static_cast<int>(MsSince(t0))); };
@@ -122,59 +131,61 @@ namespace {
 using internal::Reply;
 
 Expected<Reply> Http(const ProbeConfig& cfg, const std::string& method, const std::string& path,
-                     const std::string& body, int timeout_ms) {
-  return internal::Http(cfg.host, cfg.port, method, path, body, timeout_ms);
+                     const std::string& body, int timeout_ms,
+                     std::optional<size_t> json_length = std::nullopt) {
+  return internal::Http(cfg.host, cfg.port, method, path, body, timeout_ms, json_length);
 }
 
-struct Npy {
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-};
+bool ExactType(DataType t) { return IsInteger(t) || t == DataType::kBool; }
 
-// NumPy format 1.x/2.x, little-endian float32, C order.
-Expected<Npy> ReadNpy(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return NotFound("golden file not found: '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string b = ss.str();
-  if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0)
-    return InvalidArgument("'" + path + "' is not a .npy file");
-  size_t hlen = 0, hstart = b[6] == 1 ? 10 : 12;
-  for (size_t i = 8; i < hstart; ++i)
-    hlen |= static_cast<size_t>(static_cast<uint8_t>(b[i])) << (8 * (i - 8));
-  if (hstart + hlen > b.size()) return InvalidArgument("'" + path + "': short header");
-  const std::string h = b.substr(hstart, hlen);
-  if (h.find("'descr': '<f4'") == std::string::npos ||
-      h.find("'fortran_order': False") == std::string::npos)
-    return Unsupported("'" + path + "': only little-endian float32 in C order is read");
-  size_t sp = h.find("'shape': (");
-  if (sp == std::string::npos) return InvalidArgument("'" + path + "': no shape");
-  Npy out;
-  size_t numel = 1;
-  for (size_t i = sp + 10; i < h.size() && h[i] != ')'; ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(h[i]))) continue;
-    int64_t d = 0;
-    while (i < h.size() && std::isdigit(static_cast<unsigned char>(h[i])))
-      d = d * 10 + (h[i++] - '0');
-    out.shape.push_back(d);
-    numel *= static_cast<size_t>(d);
-    --i;
+// The golden tensor as the gate compares it.
+OutputCheck GoldenOutput(const std::string& name, const Tensor& t) {
+  OutputCheck o;
+  o.name = name;
+  o.datatype = std::string(DataTypeV2Name(t.dtype()));
+  o.exact = ExactType(t.dtype());
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (o.exact)
+      o.golden_int.push_back(ReadInt(t, i));
+    else
+      o.golden.push_back(ReadDouble(t, i));
   }
-  const size_t data = hstart + hlen;
-  if (b.size() - data != numel * 4)
-    return InvalidArgument("'" + path + "': size does not match its shape");
-  out.data.resize(numel);
-  std::memcpy(out.data.data(), b.data() + data, numel * 4);
-  return out;
+  return o;
 }
 
-void Flatten(const json& j, std::vector<double>* out) {
+// An answer's `data` (flat or nested), as the golden is held. JSON null (outpostd's NaN and
+// infinities) reads as NaN, so that it fails.
+void Flatten(const json& j, OutputCheck* o) {
   if (j.is_array()) {
-    for (const auto& e : j) Flatten(e, out);
-  } else if (j.is_number()) {
-    out->push_back(j.get<double>());
+    for (const auto& e : j) Flatten(e, o);
+  } else if (o->exact) {
+    if (j.is_boolean()) o->got_int.push_back(j.get<bool>() ? 1 : 0);
+    else if (j.is_number_unsigned()) o->got_int.push_back(static_cast<int64_t>(j.get<uint64_t>()));
+    else if (j.is_number_integer()) o->got_int.push_back(j.get<int64_t>());
+    else o->got_int.push_back(INT64_MIN);  // not an integer: fails unless the golden is that
+  } else {
+    o->got.push_back(j.is_number() ? j.get<double>() : std::nan(""));
   }
+}
+
+// The inference request: every golden input in its own datatype through the binary tensor data
+// extension (the bytes as the golden file holds them, exact for every type), the golden outputs
+// asked for by name, answered in JSON.
+std::string InferBody(const std::vector<std::pair<std::string, Tensor>>& inputs,
+                      const std::vector<OutputCheck>& outputs, size_t* json_length) {
+  json req = {{"inputs", json::array()}, {"outputs", json::array()}};
+  std::string data;
+  for (const auto& [name, t] : inputs) {
+    req["inputs"].push_back({{"name", name},
+                             {"shape", t.shape().vec()},
+                             {"datatype", DataTypeV2Name(t.dtype())},
+                             {"parameters", {{"binary_data_size", t.nbytes()}}}});
+    data.append(static_cast<const char*>(t.raw()), t.nbytes());
+  }
+  for (const auto& o : outputs) req["outputs"].push_back({{"name", o.name}});
+  std::string body = req.dump();
+  *json_length = body.size();
+  return body + data;
 }
 
 ModelCheck ProbeModel(const ProbeConfig& cfg, const GoldenModel& g, int timeout_ms) {
@@ -182,13 +193,6 @@ ModelCheck ProbeModel(const ProbeConfig& cfg, const GoldenModel& g, int timeout_
   m.model = g.name;
   m.p95_budget_ms = g.p95_budget_ms;
   m.tol = g.tol;
-  auto in = ReadNpy(g.golden_input);
-  auto want = ReadNpy(g.golden_output);
-  if (!in.ok() || !want.ok()) {
-    m.error = (!in.ok() ? in.status() : want.status()).message();
-    return m;
-  }
-  m.golden.assign(want->data.begin(), want->data.end());
   auto meta = Http(cfg, "GET", "/v2/models/" + g.name, "", timeout_ms);
   if (!meta.ok() || meta->status != 200) {
     m.error = "metadata: " + (meta.ok() ? "HTTP " + std::to_string(meta->status) + " " + meta->body
@@ -196,25 +200,52 @@ ModelCheck ProbeModel(const ProbeConfig& cfg, const GoldenModel& g, int timeout_
     return m;
   }
   json md = json::parse(meta->body, nullptr, false);
-  if (md.is_discarded() || !md.contains("inputs") || md["inputs"].empty()) {
-    m.error = "metadata without inputs: " + meta->body;
+  if (md.is_discarded() || !md.contains("inputs") || md["inputs"].empty() ||
+      !md.contains("outputs")) {
+    m.error = "metadata without inputs or outputs: " + meta->body;
     return m;
   }
-  json req = {{"inputs",
-               {{{"name", md["inputs"][0]["name"]},
-                 {"shape", in->shape},
-                 {"datatype", "FP32"},
-                 {"data", in->data}}}}};
-  const std::string body = req.dump();
+  std::vector<std::string> in_names, out_names;
+  for (const auto& v : md["inputs"]) in_names.push_back(v.value("name", ""));
+  for (const auto& v : md["outputs"]) out_names.push_back(v.value("name", ""));
+  // A golden path is one file or a directory of <tensor name>.npy|.pb (config/golden.h).
+  auto in_files = config::MatchGoldenInputs(g.golden_input, in_names);
+  auto out_files = config::MatchGoldenOutputs(g.golden_output, out_names);
+  if (!in_files.ok() || !out_files.ok()) {
+    m.error = (!in_files.ok() ? in_files.status() : out_files.status()).message();
+    return m;
+  }
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  for (const auto& f : *in_files) {
+    auto t = ReadNpyOrTensorProto(f.path);
+    if (!t.ok()) {
+      m.error = t.status().message();
+      return m;
+    }
+    inputs.push_back({f.tensor, std::move(t).value()});
+  }
+  std::vector<Shape> golden_shapes;
+  for (const auto& f : *out_files) {
+    auto t = ReadNpyOrTensorProto(f.path);
+    if (!t.ok()) {
+      m.error = t.status().message();
+      return m;
+    }
+    m.outputs.push_back(GoldenOutput(f.tensor, *t));
+    golden_shapes.push_back(t->shape());
+  }
+  size_t json_length = 0;
+  const std::string body = InferBody(inputs, m.outputs, &json_length);
   for (int i = 0; i < std::max(1, cfg.runs); ++i) {
     // 429 is outpostd shedding load for a moment (its read-delay rule), not a wrong answer:
     // retried up to 4 times, 50 to 400 ms apart; the successful call's latency is recorded.
+    const std::string path = "/v2/models/" + g.name + "/infer";
     auto t = Clock::now();
-    auto r = Http(cfg, "POST", "/v2/models/" + g.name + "/infer", body, timeout_ms);
+    auto r = Http(cfg, "POST", path, body, timeout_ms, json_length);
     for (int retry = 0; retry < 4 && r.ok() && r->status == 429; ++retry) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50 << retry));
       t = Clock::now();
-      r = Http(cfg, "POST", "/v2/models/" + g.name + "/infer", body, timeout_ms);
+      r = Http(cfg, "POST", path, body, timeout_ms, json_length);
     }
     double ms = MsSince(t);
     if (!r.ok() || r->status != 200) {
@@ -223,13 +254,28 @@ ModelCheck ProbeModel(const ProbeConfig& cfg, const GoldenModel& g, int timeout_
       return m;
     }
     m.latencies_ms.push_back(ms);
-    if (i == 0) {
-      json out = json::parse(r->body, nullptr, false);
-      if (out.is_discarded() || !out.contains("outputs") || out["outputs"].empty()) {
-        m.error = "infer answer without outputs";
+    if (i > 0) continue;  // the first answer is compared
+    json out = json::parse(r->body, nullptr, false);
+    if (out.is_discarded() || !out.contains("outputs") || !out["outputs"].is_array()) {
+      m.error = "infer answer without outputs";
+      return m;
+    }
+    for (size_t k = 0; k < m.outputs.size(); ++k) {
+      OutputCheck& o = m.outputs[k];
+      const json* got = nullptr;
+      for (const auto& a : out["outputs"])
+        if (a.value("name", "") == o.name) got = &a;
+      if (got == nullptr || !got->contains("data")) {
+        m.error = "the answer has no output '" + o.name + "'";
         return m;
       }
-      Flatten(out["outputs"][0]["data"], &m.got);
+      o.got_datatype = got->value("datatype", "");
+      if (got->value("shape", std::vector<int64_t>{}) != golden_shapes[k].vec()) {
+        m.error = "output '" + o.name + "' has shape " + got->value("shape", json::array()).dump() +
+                  ", golden " + golden_shapes[k].ToString();
+        return m;
+      }
+      Flatten((*got)["data"], &o);
     }
   }
   return m;

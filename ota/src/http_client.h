@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "outpost/core/status.h"
@@ -12,8 +13,11 @@ namespace outpost::ota::internal {
 
 using Reply = HttpReply;  // the public one-GET helper (gate_probe.h) answers the same type
 
-// One request; kUnavailable when no complete answer came within `timeout_ms`.
+// One request; kUnavailable when no complete answer came within `timeout_ms`. A body is sent as
+// application/json; `json_length` set: as the V2 binary tensor data extension (the JSON header's
+// length in Inference-Header-Content-Length, application/octet-stream).
 Expected<Reply> Http(const std::string& host, uint16_t port, const std::string& method,
-                     const std::string& path, const std::string& body, int timeout_ms);
+                     const std::string& path, const std::string& body, int timeout_ms,
+                     std::optional<size_t> json_length = std::nullopt);
 
 }  // namespace outpost::ota::internal

@@ -197,8 +197,12 @@ class Step {
 
   ModelStepResult Update();
   ModelStepResult RollBack();
+  ModelStepResult Check();
 
  private:
+  // The start of Update and Check: name and repository checked, the records loaded, the remote
+  // (re)configured when remote_url is set; *src with the model's ref.
+  Status Begin(SysrootConfig* src);
   ModelStepResult Finish(ModelOutcome o, std::string message) {
     res_.outcome = o;
     res_.message = std::move(message);
@@ -307,22 +311,24 @@ void Step::Prune() {
   }
 }
 
-ModelStepResult Step::Update() {
-  if (!ValidName(name_)) return Finish(ModelOutcome::kError, "not a model name: '" + name_ + "'");
+Status Step::Begin(SysrootConfig* src) {
+  if (!ValidName(name_)) return InvalidArgument("not a model name: '" + name_ + "'");
   if (cfg_.source.repo.empty())
-    return Finish(ModelOutcome::kError, "no repository configured for model updates");
+    return InvalidArgument("no repository configured for model updates");
   auto loaded = LoadState(cfg_.state_dir);
-  if (!loaded.ok()) return Finish(ModelOutcome::kError, loaded.status().message());
+  if (!loaded.ok()) return loaded.status();
   all_ = std::move(*loaded);
-  ModelRecord& rec = all_[name_];
-  rec.name = name_;
+  all_[name_].name = name_;
+  *src = cfg_.source;
+  src->ref = cfg_.ref_prefix + "/" + name_;
+  if (cfg_.remote_url.empty()) return Status::Ok();
+  return AddRemote(*src, cfg_.remote_url, cfg_.key_files);
+}
 
-  SysrootConfig src = cfg_.source;
-  src.ref = cfg_.ref_prefix + "/" + name_;
-  if (!cfg_.remote_url.empty()) {
-    Status s = AddRemote(src, cfg_.remote_url, cfg_.key_files);
-    if (!s.ok()) return Finish(ModelOutcome::kError, s.message());
-  }
+ModelStepResult Step::Update() {
+  SysrootConfig src;
+  if (Status s = Begin(&src); !s.ok()) return Finish(ModelOutcome::kError, s.message());
+  ModelRecord& rec = all_[name_];
   OP_LOG_INFO("ota models: {}: pulling {}:{}", name_, src.remote, src.ref);
   const auto t_pull = Clock::now();
   auto pulled = Pull(src);  // signature checked against the trusted keys
@@ -542,6 +548,50 @@ std::string_view ModelOutcomeName(ModelOutcome o) {
       return "error";
   }
   return "error";
+}
+
+ModelStepResult Step::Check() {
+  SysrootConfig src;
+  if (Status s = Begin(&src); !s.ok()) return Finish(ModelOutcome::kError, s.message());
+  const ModelRecord rec = all_[name_];
+  auto head = RemoteHead(src);  // the signed summary only; nothing else fetched
+  if (!head.ok())
+    return Finish(head.status().code() == Code::kInvalidArgument ? ModelOutcome::kRefused
+                                                                 : ModelOutcome::kError,
+                  "checking " + src.ref + ": " + head.status().message());
+  res_.commit = *head;
+  if (*head == rec.current.commit)
+    return Finish(ModelOutcome::kUpToDate, "up to date at " + *head + "; nothing pulled");
+  if (*head == rec.rolled_back)
+    return Finish(ModelOutcome::kUpToDate,
+                  "the remote head " + *head + " was rolled back; not pulled again");
+  for (const auto& f : rec.refused)
+    if (f.commit == *head)
+      return Finish(ModelOutcome::kUpToDate, "the remote head " + *head + " was refused before (" +
+                                                 f.reason + "); not pulled again");
+  OP_LOG_INFO("ota models: {}: new head {} on {}", name_, *head, src.ref);
+  res_.commit.clear();  // Update() sets it once the pull succeeded
+  ModelStepResult r = Update();
+  if (r.outcome == ModelOutcome::kRefused && r.commit.empty()) {
+    // Refused at the pull (signature, untrusted key, checksum, downgrade): remembered against the
+    // head, so that it is not pulled again while it stays the head.
+    auto again = LoadState(cfg_.state_dir);
+    if (again.ok()) {
+      all_ = std::move(*again);
+      Refuse(*head, r.message);
+      Status s = Save();
+      if (!s.ok()) OP_LOG_ERROR("ota models: {}: refusal not saved: {}", name_, s.message());
+      r.record = all_[name_];
+    }
+    r.commit = *head;
+  }
+  return r;
+}
+
+ModelStepResult CheckModel(const ModelUpdateConfig& cfg, const std::string& name) {
+  ModelStepResult r = Step(cfg, name).Check();
+  CountOutcome("outpost_ota_model_updates_total", "Model-only updates by outcome", name, r.outcome);
+  return r;
 }
 
 ModelStepResult UpdateModel(const ModelUpdateConfig& cfg, const std::string& name) {

@@ -34,7 +34,9 @@ const char* kAgentUsage =
     "flight), ota.retry_* (backoff after network failures), ota.health_deadline_s,\n"
     "ota.health_gate_runs, ota.max_boot_attempts, ota.state_dir; outpostd's address from\n"
     "server.*, the health gate's broker from telemetry.broker_url when telemetry is enabled;\n"
-    "with telemetry enabled every state transition is an `ota_transition` event. SIGUSR1: check\n"
+    "with telemetry enabled every state transition is an `ota_transition` event. ota.models:\n"
+    "model refs (<ota.model_ref_prefix>/<name>) checked at each wake-up too, a new signed commit\n"
+    "installed as by `outpost ota models update` (an `ota_model_update` event). SIGUSR1: check\n"
     "now. SIGTERM/SIGINT: stop. Exits 0 at once when ota.enabled is false, 2 on a\n"
     "configuration error (the unit does not restart then).\n"
     "--check-interval-s and --jitter-s override the config (seconds, >= 1 and >= 0);\n"
@@ -122,6 +124,7 @@ int CmdOtaAgent(int argc, char** argv) {
   d->jitter_s = static_cast<double>(jitter);
   ota::AgentConfig& c = d->agent;
   if (Status s = OtaLocalFlags(a, c); !s.ok()) return Fail(s, "ota agent");
+  d->model_update.source.trusted_fingerprints = c.sysroot.trusted_fingerprints;
 
   std::unique_ptr<telemetry::TelemetryService> telem = StartTelemetry(dc->telemetry);
   c.on_transition = [t = telem.get()](ota::State from, const ota::Record& r) {
@@ -139,6 +142,24 @@ int CmdOtaAgent(int argc, char** argv) {
       if (!seq.ok()) OP_LOG_WARN("ota agent: transition event not queued: {}", seq.status().ToString());
     }
     MaybeKill(r.state);
+  };
+
+  // Model-only updates (ota.models): one event per check that did something.
+  d->on_model_update = [t = telem.get()](const std::string& model, const ota::ModelStepResult& m) {
+    if (!t) return;
+    const ota::ModelRecord& r = m.record;
+    nlohmann::json f = {{"model", model},
+                        {"outcome", ota::ModelOutcomeName(m.outcome)},
+                        {"commit", m.commit},
+                        {"current_commit", r.current.commit},
+                        {"current_version", r.current.version},
+                        {"previous_commit", r.previous.empty() ? "" : r.previous[0].commit},
+                        {"message", m.message},
+                        {"download_ms", m.download_ms},
+                        {"swap_ms", m.swap_ms},
+                        {"verify_ms", m.verify_ms}};
+    auto seq = t->Emit("ota_model_update", std::move(f));
+    if (!seq.ok()) OP_LOG_WARN("ota agent: model event not queued: {}", seq.status().ToString());
   };
 
   ota::DaemonControl control;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "outpost/config/device_config.h"
+#include "outpost/config/golden.h"
 #include "outpost/config/manifest.h"
 #include "outpost/core/metrics.h"
 
@@ -135,6 +136,40 @@ TEST(DeviceConfig, OtaAgentSettingsAreReadAndBounded) {
             "device.yaml:2: ota.reboot_command: the reboot command must not be empty");
   EXPECT_EQ(DeviceError("ota:\n  retry_base_s: 60\n  retry_max_delay_s: 10\n"),
             "device.yaml:3: ota.retry_max_delay_s: must not be below ota.retry_base_s");
+}
+
+TEST(DeviceConfig, OtaModelListPrefixAndDirectory) {
+  const DeviceConfig d = DefaultDeviceConfig();
+  EXPECT_TRUE(d.ota.models.empty());
+  EXPECT_EQ(d.ota.models_dir, "/var/lib/outpost/models");
+  // The prefix defaults to image's layout: <dirname of ref>/models.
+  auto r = ParseDeviceConfig(
+      "ota:\n  ref: outpost/stable/x86_64\n  models: [iris, digits-2]\n  models_dir: m\n",
+      "/etc/outpost/d.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->ota.models, (std::vector<std::string>{"iris", "digits-2"}));
+  EXPECT_EQ(r->ota.model_ref_prefix, "outpost/stable/models");
+  EXPECT_EQ(r->ota.models_dir, "/etc/outpost/m");
+  r = ParseDeviceConfig("ota:\n  models:\n    - iris\n  model_ref_prefix: fleet/a/models\n",
+                        "d.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->ota.model_ref_prefix, "fleet/a/models");
+  EXPECT_EQ(DeviceError("ota:\n  models: iris\n"),
+            "device.yaml:2: ota.models: expected a list of model names, e.g. [iris, digits]");
+  EXPECT_EQ(DeviceError("ota:\n  models: [iris, Iris]\n"),
+            "device.yaml:2: ota.models: element 2: expected a model name (a DNS-1123 label: "
+            "lowercase letters, digits and '-', at most 63), got \"Iris\"");
+  EXPECT_EQ(DeviceError("ota:\n  models: [iris, iris]\n"),
+            "device.yaml:2: ota.models: element 2: \"iris\" is listed twice");
+  EXPECT_EQ(DeviceError("ota:\n  models: [[iris]]\n"),
+            "device.yaml:2: ota.models: element 1: expected a model name");
+  EXPECT_EQ(DeviceError("ota:\n  model_ref_prefix: \"a/b/\"\n"),
+            "device.yaml:2: ota.model_ref_prefix: not a valid OSTree ref prefix, got \"a/b/\"");
+  EXPECT_THAT(DeviceError("ota:\n  modles: [iris]\n"), HasSubstr("did you mean \"models\""));
+  EXPECT_EQ(DeviceError("ota:\n  enabled: true\n  remote_url: http://h/r\n  ref: flat\n"
+                        "  trusted_keys_dir: /k\n  models: [iris]\n"),
+            "device.yaml:6: ota.models: ota.models needs ota.model_ref_prefix (ota.ref \"flat\" "
+            "has no '/' to derive <dirname>/models from)");
 }
 
 TEST(DeviceConfig, EmptyFileCommentsAndEmptySectionsAreDefaults) {
@@ -641,6 +676,70 @@ TEST_F(ManifestFixture, AnnotationErrors) {
   EXPECT_EQ(Err(Manifest("iris.onnx", "    example.com/enabled: true\n")),
             "iris.yaml:6: metadata.annotations[\"example.com/enabled\"]: Kubernetes requires a "
             "string here; quote it: \"true\"");
+}
+
+TEST_F(ManifestFixture, GoldenPathsMayBeDirectoriesOfOneFilePerTensor) {
+  t.Write("m/gin/a.npy", "x");
+  t.Write("m/gin/b.pb", "x");
+  t.Write("m/gout/y.npy", "x");
+  auto golden = [&](const std::string& in, const std::string& out) {
+    return "    outpost.io/golden-input: " + (t.path() / "m" / in).string() +
+           "\n    outpost.io/golden-output: " + (t.path() / "m" / out).string() + "\n";
+  };
+  auto r = Parse(Manifest("iris.onnx", golden("gin", "gout")));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->golden_input, (t.path() / "m" / "gin").string());
+  auto files = ListGoldenFiles(r->golden_input);
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ((*files)[0].tensor, "a");
+  EXPECT_EQ((*files)[1].tensor, "b");
+  EXPECT_EQ((*files)[1].path, (t.path() / "m" / "gin" / "b.pb").string());
+
+  // Annotations on lines 6 and 7.
+  const std::string p = "iris.yaml:6: metadata.annotations[\"outpost.io/golden-input\"]: ";
+  t.Write("m/other/a.npy", "x");
+  t.Write("m/other/notes.txt", "x");
+  EXPECT_EQ(Err(Manifest("iris.onnx", golden("other", "gout"))),
+            p + "golden directory " + (t.path() / "m" / "other").string() +
+                " holds 'notes.txt': only <tensor name>.npy or <tensor name>.pb files belong "
+                "there");
+  t.Write("m/twice/a.npy", "x");
+  t.Write("m/twice/a.pb", "x");
+  EXPECT_EQ(Err(Manifest("iris.onnx", golden("twice", "gout"))),
+            p + "golden directory " + (t.path() / "m" / "twice").string() +
+                " holds tensor 'a' twice (.npy and .pb)");
+  fs::create_directories(t.path() / "m" / "empty");
+  EXPECT_THAT(Err(Manifest("iris.onnx", golden("gin", "empty"))),
+              HasSubstr("iris.yaml:7: metadata.annotations[\"outpost.io/golden-output\"]: "
+                        "golden directory " +
+                        (t.path() / "m" / "empty").string() + " is empty"));
+
+  // Matching against the model's names.
+  auto in = MatchGoldenInputs((t.path() / "m" / "gin").string(), {"b", "a"});
+  ASSERT_TRUE(in.ok()) << in.status().ToString();
+  EXPECT_EQ((*in)[0].tensor, "b");  // in the model's order
+  EXPECT_THAT(MatchGoldenInputs((t.path() / "m" / "gin").string(), {"a", "c"})
+                  .status()
+                  .message(),
+              HasSubstr("has no file for input 'c'"));
+  EXPECT_THAT(MatchGoldenInputs((t.path() / "m" / "gin").string(), {"a", "b", "c"})
+                  .status()
+                  .message(),
+              HasSubstr("no file for input 'c'"));
+  EXPECT_THAT(
+      MatchGoldenInputs((t.path() / "m" / "gin").string(), {"a"}).status().message(),
+      HasSubstr("b.pb names no input of the model (its inputs: 'a')"));
+  const std::string one = t.Write("m/one.npy", "x").string();
+  EXPECT_THAT(MatchGoldenInputs(one, {"a", "b"}).status().message(),
+              HasSubstr("is one file, but the model has 2 inputs"));
+  auto out = MatchGoldenOutputs(one, {"y", "z"});
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ((*out)[0].tensor, "y");  // a single file is the first output
+  EXPECT_THAT(MatchGoldenOutputs((t.path() / "m" / "gin").string(), {"a"})
+                  .status()
+                  .message(),
+              HasSubstr("b.pb names no output of the model"));
 }
 
 TEST_F(ManifestFixture, StructureErrors) {

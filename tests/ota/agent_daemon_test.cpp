@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "agent_fixture.h"
+#include "mqtt_broker.h"
 
 namespace outpost::ota {
 namespace {
@@ -257,40 +258,11 @@ TEST_F(OtaAgentDaemonTest, RefusedHeadIsNotPulledAgainAndNetworkFailuresBackOff)
 // back (the rollback's reboot does not wait for the window).
 TEST_F(OtaAgentDaemonTest, TransitionsArePublishedAndTheGateChecksTheConfiguredBroker) {
   if (!fs::exists(OUTPOST_MOSQUITTO_BIN)) GTEST_SKIP() << "mosquitto not installed";
-  const std::string sub_bin = testing::FindExecutable("mosquitto_sub");
-  const std::string pub_bin = testing::FindExecutable("mosquitto_pub");
-  ASSERT_FALSE(sub_bin.empty() || pub_bin.empty()) << "mosquitto-clients not installed";
-  const uint16_t port = testing::FreePort();
-  const std::string ps = std::to_string(port);
-  testing::WriteFile(dir_ + "/mosquitto.conf",
-                     "user root\nlistener " + ps + " 127.0.0.1\nallow_anonymous true\n");
-  ProcessOptions mo;
-  mo.argv = {OUTPOST_MOSQUITTO_BIN, "-c", dir_ + "/mosquitto.conf"};
-  mo.capture_stdout = false;
-  mo.stderr_path = dir_ + "/mosquitto.log";
-  std::string err;
-  auto broker = Process::Start(mo, &err);
-  ASSERT_TRUE(broker) << err;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        int fd = testing::ConnectTcp("127.0.0.1", port);
-        if (fd >= 0) ::close(fd);
-        return fd >= 0;
-      },
-      10000));
-  ProcessOptions so;
-  so.argv = {sub_bin, "-h", "127.0.0.1", "-p", ps, "-q", "1", "-t", "outpost/f/d1-ota/events",
-             "-t", "outpost/f/probe"};
-  auto sub = Process::Start(so, &err);
-  ASSERT_TRUE(sub) << err;
-  bool subscribed = false;  // the subscriber got a probe: it is subscribed
-  for (int i = 0; i < 50 && !subscribed; ++i) {
-    testing::RunCommand(pub_bin + " -h 127.0.0.1 -p " + ps + " -t outpost/f/probe -m probe");
-    auto line = sub->ReadLine(200);
-    subscribed = line && *line == "probe";
-  }
-  ASSERT_TRUE(subscribed);
-
+  testing_mqtt::Broker mqtt;
+  ASSERT_NO_FATAL_FAILURE(testing_mqtt::StartBroker(dir_, "outpost/f/d1-ota/events", &mqtt));
+  const std::string ps = std::to_string(mqtt.port);
+  auto& sub = mqtt.sub;
+  auto& broker = mqtt.broker;
   const std::string telemetry = "telemetry:\n  enabled: true\n  broker_url: mqtt://127.0.0.1:" +
                                 ps + "\n  device_id: d1\n  fleet: f\n  buffer_dir: " + dir_ +
                                 "/telemetry\n  metrics_interval_ms: 3600000\n";
@@ -301,21 +273,10 @@ TEST_F(OtaAgentDaemonTest, TransitionsArePublishedAndTheGateChecksTheConfiguredB
   ASSERT_NO_FATAL_FAILURE(StartAgent());
   ASSERT_TRUE(WaitFor([&] { return Reboots().size() == 1; }, 120000)) << AgentLog();
 
-  std::vector<nlohmann::json> events;  // ota_transition fields, in seq order
-  std::set<uint64_t> seen;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while ((events.empty() || events.back().value("to", "") != "rebooting") &&
-         std::chrono::steady_clock::now() < until) {
-    auto line = sub->ReadLine(1000);
-    if (!line || *line == "probe") continue;
-    auto batch = nlohmann::json::parse(*line, nullptr, false);
-    ASSERT_FALSE(batch.is_discarded()) << *line;
-    EXPECT_EQ(batch["device"], "d1-ota");
-    for (const auto& rec : batch["records"])
-      if (seen.insert(rec["seq"].get<uint64_t>()).second &&
-          rec["data"]["type"] == "ota_transition")
-        events.push_back(rec["data"]["fields"]);
-  }
+  // ota_transition fields, in seq order
+  const std::vector<nlohmann::json> events = testing_mqtt::ReadEvents(
+      sub.get(), "d1-ota", "ota_transition",
+      [](const auto& e) { return !e.empty() && e.back().value("to", "") == "rebooting"; }, 60);
   std::vector<std::string> path;
   for (const auto& e : events)
     path.push_back(e["from"].get<std::string>() + "->" + e["to"].get<std::string>());

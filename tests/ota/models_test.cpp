@@ -8,11 +8,15 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <signal.h>
+
 #include <atomic>
+#include <functional>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -21,6 +25,8 @@
 #include "fake_sysroot.h"
 #include "file_server.h"
 #include "outpost/image/image.h"
+#include "mqtt_broker.h"
+#include "outpost/ota/state.h"
 #include "outpostd/npy.h"
 #include "outpostd/test_util.h"
 #include "outpostd/v2_client.h"
@@ -115,8 +121,12 @@ class OtaModelsTest : public testing::FakeSysrootTest {
   // model v1 (ORT's golden) or v2 (the raised bias, its expected output), or v2's model with
   // v1's golden (a bundle whose golden check fails).
   enum class Iris { kV1, kV2, kV2WithV1Golden };
+  // `os_ref`: the release's OS ref (another one leaves outpost/test/x86_64 where it is, so that an
+  // agent following it sees only the model move); *os_commit: that OS commit.
   std::string Publish(Iris which, const std::string& version, int64_t ts, bool sign = true,
-                      const std::string& key_fpr = "") {
+                      const std::string& key_fpr = "",
+                      const std::string& os_ref = "outpost/test/x86_64",
+                      std::string* os_commit = nullptr) {
     const std::string g = testing::kModelsDir + "/golden/iris_mlp/";
     std::string model =
         which == Iris::kV1 ? testing::kModelsDir + "/iris_mlp.onnx" : dir_ + "/v2/iris_v2.onnx";
@@ -128,12 +138,15 @@ class OtaModelsTest : public testing::FakeSysrootTest {
                                              {"version", version},
                                              {"threads", "1"}}));
     image::BuildOptions o = Release("os-" + version, ts);
+    o.ref = os_ref;
+    o.model_ref_prefix = "outpost/test/models";
     o.manifests = {p};
     o.sign = sign;
     if (!key_fpr.empty()) o.key.key_id = key_fpr;
     auto r = image::Build(o);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     if (!r.ok() || r->models.size() != 1) return "";
+    if (os_commit) *os_commit = r->commit;
     EXPECT_EQ(r->models[0].ref, "outpost/test/models/iris");
     return r->models[0].commit;
   }
@@ -161,11 +174,7 @@ class OtaModelsTest : public testing::FakeSysrootTest {
     stop_ = false;
     load_ = std::thread([this] {
       testing::V2Client c(daemon_->port);
-      testing::Json req = {{"inputs",
-                            {{{"name", "input"},
-                              {"shape", input_.shape},
-                              {"datatype", "FP32"},
-                              {"data", input_.data}}}}};
+      const testing::Json req = GoldenRequest();
       while (!stop_) {
         auto r = c.Infer("iris", req);
         std::lock_guard<std::mutex> lock(mu_);
@@ -183,6 +192,13 @@ class OtaModelsTest : public testing::FakeSysrootTest {
         if (a == Answer::kOther) others_.push_back(r->body);
       }
     });
+  }
+  testing::Json GoldenRequest() const {
+    return {{"inputs",
+             {{{"name", "input"},
+               {"shape", input_.shape},
+               {"datatype", "FP32"},
+               {"data", input_.data}}}}};
   }
   void StopLoad() {
     stop_ = true;
@@ -284,6 +300,48 @@ TEST_F(OtaModelsTest, UpdateAndRollbackUnderLoadWithoutAFailedRequest) {
   EXPECT_THAT(r.message, HasSubstr("was rolled back"));
 }
 
+// A two-input two-output model whose goldens are directories (one file per tensor, TensorProto
+// .pb inputs, .npy outputs): bundled by outpost image with both directories, installed by a
+// model-only update (outpostd warms it on every input and checks both outputs), confirmed by
+// the V2 golden check with both outputs compared.
+TEST_F(OtaModelsTest, ModelWithGoldenDirectoriesIsBundledAndUpdated) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string g = testing::kModelsDir + "/golden_numpy/multi_io/";
+  const std::string p = dir_ + "/manifests-multi/multi.yaml";
+  testing::WriteFile(p, testing::Manifest("multi", testing::kModelsDir + "/multi_io.onnx",
+                                          {{"golden-input", g + "input_pb"},
+                                           {"golden-output", g + "output"},
+                                           {"version", "7"},
+                                           {"threads", "1"}}));
+  image::BuildOptions o = Release("os-multi", 1700000000);
+  o.model_ref_prefix = "outpost/test/models";
+  o.manifests = {p};
+  auto built = image::Build(o);
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  ASSERT_EQ(built->models.size(), 1u);
+  ModelStepResult r = UpdateModel(cfg_, "multi");
+  ASSERT_EQ(r.outcome, ModelOutcome::kUpdated) << r.message;
+  EXPECT_EQ(r.commit, built->models[0].commit);
+  EXPECT_GE(r.verify_ms, 0);
+  const std::string co = cfg_.models_root + "/" + r.commit;
+  for (const char* f : {"/golden/input/x.pb", "/golden/input/k.pb", "/golden/output/y.npy",
+                        "/golden/output/idx.npy"})
+    EXPECT_EQ(ReadAll(co + f), ReadAll(g + (std::string(f).find("input") != std::string::npos
+                                                ? "input_pb/"
+                                                : "output/") +
+                                           fs::path(f).filename().string()))
+        << f;
+  EXPECT_THAT(ReadAll(box_.manifests() + "/multi.yaml"), HasSubstr("\"" + co + "/golden/input\""));
+  // The V2 answer: idx is numpy's [1, 0].
+  testing::V2Client c(daemon_->port);
+  auto answer = c.Infer("multi", testing::Json::parse(R"({"inputs": [
+      {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [0, 0, 0, 0, 0, 0, 0, 0]},
+      {"name": "k", "shape": [2, 4], "datatype": "INT64", "data": [0, 5, 0, 0, 7, 0, 0, 0]}],
+      "outputs": [{"name": "idx"}]})"));
+  ASSERT_TRUE(answer && answer->status == 200) << (answer ? answer->body : "no answer");
+  EXPECT_EQ(answer->JsonBody()["outputs"][0]["data"], testing::Json::parse("[1, 0]"));
+}
+
 TEST_F(OtaModelsTest, ModelFailingItsGoldenCheckNeverServes) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
   const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
@@ -352,6 +410,45 @@ TEST_F(OtaModelsTest, UnsignedUntrustedAndTamperedModelCommitsAreRefused) {
 }
 
 // The same through the CLI: update twice, list, roll back; usage errors exit 2.
+// The agent's check (CheckModel): a commit refused at the pull (a tampered object: checksum) is
+// recorded against the remote head and not fetched again while it stays the head; a new head
+// is taken.
+TEST_F(OtaModelsTest, CheckModelRemembersARefusalAtThePull) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
+  ModelStepResult r = CheckModel(cfg_, "iris");
+  ASSERT_EQ(r.outcome, ModelOutcome::kUpdated) << r.message;
+  EXPECT_EQ(r.commit, c1);
+  r = CheckModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kUpToDate) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("nothing pulled"));
+
+  const std::string c2 = Publish(Iris::kV2, "2", 1700000100);
+  ASSERT_EQ(testing::TamperObject(dir_ + "/srv/repo", c2, "/model.onnx", gnupg_, release_fpr_), "");
+  r = CheckModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kRefused) << r.message;
+  EXPECT_EQ(r.commit, c2);
+  ASSERT_EQ(r.record.refused.size(), 1u);
+  EXPECT_EQ(r.record.refused[0].commit, c2);
+  EXPECT_EQ(r.record.current.commit, c1);
+
+  server_->ClearRequests();
+  r = CheckModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kUpToDate) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("the remote head " + c2 + " was refused before"));
+  for (const auto& req : server_->Requests())
+    EXPECT_EQ(req.find("/objects/") == std::string::npos && req.find("/deltas/") == std::string::npos,
+              true)
+        << req;
+  EXPECT_FALSE(server_->Requests().empty()) << "the summary was read";
+
+  // A new head (v1's model again: v2's model object stays tampered on the server) is taken.
+  const std::string c3 = Publish(Iris::kV1, "3", 1700000200);
+  r = CheckModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kUpdated) << r.message;
+  EXPECT_EQ(r.commit, c3);
+}
+
 TEST_F(OtaModelsTest, CliUpdatesListsAndRollsBack) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
   const std::string opts = " --remote " + cfg_.remote_url + " --repo " + cfg_.source.repo +
@@ -399,6 +496,174 @@ TEST_F(OtaModelsTest, CliUpdatesListsAndRollsBack) {
   EXPECT_EQ(run("update iris" + opts).rc, 2) << "no --trusted-key";
   EXPECT_EQ(run("update" + opts).rc, 2) << "no model name";
   EXPECT_EQ(run("frobnicate").rc, 2);
+}
+
+// `outpost ota agent` with `ota.models: [iris]`: the model's ref checked on the agent's own
+// schedule (interval 1 s), beside an OS ref that does not move (the booted commit).
+class OtaModelsAgentTest : public OtaModelsTest {
+ protected:
+  void TearDown() override {
+    if (HasFailure()) std::fprintf(stderr, "---- agent stderr ----\n%s\n", AgentLog().c_str());
+    StopAgent();
+    OtaModelsTest::TearDown();
+  }
+  void StartAgent(const std::string& booted_commit, const std::string& telemetry = "") {
+    fs::create_directories(dir_ + "/keys");
+    fs::copy_file(root_ + "/Release.asc", dir_ + "/keys/Release.asc",
+                  fs::copy_options::overwrite_existing);
+    testing::WriteFile(
+        dir_ + "/device.yaml",
+        "server:\n  listen_address: 127.0.0.1\n  port: " + std::to_string(daemon_->port) +
+            "\nmodels:\n  manifest_dir: " + box_.manifests() + "\nota:\n  enabled: true\n"
+            "  remote_url: " + cfg_.remote_url + "\n  ref: outpost/test/x86_64\n"
+            "  trusted_keys_dir: " + dir_ + "/keys\n  state_dir: " + cfg_.state_dir +
+            "\n  jitter_s: 0\n  reboot_command: \"echo reboot >> " + dir_ + "/reboots\"\n"
+            "  models: [iris]\n  model_ref_prefix: outpost/test/models\n  models_dir: " +
+            cfg_.models_root + "\n" + telemetry);
+    testing::ProcessOptions o;
+    o.argv = {OUTPOST_CLI,        "ota",   "agent",   "--config", dir_ + "/device.yaml",
+              "--sysroot",        sysroot_, "--boot-id", "boot-1", "--booted-commit",
+              booted_commit,      "--check-interval-s", "1"};
+    o.stderr_path = dir_ + "/agent.log";
+    o.capture_stdout = false;
+    std::string err;
+    agent_ = testing::Process::Start(o, &err);
+    ASSERT_TRUE(agent_) << err;
+  }
+  void StopAgent() {
+    if (!agent_) return;
+    if (agent_->running()) agent_->Signal(SIGTERM);
+    if (!agent_->Wait(20000)) agent_->Kill();
+    agent_.reset();
+  }
+  std::string AgentLog() const { return ReadAll(dir_ + "/agent.log"); }
+  size_t Count(const std::string& what) const {
+    const std::string log = AgentLog();
+    size_t n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  }
+  // What models.json records for iris (empty record when none).
+  ModelRecord Iris() {
+    auto all = ListModels(cfg_.state_dir);
+    if (all.ok())
+      for (const auto& r : *all)
+        if (r.name == "iris") return r;
+    return {};
+  }
+  bool WaitFor(const std::function<bool()>& ok, int timeout_ms) {
+    for (int i = 0; i < timeout_ms / 50 && !ok(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return ok();
+  }
+  // The answer outpostd gives now to the golden input.
+  Answer AnswerNow() {
+    testing::V2Client c(daemon_->port);
+    auto r = c.Infer("iris", GoldenRequest());
+    if (!r || r->status != 200) return Answer::kOther;
+    std::vector<double> got;
+    testing::FlattenJson(r->JsonBody()["outputs"][0]["data"], &got);
+    return Classify(got);
+  }
+  size_t ObjectRequests() {
+    size_t n = 0;
+    for (const auto& r : server_->Requests()) n += r.find("/objects/") != std::string::npos;
+    return n;
+  }
+
+  std::unique_ptr<testing::Process> agent_;
+};
+
+TEST_F(OtaModelsAgentTest, AgentPicksUpANewModelCommitOnItsOwnSchedule) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());  // no model yet
+  std::string os1;
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000, true, "", "outpost/test/x86_64", &os1);
+  ASSERT_EQ(c1.size(), 64u);
+  ASSERT_NO_FATAL_FAILURE(StartAgent(os1));
+  // The first check at start installs v1 (the OS is up to date: its head is the booted commit).
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c1; }, 60000)) << AgentLog();
+  EXPECT_EQ(AnswerNow(), Answer::kV1);
+  // v2 published on the model's ref only; nobody tells the agent.
+  const std::string c2 =
+      Publish(Iris::kV2, "2", 1700000100, true, "", "outpost/test/other/x86_64");
+  ASSERT_EQ(c2.size(), 64u);
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c2; }, 60000)) << AgentLog();
+  EXPECT_EQ(AnswerNow(), Answer::kV2);
+  ModelRecord r = Iris();
+  ASSERT_FALSE(r.previous.empty());
+  EXPECT_EQ(r.previous[0].commit, c1);
+  EXPECT_EQ(r.current.version, "2");
+  EXPECT_THAT(AgentLog(), HasSubstr("ota models: iris: new head " + c2));
+  // Later checks find it current and pull nothing; the OS never moved, nothing rebooted.
+  ASSERT_TRUE(WaitFor([&] { return Count("up to date at " + c2 + "; nothing pulled") >= 2; },
+                      30000));
+  EXPECT_FALSE(fs::exists(dir_ + "/reboots"));
+  EXPECT_EQ(StateFile(cfg_.state_dir).Load().ok(), true);
+}
+
+// Each model update the agent makes is an `ota_model_update` event on the agent's own telemetry
+// (a real mosquitto; the topic of the agent's identity <device_id>-ota).
+TEST_F(OtaModelsAgentTest, ModelUpdatesArePublishedAsTelemetryEvents) {
+  if (!fs::exists(OUTPOST_MOSQUITTO_BIN)) GTEST_SKIP() << "mosquitto not installed";
+  testing_mqtt::Broker mqtt;
+  ASSERT_NO_FATAL_FAILURE(testing_mqtt::StartBroker(dir_, "outpost/f/d1-ota/events", &mqtt));
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  std::string os1;
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000, true, "", "outpost/test/x86_64", &os1);
+  ASSERT_NO_FATAL_FAILURE(
+      StartAgent(os1, "telemetry:\n  enabled: true\n  broker_url: mqtt://127.0.0.1:" +
+                          std::to_string(mqtt.port) + "\n  device_id: d1\n  fleet: f\n"
+                          "  buffer_dir: " + dir_ + "/telemetry\n  metrics_interval_ms: 3600000\n"));
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c1; }, 60000)) << AgentLog();
+  const std::string c2 =
+      Publish(Iris::kV2, "2", 1700000100, true, "", "outpost/test/other/x86_64");
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c2; }, 60000)) << AgentLog();
+
+  const std::vector<nlohmann::json> events = testing_mqtt::ReadEvents(
+      mqtt.sub.get(), "d1-ota", "ota_model_update",
+      [](const auto& e) { return e.size() >= 2; }, 60);
+  ASSERT_EQ(events.size(), 2u) << AgentLog();
+  EXPECT_EQ(events[0]["model"], "iris");
+  EXPECT_EQ(events[0]["outcome"], "updated");
+  EXPECT_EQ(events[0]["commit"], c1);
+  EXPECT_EQ(events[0]["previous_commit"], "");
+  EXPECT_EQ(events[1]["outcome"], "updated");
+  EXPECT_EQ(events[1]["commit"], c2);
+  EXPECT_EQ(events[1]["current_commit"], c2);
+  EXPECT_EQ(events[1]["current_version"], "2");
+  EXPECT_EQ(events[1]["previous_commit"], c1);
+  EXPECT_GE(events[1]["swap_ms"].get<double>(), 0);
+}
+
+TEST_F(OtaModelsAgentTest, BadModelCommitIsRefusedOnceAndNotPulledAgain) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  std::string os1;
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000, true, "", "outpost/test/x86_64", &os1);
+  ASSERT_NO_FATAL_FAILURE(StartAgent(os1));
+  ASSERT_TRUE(WaitFor([&] { return Iris().current.commit == c1; }, 60000)) << AgentLog();
+  // v2's model with v1's golden: outpostd's golden check refuses it.
+  const std::string bad =
+      Publish(Iris::kV2WithV1Golden, "2", 1700000100, true, "", "outpost/test/other/x86_64");
+  ASSERT_EQ(bad.size(), 64u);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        ModelRecord r = Iris();
+        return !r.refused.empty() && r.refused.back().commit == bad;
+      },
+      60000))
+      << AgentLog();
+  // Refused once; then the head is known and nothing is pulled while it stays the head.
+  ASSERT_TRUE(WaitFor([&] { return Count("was refused before") >= 1; }, 30000)) << AgentLog();
+  const size_t objects = ObjectRequests();
+  ASSERT_TRUE(WaitFor([&] { return Count("was refused before") >= 4; }, 30000)) << AgentLog();
+  EXPECT_EQ(ObjectRequests(), objects) << "objects fetched again for a refused head";
+  EXPECT_EQ(Count("ota models: iris: pulling"), 2u) << "v1 once, the bad commit once";
+  EXPECT_EQ(Count("failed-check"), 1u);
+  ModelRecord r = Iris();
+  EXPECT_EQ(r.current.commit, c1);
+  EXPECT_EQ(r.refused.size(), 1u);
+  EXPECT_EQ(AnswerNow(), Answer::kV1);
+  EXPECT_EQ(ReadAll(cfg_.models_root + "/" + bad + "/model.onnx"), "") << "checkout left behind";
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "outpost/core/tensor_file.h"
 #include "outpost/engine/session.h"
 
 namespace outpost {
@@ -193,87 +194,6 @@ Expected<Tensor> ParseTensorProto(const std::string& bytes) {
   return TensorFromProto(tp, "");
 }
 
-namespace {
-
-Expected<Tensor> ParseNpy(const std::string& b, const std::string& path) {
-  auto bad = [&](const std::string& m) { return InvalidArgument("'" + path + "' is not a valid .npy file: " + m); };
-  if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) return bad("missing magic");
-  int major = static_cast<unsigned char>(b[6]);
-  size_t hlen, hstart;
-  if (major == 1) {
-    hlen = static_cast<unsigned char>(b[8]) | (static_cast<unsigned char>(b[9]) << 8);
-    hstart = 10;
-  } else if (major == 2 || major == 3) {
-    if (b.size() < 12) return bad("short header");
-    hlen = 0;
-    for (int i = 0; i < 4; ++i) hlen |= static_cast<size_t>(static_cast<unsigned char>(b[8 + i])) << (8 * i);
-    hstart = 12;
-  } else {
-    return bad("version " + std::to_string(major));
-  }
-  if (hstart + hlen > b.size()) return bad("header runs past the end");
-  std::string h = b.substr(hstart, hlen);
-  auto field = [&](const std::string& key) -> std::string {
-    size_t p = h.find("'" + key + "'");
-    if (p == std::string::npos) return "";
-    p = h.find(':', p);
-    if (p == std::string::npos) return "";
-    ++p;
-    while (p < h.size() && h[p] == ' ') ++p;
-    if (h[p] == '\'') {
-      size_t e = h.find('\'', p + 1);
-      return h.substr(p + 1, e - p - 1);
-    }
-    if (h[p] == '(') {
-      size_t e = h.find(')', p);
-      return h.substr(p + 1, e - p - 1);
-    }
-    size_t e = h.find_first_of(",}", p);
-    return h.substr(p, e - p);
-  };
-  std::string descr = field("descr"), fortran = field("fortran_order"), shp = field("shape");
-  if (fortran.find("True") != std::string::npos) return bad("fortran_order arrays are not supported");
-  if (descr.size() < 3) return bad("no dtype");
-  if (descr[0] == '>' && descr.substr(1) != "u1" && descr.substr(1) != "i1" && descr.substr(1) != "b1")
-    return bad("big-endian data is not supported");
-  std::string code = descr.substr(1);
-  DataType dt;
-  if (code == "f4") dt = DataType::kFloat;
-  else if (code == "f8") dt = DataType::kDouble;
-  else if (code == "f2") dt = DataType::kFloat16;
-  else if (code == "i1") dt = DataType::kInt8;
-  else if (code == "i2") dt = DataType::kInt16;
-  else if (code == "i4") dt = DataType::kInt32;
-  else if (code == "i8") dt = DataType::kInt64;
-  else if (code == "u1") dt = DataType::kUInt8;
-  else if (code == "u2") dt = DataType::kUInt16;
-  else if (code == "u4") dt = DataType::kUInt32;
-  else if (code == "u8") dt = DataType::kUInt64;
-  else if (code == "b1") dt = DataType::kBool;
-  else return bad("dtype '" + descr + "' is not supported");
-  std::vector<int64_t> dims;
-  std::stringstream ss(shp);
-  std::string tok;
-  while (std::getline(ss, tok, ',')) {
-    size_t s = tok.find_first_not_of(' ');
-    if (s == std::string::npos) continue;
-    char* end = nullptr;
-    long long v = std::strtoll(tok.c_str() + s, &end, 10);
-    if (end == tok.c_str() + s || v < 0) return bad("shape '" + shp + "'");
-    dims.push_back(v);
-  }
-  OP_ASSIGN_OR_RETURN(Shape shape, Shape::From(dims));
-  OP_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dt, shape));
-  size_t start = hstart + hlen;
-  if (b.size() - start != t.nbytes())
-    return bad("data has " + std::to_string(b.size() - start) + " bytes, shape " + shape.ToString() + " needs " +
-               std::to_string(t.nbytes()));
-  if (t.nbytes()) std::memcpy(t.raw(), b.data() + start, t.nbytes());
-  return t;
-}
-
-}  // namespace
-
 Expected<Tensor> ReadTensorFile(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) return NotFound("tensor file '" + path + "' does not exist");
@@ -282,7 +202,7 @@ Expected<Tensor> ReadTensorFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (!f.good() && !f.eof()) return IoError("reading '" + path + "'");
-  if (path.size() >= 4 && path.substr(path.size() - 4) == ".npy") return ParseNpy(bytes, path);
+  if (path.size() >= 4 && path.substr(path.size() - 4) == ".npy") return outpost::ParseNpy(bytes, path);
   auto t = ParseTensorProto(bytes);
   if (!t.ok()) return t.status().WithContext("'" + path + "'");
   return t;

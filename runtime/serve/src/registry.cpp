@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "outpost/config/golden.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
 
@@ -46,6 +47,14 @@ Status CompareGolden(const Tensor& got, const Tensor& want, const std::string& w
     for (int64_t i = 0; i < got.numel(); ++i)
       if (got.data<std::string>()[i] != want.data<std::string>()[i])
         return InvalidModel(what + ": element " + std::to_string(i) + " differs from golden");
+    return Status::Ok();
+  }
+  if (IsInteger(got.dtype()) || got.dtype() == DataType::kBool) {  // exact
+    for (int64_t i = 0; i < got.numel(); ++i)
+      if (ReadInt(got, i) != ReadInt(want, i))
+        return InvalidModel(what + ": element " + std::to_string(i) + " is " +
+                            std::to_string(ReadInt(got, i)) + ", golden " +
+                            std::to_string(ReadInt(want, i)) + " (integers compared exactly)");
     return Status::Ok();
   }
   constexpr double kAtol = 1e-4, kRtol = 1e-3;
@@ -101,8 +110,12 @@ std::string Fingerprint(const config::ModelManifest& m) {
   f << FileIdentity(m.source) << "|" << FileIdentity(m.model_path) << "|" << m.version << "|"
     << m.backend << "|" << m.threads << "|" << m.max_batch_size << "|" << m.max_queue_delay_us
     << "|" << m.queue_size << "|" << m.timeout_ms;
-  if (!m.golden_input.empty()) f << "|" << FileIdentity(m.golden_input);
-  if (!m.golden_output.empty()) f << "|" << FileIdentity(m.golden_output);
+  for (const std::string* golden : {&m.golden_input, &m.golden_output}) {
+    if (golden->empty()) continue;
+    f << "|" << FileIdentity(*golden);
+    if (auto files = config::ListGoldenFiles(*golden); files.ok() && (*files)[0].tensor != "")
+      for (const auto& g : *files) f << "|" << FileIdentity(g.path);  // a directory's files
+  }
   return f.str();
 }
 
@@ -126,12 +139,14 @@ Expected<std::shared_ptr<ModelRunner>> ModelRegistry::Build(const config::ModelM
   // Warm-up: one run, on the golden input when there is one (kernels compile, plans build).
   std::vector<std::pair<std::string, Tensor>> inputs;
   if (!m.golden_input.empty()) {
-    if (session->inputs().size() != 1)
-      return InvalidArgument("model '" + m.name + "': a golden input file fits only one-input "
-                             "models; this one has " +
-                             std::to_string(session->inputs().size()));
-    OP_ASSIGN_OR_RETURN(Tensor t, engine::ReadTensorFile(m.golden_input));
-    inputs.push_back({session->inputs()[0].name, std::move(t)});
+    // One file (a one-input model) or a directory of <input name>.npy|.pb (config/golden.h).
+    std::vector<std::string> names;
+    for (const auto& v : session->inputs()) names.push_back(v.name);
+    OP_ASSIGN_OR_RETURN(auto files, config::MatchGoldenInputs(m.golden_input, names));
+    for (const auto& g : files) {
+      OP_ASSIGN_OR_RETURN(Tensor t, engine::ReadTensorFile(g.path));
+      inputs.push_back({g.tensor, std::move(t)});
+    }
   } else {
     for (const auto& v : session->inputs()) {
       OP_ASSIGN_OR_RETURN(Tensor t, ZeroInput(v));
@@ -141,8 +156,17 @@ Expected<std::shared_ptr<ModelRunner>> ModelRegistry::Build(const config::ModelM
   auto out = session->Run(inputs);
   if (!out.ok()) return out.status().WithContext("model '" + m.name + "' warm-up run");
   if (!m.golden_output.empty()) {
-    OP_ASSIGN_OR_RETURN(Tensor want, engine::ReadTensorFile(m.golden_output));
-    OP_RETURN_IF_ERROR(CompareGolden((*out)[0], want, "model '" + m.name + "' golden check"));
+    // One file (the first output) or a directory: every <output name> file in it is compared.
+    std::vector<std::string> names;
+    for (const auto& v : session->outputs()) names.push_back(v.name);
+    OP_ASSIGN_OR_RETURN(auto files, config::MatchGoldenOutputs(m.golden_output, names));
+    for (const auto& g : files) {
+      const size_t k = static_cast<size_t>(
+          std::find(names.begin(), names.end(), g.tensor) - names.begin());
+      OP_ASSIGN_OR_RETURN(Tensor want, engine::ReadTensorFile(g.path));
+      OP_RETURN_IF_ERROR(CompareGolden(
+          (*out)[k], want, "model '" + m.name + "' golden check, output '" + g.tensor + "'"));
+    }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto& reg = MetricsRegistry::Global();

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "outpost/core/status.h"
@@ -129,6 +130,11 @@ struct OtaConfig {
   int retry_max = 5;         // retries of a step that failed on the network, then the interval
   int retry_base_s = 30;     // first retry delay; doubles, each drawn from [d/2, d]
   int retry_max_delay_s = 1800;
+  // Model-only updates on the agent's schedule: each name's ref <model_ref_prefix>/<name>
+  // (image/README.md's layout) checked with the OS ref.
+  std::vector<std::string> models;  // model names (DNS-1123 labels); empty = none
+  std::string model_ref_prefix;     // default <dirname of ref>/models, as `outpost image` commits
+  std::string models_dir = "/var/lib/outpost/models";  // checkouts; repository <models_dir>/.repo
 };
 
 struct DeviceConfig {

@@ -8,11 +8,13 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "outpost/config/device_config.h"
 #include "outpost/ota/agent.h"
+#include "outpost/ota/models.h"
 #include "outpost/ota/schedule.h"
 
 namespace outpost::ota {
@@ -37,13 +39,23 @@ struct DaemonConfig {
   // The handoff asked of outpostd before the reboot lasts idle_wait_s + this (it ends by itself
   // if the reboot never comes and nobody clears it).
   double handoff_margin_s = 60;
+  // Model-only updates on the same schedule (ota.models): after each step that leaves no OS
+  // cycle in progress, CheckModel() for each name; one stopped on something that may pass
+  // (kError: network, outpostd, disk) is retried with the same backoff.
+  std::vector<std::string> models;
+  ModelUpdateConfig model_update;
+  // Each model check that did something (every outcome but up-to-date): the CLI sends it as an
+  // `ota_model_update` telemetry event.
+  std::function<void(const std::string& model, const ModelStepResult&)> on_model_update;
 };
 
 // The agent's settings from the device config (`ota:`, `server:` for outpostd's address,
 // `telemetry.broker_url` for the gate's broker check when telemetry is enabled). key_files are
 // the regular files of ota.trusted_keys_dir (sorted); the trusted fingerprints are the
-// caller's to fill (image::KeyFingerprints). The remote's URL and ref are ota.remote_url and
-// ota.ref when set.
+// caller's to fill (image::KeyFingerprints), for the OS and the model updates. The remote's URL
+// and ref are ota.remote_url and ota.ref when set. Model updates (ota.models): repository
+// <ota.models_dir>/.repo, checkouts in ota.models_dir, refs <ota.model_ref_prefix>/<name>,
+// manifests written to models.manifest_dir (required then), models.json in ota.state_dir.
 Expected<DaemonConfig> DaemonConfigFromDevice(const config::DeviceConfig& dc);
 
 struct DaemonControl {

@@ -1,9 +1,10 @@
 // The health gate's verdict, as pure code: given what the checks observed through the running
 // outpostd (readiness, each model's outputs on its golden inputs and its call latencies, the MQTT
-// broker, the time taken), pass or fail with every reason named. Collecting those observations
-// over the V2 HTTP API is not written yet (ota/README.md).
+// broker, the time taken), pass or fail with every reason named. gate_probe.h collects them over
+// the V2 HTTP API.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,10 +15,23 @@ struct Tolerance {
   double rtol = 1e-3;
 };
 
+// One output of a model on its golden inputs.
+struct OutputCheck {
+  std::string name;          // the model's output name
+  std::string datatype;      // the golden's V2 datatype ("FP32", "INT64", ...)
+  std::string got_datatype;  // the answer's; empty: not checked
+  // Floating point: |got - golden| <= atol + rtol*|golden| element-wise (NaN fails).
+  std::vector<double> golden;  // flattened
+  std::vector<double> got;
+  // Integers and BOOL (exact = true): compared exactly, as int64 (uint64 bit for bit).
+  bool exact = false;
+  std::vector<int64_t> golden_int;
+  std::vector<int64_t> got_int;
+};
+
 struct ModelCheck {
   std::string model;
-  std::vector<double> golden;        // expected outputs, flattened
-  std::vector<double> got;           // what the daemon answered, flattened
+  std::vector<OutputCheck> outputs;  // every golden output (a golden directory: each file)
   std::string error;                 // the call failed (load, HTTP, decoding): why
   std::vector<double> latencies_ms;  // one per golden call
   double p95_budget_ms = 0;          // 0: no latency budget

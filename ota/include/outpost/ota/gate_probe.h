@@ -15,8 +15,10 @@ namespace outpost::ota {
 
 struct GoldenModel {
   std::string name;           // V2 model name
-  std::string golden_input;   // .npy, little-endian float32 (the only kind read for now)
-  std::string golden_output;  // .npy, little-endian float32
+  // Golden tensors: one .npy or TensorProto .pb file (the model's only input / its first
+  // output), or a directory of one <tensor name>.npy|.pb per input / per compared output.
+  std::string golden_input;
+  std::string golden_output;
   double p95_budget_ms = 0;   // 0: none
   Tolerance tol;
 };

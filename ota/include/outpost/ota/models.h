@@ -81,6 +81,12 @@ struct ModelStepResult {
 // logged; outcomes are counted in outpost_ota_model_updates_total{model,outcome}, the swap time
 // in the gauge outpost_ota_model_swap_seconds{model}.
 ModelStepResult UpdateModel(const ModelUpdateConfig& cfg, const std::string& name);
+// The agent's scheduled check (`ota.models`): the head of <ref_prefix>/<name> from the remote's
+// signed summary first; a head that already serves, was rolled back from or was refused before
+// (a failed check, or a refusal at the pull: signature, untrusted key, checksum, downgrade) is
+// kUpToDate with nothing pulled. Else UpdateModel; a refusal at the pull is recorded against the
+// head (models.json `refused`). ModelStepResult::commit is the head. Counted as UpdateModel.
+ModelStepResult CheckModel(const ModelUpdateConfig& cfg, const std::string& name);
 // Serves the newest previous version again (its checkout verified again); the version rolled
 // back from is not taken again by UpdateModel while it stays the remote head.
 // outpost_ota_model_rollbacks_total{model,outcome}.
