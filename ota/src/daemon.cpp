@@ -291,6 +291,7 @@ Status ModelUpdatesFromDevice(const config::DeviceConfig& dc, const AgentConfig&
   m.state_dir = o.state_dir;
   m.outpostd_host = a.outpostd_host;
   m.outpostd_port = a.outpostd_port;
+  m.download = a.download;  // the OS update's rate limit and delta downloads
   return Status::Ok();
 }
 

@@ -224,6 +224,7 @@ class Step {
   Status GoldenOverV2(const std::string& checkout);
   Status Save() { return SaveState(cfg_.state_dir, all_); }
   void Prune();
+  Expected<std::string> Fetch(const SysrootConfig& src, const std::string& from);
   void Refuse(const std::string& commit, const std::string& reason) {
     auto& r = all_[name_];
     r.name = name_;
@@ -311,6 +312,30 @@ void Step::Prune() {
   }
 }
 
+// The model's head through its static delta (fetch.h), or libostree's pull when none is usable.
+// Refusals (signature, checksum, downgrade) are kInvalidArgument as Pull's; the rest kUnavailable.
+Expected<std::string> Step::Fetch(const SysrootConfig& src, const std::string& from) {
+  if (cfg_.download.deltas) {
+    internal::DeltaResult d = internal::FetchAndApplyDelta(
+        src, from, cfg_.state_dir + "/download-models/" + name_, cfg_.download);
+    switch (d.outcome) {
+      case internal::DeltaOutcome::kApplied: return d.commit;
+      case internal::DeltaOutcome::kRefused: return InvalidArgument(d.message);
+      case internal::DeltaOutcome::kInterrupted:
+      case internal::DeltaOutcome::kFailed: return Unavailable(d.message);
+      case internal::DeltaOutcome::kNoDelta: break;
+    }
+    MetricsRegistry::Global()
+        .GetCounter("outpost_ota_delta_fallbacks_total",
+                    "OTA updates pulled by libostree because no usable static delta was "
+                    "found (no rate limit, no byte-range resume)")
+        .Inc();
+    OP_LOG_WARN("ota models: {}: {}; libostree's pull instead (no rate limit, no byte resume)",
+                name_, d.message);
+  }
+  return Pull(src);
+}
+
 Status Step::Begin(SysrootConfig* src) {
   if (!ValidName(name_)) return InvalidArgument("not a model name: '" + name_ + "'");
   if (cfg_.source.repo.empty())
@@ -331,7 +356,7 @@ ModelStepResult Step::Update() {
   ModelRecord& rec = all_[name_];
   OP_LOG_INFO("ota models: {}: pulling {}:{}", name_, src.remote, src.ref);
   const auto t_pull = Clock::now();
-  auto pulled = Pull(src);  // signature checked against the trusted keys
+  auto pulled = Fetch(src, rec.current.commit);  // signature checked against the trusted keys
   if (!pulled.ok())
     return Finish(pulled.status().code() == Code::kInvalidArgument ? ModelOutcome::kRefused
                                                                    : ModelOutcome::kError,

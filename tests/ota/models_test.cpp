@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "common/signing_keys.h"
+#include "delta.h"
 #include "fake_sysroot.h"
 #include "file_server.h"
 #include "outpost/image/image.h"
@@ -304,6 +305,45 @@ TEST_F(OtaModelsTest, UpdateAndRollbackUnderLoadWithoutAFailedRequest) {
 // .pb inputs, .npy outputs): bundled by outpost image with both directories, installed by a
 // model-only update (outpostd warms it on every input and checks both outputs), confirmed by
 // the V2 golden check with both outputs compared.
+// A model-only update downloads the model ref's static delta like the OS update (rate limit,
+// byte-range resume): the link drops in the middle of the delta's part on every attempt, the
+// step fails as retryable with the partial file kept and the old version serving; the next step
+// asks for the rest with a range request and installs v2, libostree's object pull never used.
+TEST_F(OtaModelsTest, ModelDeltaCutMidDownloadIsResumed) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string c1 = Publish(Iris::kV1, "1", 1700000000);
+  ASSERT_EQ(UpdateModel(cfg_, "iris").outcome, ModelOutcome::kUpdated);
+  const std::string c2 = Publish(Iris::kV2, "2", 1700000100);
+  ASSERT_EQ(c2.size(), 64u);
+  const std::string delta = "/repo/" + internal::DeltaRelPath(c1, c2);
+  const std::string part = delta + "/0";
+  ASSERT_TRUE(fs::exists(dir_ + "/srv" + part)) << "no delta " << c1 << " -> " << c2;
+  const uint64_t part_size = fs::file_size(dir_ + "/srv" + part);
+  const uint64_t cut = part_size / 2;
+  ASSERT_GT(cut, 0u);
+  server_->CutAt(part, cut, /*once=*/false);
+  server_->ClearRequests();
+  cfg_.download.attempts = 2;
+  cfg_.download.retry_base_s = 0.05;
+
+  ModelStepResult r = UpdateModel(cfg_, "iris");
+  EXPECT_EQ(r.outcome, ModelOutcome::kError) << r.message;
+  EXPECT_THAT(r.message, HasSubstr("bytes on disk"));
+  const std::string partial = cfg_.state_dir + "/download-models/iris/" + c1 + "-" + c2 + "/0";
+  ASSERT_TRUE(fs::exists(partial));
+  EXPECT_EQ(fs::file_size(partial), cut);
+  EXPECT_EQ(ListModels(cfg_.state_dir).value()[0].current.commit, c1);
+
+  server_->ClearCut();
+  r = UpdateModel(cfg_, "iris");
+  ASSERT_EQ(r.outcome, ModelOutcome::kUpdated) << r.message;
+  EXPECT_EQ(r.commit, c2);
+  EXPECT_THAT(server_->Ranges(), ::testing::Contains(::testing::Pair(part, cut)));
+  for (const auto& p : server_->Requests())
+    EXPECT_NE(p.rfind("/repo/objects/", 0), 0u) << "libostree's pull fetched " << p;
+  EXPECT_FALSE(fs::exists(cfg_.state_dir + "/download-models/iris/" + c1 + "-" + c2));
+}
+
 TEST_F(OtaModelsTest, ModelWithGoldenDirectoriesIsBundledAndUpdated) {
   ASSERT_NO_FATAL_FAILURE(StartDaemon());
   const std::string g = testing::kModelsDir + "/golden_numpy/multi_io/";

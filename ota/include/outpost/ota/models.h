@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "outpost/ota/agent.h"
 #include "outpost/ota/gate.h"
 #include "outpost/ota/sysroot.h"
 
@@ -33,6 +34,10 @@ struct ModelUpdateConfig {
   int keep = 2;                     // previous versions kept (checkouts and records)
   double load_timeout_ms = 300000;  // outpostd's load (build, warm, golden check) of a version
   int gate_runs = 3;                // golden calls over V2 after the swap
+  // The model ref's static delta (from the serving commit, else from empty) downloaded with
+  // libcurl like the OS update's: rate limit, byte-range resume under <state_dir>/download-models/
+  // <name>; libostree's pull when no delta is usable (counted, logged). deltas=false: the pull.
+  DownloadOptions download;
   Tolerance tolerance;
 };
 
