@@ -56,7 +56,7 @@ int CmdTelemetry(int argc, char** argv);  // outpost telemetry tail
 int CmdImage(int argc, char** argv);  // outpost image build|bundle|verify
 int CmdOta(int argc, char** argv);    // outpost ota status|run-once|agent
 int CmdOtaAgent(int argc, char** argv);  // outpost ota agent (cmd_ota_agent.cpp)
-// The flags `ota agent` and `ota apply-bundle` add to the device config's settings (--sysroot,
+// The flags `ota run-once`, `ota agent` and `ota apply-bundle` add to their settings (--sysroot,
 // --osname, --remote-name, --boot-id, --booted-commit; cmd_ota.cpp), and the trusted
 // fingerprints of the configured key files.
 Status OtaLocalFlags(const Args& a, ota::AgentConfig& c);

@@ -148,25 +148,17 @@ int RunOnce(int argc, char** argv) {
     return Usage(kOtaUsage, a.error());
   ota::AgentConfig c;
   c.state_dir = a.Get("--state-dir", c.state_dir);
-  c.sysroot.sysroot = a.Get("--sysroot", "/");
-  c.sysroot.osname = a.Get("--osname", "outpost");
-  c.sysroot.remote = a.Get("--remote-name", "outpost");
   c.sysroot.ref = a.Get("--ref", "outpost/stable/x86_64");
   c.remote_url = a.Get("--remote");
   c.key_files = a.All("--trusted-key");
-  auto fprs = image::KeyFingerprints(c.key_files);
-  if (!fprs.ok()) {
-    return Fail(fprs.status(), "ota");
-  }
-  c.sysroot.trusted_fingerprints = *fprs;
+  // --sysroot, --osname, --remote-name, --boot-id, --booted-commit and the keys' fingerprints.
+  if (outpost::Status s = OtaLocalFlags(a, c); !s.ok()) return Fail(s, "ota");
   const std::string addr = a.Get("--outpostd", "127.0.0.1:8080");
   if (!HostPort(addr, &c.outpostd_host, &c.outpostd_port))
     return Usage(kOtaUsage, "--outpostd wants HOST:PORT, got '" + addr + "'");
   c.gate_deadline_ms = static_cast<double>(deadline);
   c.gate_runs = static_cast<int>(runs);
   c.download.rate_limit_kbps = rate;
-  c.boot_id = a.Get("--boot-id");
-  c.booted_commit = a.Get("--booted-commit");
   ota::StepResult r = ota::RunOnce(c);
   PrintStep(r);
   if (r.outcome == ota::Outcome::kError) return 1;
