@@ -253,7 +253,7 @@ class QdqFuser {
     a.kind = Attribute::Kind::kString;
     a.s = from;
     clip.info.attrs.Set(kQdqFrom, a);
-    const std::string& name = g_.values[out].name;
+    const std::string name = g_.values[out].name;  // a copy: ScalarConst grows g_.values
     clip.inputs = {
         in, ScalarConst(q.type, std::isinf(lo) ? qmin : q.Quantize(lo), name + "/_outpost_qmin"),
         ScalarConst(q.type, std::isinf(hi) ? qmax : q.Quantize(hi), name + "/_outpost_qmax")};
