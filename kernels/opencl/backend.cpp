@@ -1,4 +1,5 @@
 // The OpenCL backend: device selection, program binary cache, buffers, node execution.
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -297,9 +298,49 @@ Expected<cl_kernel> ClRuntime::Kernel(const std::string& file, const std::string
   return k;
 }
 
+namespace {
+
+// Host memory whose end (rounded up to 4 bytes) touches a PROT_NONE page, so that even a vector
+// load one element past the end faults. Released by the buffer's destructor callback.
+struct GuardedBlock {
+  void* base;
+  size_t len;
+};
+
+void CL_CALLBACK ReleaseGuarded(cl_mem, void* user) {
+  auto* g = static_cast<GuardedBlock*>(user);
+  munmap(g->base, g->len);
+  delete g;
+}
+
+cl_mem CreateGuardedBuffer(cl_context ctx, size_t bytes, cl_int* err) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t used = (bytes + 3) / 4 * 4;
+  const size_t body = (used + page - 1) / page * page;
+  void* base =
+      mmap(nullptr, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) {
+    *err = CL_OUT_OF_HOST_MEMORY;
+    return nullptr;
+  }
+  char* guard = static_cast<char*>(base) + body;
+  mprotect(guard, page, PROT_NONE);
+  cl_mem m = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, bytes, guard - used, err);
+  if (*err != CL_SUCCESS) {
+    munmap(base, body + page);
+    return nullptr;
+  }
+  clSetMemObjectDestructorCallback(m, ReleaseGuarded, new GuardedBlock{base, body + page});
+  return m;
+}
+
+}  // namespace
+
 Expected<ClMem> ClRuntime::Alloc(size_t bytes) const {
   cl_int err = CL_SUCCESS;
-  cl_mem m = clCreateBuffer(ctx, CL_MEM_READ_WRITE, std::max<size_t>(bytes, 64), nullptr, &err);
+  cl_mem m = guard_pages ? CreateGuardedBuffer(ctx, std::max<size_t>(bytes, 4), &err)
+                         : clCreateBuffer(ctx, CL_MEM_READ_WRITE, std::max<size_t>(bytes, 64),
+                                          nullptr, &err);
   if (err != CL_SUCCESS)
     return ResourceExhausted("clCreateBuffer(" + std::to_string(bytes) + "): " + ClError(err));
   return WrapMem(m);
@@ -579,6 +620,8 @@ Expected<std::unique_ptr<Backend>> CreateOpenClBackendImpl(const BackendOptions&
   rt->fp64 = exts.find("cl_khr_fp64") != std::string::npos;
   if (const char* g = std::getenv("OUTPOST_OPENCL_GEMM"))
     rt->force_tiled_gemm = std::string(g) == "tiled";
+  if (const char* g = std::getenv("OUTPOST_OPENCL_GUARD_PAGES"))
+    rt->guard_pages = rt->is_cpu && std::string(g) == "1";
   cl_uint fw = 8;
   clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof fw, &fw, nullptr);
   rt->float_width = fw >= 16 ? 16 : 8;

@@ -36,6 +36,10 @@ class ClRuntime {
   bool fp64 = false;
   int float_width = 8;  // native float vector width (16 on AVX-512 PoCL)
   bool force_tiled_gemm = false;  // $OUTPOST_OPENCL_GEMM=tiled: the GPU kernels on any device
+  // $OUTPOST_OPENCL_GUARD_PAGES=1 (CPU devices, for tests): every buffer is host memory that ends
+  // at an inaccessible page, so a kernel reading or writing past a buffer's end faults at once
+  // instead of now and then.
+  bool guard_pages = false;
   std::string device_name, description, cache_dir, device_key;
 
   // Kernel `name` from the embedded source `file` with `defines` (source text) prepended. Programs

@@ -83,7 +83,8 @@ __kernel void im2col_pack(__global float* Bp, int bp_off, __global const float* 
 
 /* B(k, v-th vector of the panel): packed, or with B_DIRECT read in place from a row-major
    B[k * ldb + n] (a 1x1 convolution's input), where a partial last panel over-reads into the
-   next row (lanes never stored) except at the last row, which is loaded lane by lane. */
+   following rows (lanes never stored). The last rows, whose over-read would pass the end of B
+   ((K - 1) * ldb + N floats; with N < NR that can be several rows), are loaded lane by lane. */
 #if B_DIRECT
 #define LOAD_B(k, v) VLOAD(VW)(0, b + (size_t)(k) * ldb + (v) * VW)
 #else
@@ -113,7 +114,8 @@ __kernel void gemm_rb(__global float* C, int c_off, __global const float* A, int
     const int n0 = jb * NR;
 #if B_DIRECT
     __global const float* b = Bp + bp_off + bt[4 * bi + 1] + n0;
-    const int kend = n0 + NR <= N ? K : K - 1;
+    const int spill = n0 + NR - N;  // lanes past N in this panel
+    const int kend = spill <= 0 ? K : max(0, K - (spill + ldb - 1) / ldb);
 #else
     __global const floatv* b =
         (__global const floatv*)(Bp + bp_off + bt[4 * bi + 1] + (size_t)jb * K * NR);
@@ -131,13 +133,13 @@ __kernel void gemm_rb(__global float* C, int c_off, __global const float* A, int
       FMA_ROWS(k, bv)
     }
 #if B_DIRECT
-    if (kend < K) {
+    for (int k = kend; k < K; k++) {
       float t[NR];
-      for (int j = 0; j < NR; j++) t[j] = n0 + j < N ? b[(size_t)kend * ldb + j] : 0.0f;
+      for (int j = 0; j < NR; j++) t[j] = n0 + j < N ? b[(size_t)k * ldb + j] : 0.0f;
       floatv bv[NV];
 #pragma unroll
       for (int v = 0; v < NV; v++) bv[v] = VLOAD(VW)(0, t + v * VW);
-      FMA_ROWS(kend, bv)
+      FMA_ROWS(k, bv)
     }
 #endif
     __global float* cb = C + c_off + bt[4 * bi + 2];
