@@ -13,6 +13,7 @@
 
 #include "opencl/cl_common.h"
 #include "outpost/core/hash.h"
+#include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
 
 const void* OutpostOpenClSources(size_t* count);
@@ -324,13 +325,24 @@ cl_mem CreateGuardedBuffer(cl_context ctx, size_t bytes, cl_int* err) {
     return nullptr;
   }
   char* guard = static_cast<char*>(base) + body;
-  mprotect(guard, page, PROT_NONE);
+  if (mprotect(guard, page, PROT_NONE) != 0) {  // no guard, no point: say so
+    munmap(base, body + page);
+    *err = CL_OUT_OF_HOST_MEMORY;
+    return nullptr;
+  }
   cl_mem m = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, bytes, guard - used, err);
   if (*err != CL_SUCCESS) {
     munmap(base, body + page);
     return nullptr;
   }
-  clSetMemObjectDestructorCallback(m, ReleaseGuarded, new GuardedBlock{base, body + page});
+  auto* block = new GuardedBlock{base, body + page};
+  *err = clSetMemObjectDestructorCallback(m, ReleaseGuarded, block);
+  if (*err != CL_SUCCESS) {
+    clReleaseMemObject(m);
+    munmap(base, body + page);
+    delete block;
+    return nullptr;
+  }
   return m;
 }
 
@@ -620,8 +632,15 @@ Expected<std::unique_ptr<Backend>> CreateOpenClBackendImpl(const BackendOptions&
   rt->fp64 = exts.find("cl_khr_fp64") != std::string::npos;
   if (const char* g = std::getenv("OUTPOST_OPENCL_GEMM"))
     rt->force_tiled_gemm = std::string(g) == "tiled";
-  if (const char* g = std::getenv("OUTPOST_OPENCL_GUARD_PAGES"))
-    rt->guard_pages = rt->is_cpu && std::string(g) == "1";
+  if (const char* g = std::getenv("OUTPOST_OPENCL_GUARD_PAGES"); g && std::string(g) == "1") {
+    rt->guard_pages = rt->is_cpu;
+    if (rt->guard_pages)
+      OP_LOG_WARN(
+          "OUTPOST_OPENCL_GUARD_PAGES=1: every OpenCL buffer ends at a guard page (a test "
+          "aid: slower allocations, one extra page per buffer)");
+    else
+      OP_LOG_WARN("OUTPOST_OPENCL_GUARD_PAGES=1 ignored: the OpenCL device is not a CPU device");
+  }
   cl_uint fw = 8;
   clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof fw, &fw, nullptr);
   rt->float_width = fw >= 16 ? 16 : 8;
