@@ -35,6 +35,7 @@ constexpr int kMr = kIgemmMr, kNr = kIgemmNr;
 
 std::atomic<int> g_override{-1};
 std::atomic<int64_t> g_calls{0};
+std::atomic<int64_t> g_fused_calls{0};
 
 IgemmIsa BestIsa() {
   static const IgemmIsa best = [] {
@@ -110,6 +111,53 @@ OUTPOST_VNNI512 void KernelVnni512(int64_t k4, const uint8_t* rp, const uint8_t*
   for (int r = 0; r < kMr; ++r) {
     _mm512_storeu_si512(tile + r * kNr, acc[r][0]);
     _mm512_storeu_si512(tile + r * kNr + 16, acc[r][1]);
+  }
+}
+
+// The requantizing epilogue fused into the AVX-512 VNNI micro-kernel, for the common
+// convolution: weights (signed rows) with zero point 0 on every row, so that the corrected sum of
+// row r is raw + off[r] (off = bias - xz * rowsum, wrapping 32-bit: exact because the result
+// fits), and one multiplier per row. The accumulators never leave the registers: per 16 values
+// S -> double, fma(S, mult, z), round half to even (the reference's arithmetic, so the same
+// integers), then an integer clamp to [qlo, qhi]. The caller has checked that every
+// |S| * |mult| + |z| fits in int32, so the conversion never saturates.
+struct FusedRows {
+  const int32_t* off;  // kMr entries
+  const double* mult;  // kMr entries
+  double z;
+  int32_t qlo, qhi;
+  bool u8;
+};
+// 16 finished sums (S + off) requantized as FusedRows describes: 16 bytes.
+OUTPOST_VNNI512 inline __m128i Requant16(__m512i s, __m512i off, __m512d m, __m512d z, __m512i lo,
+                                         __m512i hi, bool u8) {
+  constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512i sv = _mm512_add_epi32(s, off);
+  const __m512d v0 = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(sv)), m, z);
+  const __m512d v1 = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(sv, 1)), m, z);
+  __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvt_roundpd_epi32(v0, kRound)),
+                                 _mm512_cvt_roundpd_epi32(v1, kRound), 1);
+  q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+  return u8 ? _mm512_cvtusepi32_epi8(q) : _mm512_cvtsepi32_epi8(q);
+}
+
+OUTPOST_VNNI512 void KernelVnni512Requant(int64_t k4, const uint8_t* rp, const uint8_t* vp,
+                                          const FusedRows& f, int rows, int cols, uint8_t* y,
+                                          int64_t ldy) {
+  // The accumulators pass through a tile on the stack: with the epilogue in the same loop nest
+  // GCC 12 spills them inside the k loop.
+  alignas(64) int32_t tile[kMr * kNr];
+  KernelVnni512<false>(k4, rp, vp, tile);
+  const __m512d z = _mm512_set1_pd(f.z);
+  const __m512i lo = _mm512_set1_epi32(f.qlo), hi = _mm512_set1_epi32(f.qhi);
+  const __mmask32 mask =
+      cols >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((uint32_t{1} << cols) - 1);
+  for (int r = 0; r < rows; ++r) {
+    const __m512i off = _mm512_set1_epi32(f.off[r]);
+    const __m512d m = _mm512_set1_pd(f.mult[r]);
+    const __m128i b0 = Requant16(_mm512_load_si512(tile + r * kNr), off, m, z, lo, hi, f.u8);
+    const __m128i b1 = Requant16(_mm512_load_si512(tile + r * kNr + 16), off, m, z, lo, hi, f.u8);
+    _mm256_mask_storeu_epi8(y + r * ldy, mask, _mm256_set_m128i(b1, b0));
   }
 }
 
@@ -727,6 +775,98 @@ OUTPOST_AVX512 void DwRow16Avx512(const int16_t* base, const int64_t* off, const
       acc, _mm512_permutex2var_epi32(_mm512_zextsi256_si512(lo), idx, _mm512_zextsi256_si512(hi)));
 }
 
+// ---- depthwise on AVX-512 VNNI: pairs of horizontal taps through vpdpwssd ----
+//
+// Width stride 1 or 2, width dilation 1. Each channel's input is centred once into padded int16
+// rows (zero = the padding). vpdpwssd multiplies the two int16 halves of each 32-bit lane by a
+// pair of weights, so two horizontally adjacent taps cost one instruction, read straight from
+// the row: with stride 2 the pair (2j + 2p, 2j + 2p + 1) of output j is the row's 32-bit element
+// j + p; with stride 1 the even outputs read the row that way and the odd ones the row shifted
+// by one element, and the two halves are interleaved at the end. An odd last tap pairs with a
+// zero weight. The epilogue is FusedRows' (per channel: bias as off, one multiplier).
+
+struct DwVnniPlan {
+  int64_t rows = 0;   // padded input rows read
+  int64_t rs = 0;     // int16 per padded row (loads stay inside it)
+  int pairs = 0;      // weight pairs per kernel row
+  int64_t blocks = 0; // 32-output blocks per output row
+};
+
+DwVnniPlan PlanDwVnni(const ConvGeom& g) {
+  DwVnniPlan p;
+  p.rows = (g.out[1] - 1) * g.s[1] + (g.k[1] - 1) * g.d[1] + 1;
+  p.pairs = static_cast<int>((g.k[2] + 1) / 2);
+  p.blocks = (g.out[2] + 31) / 32;
+  // Stride 2: the last block reads up to 2 * 32 * blocks + 2 * pairs int16; stride 1 up to
+  // 32 * blocks + 2 * pairs + 1. The row also holds the left padding and the input.
+  const int64_t reach = g.s[2] * 32 * p.blocks + 2 * p.pairs + 2;
+  p.rs = (std::max(reach, g.pb[2] + g.in[2]) + 31) / 32 * 32;
+  return p;
+}
+
+// Padded row r of the plan: input row r - pb[1], centred, at column pb[2]; zeros elsewhere.
+void DwVnniPrepare(const ConvGeom& g, const DwVnniPlan& p, const uint8_t* xc, bool x_signed,
+                   int32_t xz, int16_t* dst) {
+  const int64_t n = std::min(g.in[2], p.rs - g.pb[2]);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    int16_t* row = dst + r * p.rs;
+    const int64_t ih = r - g.pb[1];
+    if (ih < 0 || ih >= g.in[1] || n <= 0) {
+      std::fill(row, row + p.rs, int16_t(0));
+      continue;
+    }
+    std::fill(row, row + g.pb[2], int16_t(0));
+    CentreRowAvx2(xc + ih * g.in[2], n, x_signed, xz, row + g.pb[2]);
+    std::fill(row + g.pb[2] + n, row + p.rs, int16_t(0));
+  }
+}
+
+template <int kStride>
+OUTPOST_VNNI512 void DwChannelVnni512(const ConvGeom& g, const DwVnniPlan& p, const int16_t* rows,
+                                      const int32_t* wpair, const FusedRows& f, uint8_t* y) {
+  const __m512d z = _mm512_set1_pd(f.z), m = _mm512_set1_pd(f.mult[0]);
+  const __m512i lo = _mm512_set1_epi32(f.qlo), hi = _mm512_set1_epi32(f.qhi);
+  const __m512i off = _mm512_set1_epi32(f.off[0]);
+  // Stride 1: even outputs in a, odd in b; output 2i is a[i], 2i + 1 is b[i].
+  const __m512i i0 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i i1 =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const int64_t ow_n = g.out[2];
+  for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+    const int16_t* top = rows + oh * g.s[1] * p.rs;
+    uint8_t* yrow = y + oh * ow_n;
+    for (int64_t blk = 0; blk < p.blocks; ++blk) {
+      const int64_t ow0 = blk * 32;
+      __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+      for (int64_t kh = 0; kh < g.k[1]; ++kh) {
+        const int16_t* base = top + kh * g.d[1] * p.rs + kStride * ow0;
+        const int32_t* w = wpair + kh * p.pairs;
+        for (int q = 0; q < p.pairs; ++q) {
+          const __m512i wq = _mm512_set1_epi32(w[q]);
+          if (kStride == 2) {
+            a = _mm512_dpwssd_epi32(a, _mm512_loadu_si512(base + 2 * q), wq);
+            b = _mm512_dpwssd_epi32(b, _mm512_loadu_si512(base + 32 + 2 * q), wq);
+          } else {
+            a = _mm512_dpwssd_epi32(a, _mm512_loadu_si512(base + 2 * q), wq);
+            b = _mm512_dpwssd_epi32(b, _mm512_loadu_si512(base + 1 + 2 * q), wq);
+          }
+        }
+      }
+      __m512i lo16 = a, hi16 = b;
+      if (kStride == 1) {
+        lo16 = _mm512_permutex2var_epi32(a, i0, b);
+        hi16 = _mm512_permutex2var_epi32(a, i1, b);
+      }
+      const int cols = static_cast<int>(std::min<int64_t>(32, ow_n - ow0));
+      const __mmask32 mask =
+          cols >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((uint32_t{1} << cols) - 1);
+      const __m128i b0 = Requant16(lo16, off, m, z, lo, hi, f.u8);
+      const __m128i b1 = Requant16(hi16, off, m, z, lo, hi, f.u8);
+      _mm256_mask_storeu_epi8(yrow + ow0, mask, _mm256_set_m128i(b1, b0));
+    }
+  }
+}
+
 }  // namespace
 
 const char* IgemmIsaName(IgemmIsa isa) {
@@ -787,6 +927,7 @@ std::atomic<bool> g_fast{[] {
 }  // namespace
 
 int64_t IgemmCallCount() { return g_calls.load(std::memory_order_relaxed); }
+int64_t IgemmFusedCallCount() { return g_fused_calls.load(std::memory_order_relaxed); }
 
 bool QuantFastPathsEnabled() { return g_fast.load(std::memory_order_relaxed); }
 void SetQuantFastPaths(bool on) { g_fast.store(on, std::memory_order_relaxed); }
@@ -930,6 +1071,41 @@ IgemmConvWeights IgemmPackConv(const uint8_t* w, bool w_signed, int64_t m, int64
   return p;
 }
 
+namespace {
+
+// Whether the requantized values of an epilogue with one multiplier and bias per row (bias may
+// be absent) can take the fused AVX-512 paths: S + bias fits in int32 for every |S| <= k * 255 *
+// 255, and |S + bias| * |mult| + |z| stays inside int32 (so the conversion never saturates).
+bool FusedEpilogueFits(const IgemmEpilogue& ep, int64_t rows, int64_t k) {
+  if (ep.kind != IgemmEpilogue::kU8 && ep.kind != IgemmEpilogue::kS8) return false;
+  if (ep.mult_cs != 0 || (ep.bias && ep.bias_cs != 0) || ep.qlo > ep.qhi) return false;
+  double most_mult = 0;
+  int64_t most_bias = 0;
+  for (int64_t o = 0; o < rows; ++o) {
+    most_mult = std::max(most_mult, std::fabs(ep.mult[o * ep.mult_rs]));
+    if (ep.bias)
+      most_bias = std::max<int64_t>(most_bias, std::abs(int64_t{ep.bias[o * ep.bias_rs]}));
+  }
+  const double most = static_cast<double>(k) * 65025.0 + static_cast<double>(most_bias);
+  if (most >= 2147483647.0) return false;
+  return std::isfinite(most_mult) && most * most_mult + std::fabs(ep.z) < 2147483000.0;
+}
+
+bool DwVnniApplies(const ConvGeom& g, const IgemmEpilogue& ep, IgemmIsa isa, int64_t c) {
+  if (isa != IgemmIsa::kAvx512Vnni || g.d[2] != 1 || (g.s[2] != 1 && g.s[2] != 2)) return false;
+  return ep.ldy == g.out_size && FusedEpilogueFits(ep, c, g.k_size);
+}
+
+template <typename F>
+void pool_or_inline(ThreadPool* pool, int64_t n, F&& f) {
+  if (pool)
+    pool->ParallelFor(n, 1, f);
+  else
+    f(0, n);
+}
+
+}  // namespace
+
 bool IgemmDepthwiseApplies(const ConvGeom& g, int64_t c, int64_t m, int64_t group) {
   return g.k[0] == 1 && g.in[0] == 1 && g.out[0] == 1 && group == c && m == c && group > 1 &&
          g.k_size <= kMaxDwTaps - 1;
@@ -945,6 +1121,39 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
   // Phase row length: the columns read, plus a 32-wide block of slack past the last output.
   const int64_t pw = (cols + sw - 1) / sw + kNr;
   const IgemmIsa isa = IgemmActiveIsa();
+  if (DwVnniApplies(g, ep, isa, c)) {
+    g_fused_calls.fetch_add(1, std::memory_order_relaxed);
+    const DwVnniPlan plan = PlanDwVnni(g);
+    const bool u8 = ep.kind == IgemmEpilogue::kU8;
+    pool_or_inline(pool, n * c, [&](int64_t p0, int64_t p1) {
+      ScratchVec<int16_t> prows(static_cast<size_t>(plan.rows * plan.rs));
+      ScratchVec<int32_t> wpair(static_cast<size_t>(g.k[1] * plan.pairs));
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t b = p / c, ch = p % c;
+        const int32_t wz = w_zero_points[nz == 1 ? 0 : ch];
+        const uint8_t* wc = w + ch * g.k_size;
+        auto wv = [&](int64_t kh, int64_t kw) -> uint32_t {
+          if (kw >= g.k[2]) return 0;
+          const uint8_t v = wc[kh * g.k[2] + kw];
+          return static_cast<uint16_t>((w_signed ? int32_t(int8_t(v)) : int32_t(v)) - wz);
+        };
+        for (int64_t kh = 0; kh < g.k[1]; ++kh)
+          for (int q = 0; q < plan.pairs; ++q)
+            wpair[kh * plan.pairs + q] =
+                static_cast<int32_t>(wv(kh, 2 * q) | (wv(kh, 2 * q + 1) << 16));
+        DwVnniPrepare(g, plan, x + p * g.in_size, x_signed, xz, prows.data());
+        const int32_t off = ep.bias ? ep.bias[ch * ep.bias_rs] : 0;
+        const double mult = ep.mult[ch * ep.mult_rs];
+        const FusedRows f{&off, &mult, ep.z, ep.qlo, ep.qhi, u8};
+        uint8_t* y = static_cast<uint8_t*>(ep.y) + b * c * g.out_size + ch * ep.ldy;
+        if (g.s[2] == 2)
+          DwChannelVnni512<2>(g, plan, prows.data(), wpair.data(), f, y);
+        else
+          DwChannelVnni512<1>(g, plan, prows.data(), wpair.data(), f, y);
+      }
+    });
+    return;
+  }
   auto body = [&](int64_t p0, int64_t p1) {
     ScratchVec<int16_t> ph(static_cast<size_t>(rows * sw * pw));
     int64_t off[kMaxDwTaps];
@@ -994,6 +1203,16 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
     body(0, n * c);
 }
 
+namespace {
+
+// Whether IgemmConv can run KernelVnni512Requant (see there).
+bool FusedConvApplies(const IgemmConvWeights& w, const IgemmEpilogue& ep, bool need_colsum) {
+  if (IgemmActiveIsa() != IgemmIsa::kAvx512Vnni || need_colsum || w.rows.is_u8) return false;
+  return FusedEpilogueFits(ep, w.m, w.k);
+}
+
+}  // namespace
+
 void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const uint8_t* x,
                bool x_signed, int32_t xz, const IgemmConvWeights& w, const IgemmEpilogue& ep,
                int64_t y_batch_stride) {
@@ -1014,6 +1233,25 @@ void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const 
   const int64_t per_chunk = (panels + row_chunks - 1) / row_chunks;
   row_chunks = (panels + per_chunk - 1) / per_chunk;
   ScratchVec<uint8_t> col(direct ? 0 : static_cast<size_t>(kk * npos));
+  // The fused AVX-512 VNNI kernel (KernelVnni512Requant) when the case allows it: 8-bit output
+  // with one multiplier and bias per output channel, weight zero points 0, and no value that
+  // could saturate the double -> int32 conversion. Per output channel: off and mult.
+  const bool fused = FusedConvApplies(w, ep, need_colsum);
+  ScratchVec<int32_t> fused_off(fused ? static_cast<size_t>(w.m) : 0);
+  ScratchVec<double> fused_mult(fused ? static_cast<size_t>(w.m) : 0);
+  if (fused) {
+    g_fused_calls.fetch_add(1, std::memory_order_relaxed);
+    for (int64_t gi = 0; gi < group; ++gi) {
+      const int32_t* sums = w.rows.group_sums(gi);
+      for (int64_t r = 0; r < mg; ++r) {
+        const int64_t o = gi * mg + r;
+        const uint32_t bias = ep.bias ? static_cast<uint32_t>(ep.bias[o * ep.bias_rs]) : 0;
+        fused_off[o] = static_cast<int32_t>(
+            bias - static_cast<uint32_t>(xz_stored) * static_cast<uint32_t>(sums[r]));
+        fused_mult[o] = ep.mult[o * ep.mult_rs];
+      }
+    }
+  }
   for (int64_t b = 0; b < n; ++b) {
     IgemmEpilogue eb = ep;
     eb.y = static_cast<uint8_t*>(ep.y) +
@@ -1042,6 +1280,18 @@ void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const 
           const int64_t mp_end = std::min(panels, (chunk + 1) * per_chunk);
           for (int64_t mp = chunk * per_chunk; mp < mp_end; ++mp) {
             const int64_t m0 = mp * kMr;
+            if (fused) {
+              const int64_t o0 = gi * mg + m0;
+              alignas(64) int32_t off[kMr] = {};
+              alignas(64) double mult[kMr] = {};
+              const int rows = static_cast<int>(std::min<int64_t>(kMr, mg - m0));
+              std::copy_n(fused_off.data() + o0, rows, off);
+              std::copy_n(fused_mult.data() + o0, rows, mult);
+              const FusedRows f{off, mult, ep.z, ep.qlo, ep.qhi, ep.kind == IgemmEpilogue::kU8};
+              KernelVnni512Requant(k4, wdata + mp * w.rows.panel_bytes(), panel.data(), f, rows,
+                                   cols, static_cast<uint8_t*>(eb.y) + o0 * eb.ldy + p0, eb.ldy);
+              continue;
+            }
             kernel(k4, wdata + mp * w.rows.panel_bytes(), panel.data(), tile);
             TileArgs t{tile,
                        static_cast<int>(std::min<int64_t>(kMr, mg - m0)),

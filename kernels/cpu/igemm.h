@@ -159,6 +159,9 @@ bool QuantFastPathsEnabled();
 void SetQuantFastPaths(bool on);
 // How many igemm / direct quantized calls ran in this process (tests check a path was taken).
 int64_t IgemmCallCount();
+// How many of them took a fused AVX-512 VNNI path (requantization inside the convolution kernel:
+// pointwise / im2col convolutions and depthwise ones with symmetric weights, see igemm.cpp).
+int64_t IgemmFusedCallCount();
 
 // Quantized clamp bounds [lo, hi] for a fused activation: zp + round_half_even(bound / scale),
 // within the type's range [qmin, qmax].

@@ -197,6 +197,63 @@ TEST(QuantFast, QLinearConvMatchesReference) {
   }
 }
 
+// The fused AVX-512 VNNI paths take the common case the random cases above rarely hit: weight
+// zero point 0 (symmetric, or u8 weights centred at 128), one multiplier per output channel.
+// Depthwise 3x3 / 5x5 / 1xN at strides 1 and 2 on planes narrower and wider than the 32-output
+// blocks, and 1x1 / 3x3 convolutions with M and N off the 12 x 32 tile.
+TEST(QuantFast, SymmetricWeightsConvMatchesReference) {
+  std::mt19937 rng(20261202);
+  const std::vector<ConvCase> cases = {
+      // n c m group h w kh kw sh sw pt pl pb pr dh dw
+      {1, 8, 8, 8, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {1, 5, 5, 5, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {2, 6, 6, 6, 9, 70, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+      {1, 4, 4, 4, 33, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {1, 3, 3, 3, 12, 65, 3, 3, 2, 2, 0, 1, 1, 0, 1, 1},
+      {1, 3, 3, 3, 11, 40, 5, 5, 1, 2, 2, 2, 2, 2, 2, 1},
+      {1, 2, 2, 2, 3, 37, 1, 4, 1, 1, 0, 0, 0, 3, 1, 1},
+      {1, 16, 29, 1, 9, 11, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},
+      {2, 7, 13, 1, 6, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+  };
+  const int64_t fused_before = kernels::cpu::IgemmFusedCallCount();
+  for (size_t i = 0; i < cases.size() * 4; ++i) {
+    const ConvCase& c = cases[i % cases.size()];
+    const bool xs8 = i % 2, ws8 = (i / 2) % 2 == 0, ys8 = (i / 4) % 2;
+    const int k = (c.c / c.group) * c.kh * c.kw;
+    Tensor x = Bytes(rng, xs8, {c.n, c.c, c.h, c.w});
+    Tensor w = Bytes(rng, ws8, {c.m, c.c / c.group, c.kh, c.kw});
+    Tensor xz = ZeroPoint(rng, xs8, 0);
+    Tensor wz = Tensor::Allocate(ws8 ? DataType::kInt8 : DataType::kUInt8, {c.m}).value();
+    for (int64_t j = 0; j < c.m; ++j) static_cast<uint8_t*>(wz.raw())[j] = ws8 ? 0 : 128;
+    Tensor yz = ZeroPoint(rng, ys8, 0);
+    std::uniform_real_distribution<float> sc(0.001f, 0.05f);
+    const float xsv = sc(rng);
+    std::vector<float> wsv(c.m);
+    for (float& v : wsv) v = sc(rng);
+    const float spread = std::vector<float>{0.02f, 0.3f, 1.f, 4.f}[i % 4];
+    const float ysv = xsv * wsv[0] * std::sqrt(float(k)) * 128.f * spread / 64.f;
+    Tensor xs = Floats({xsv}), ws = Floats(wsv), ys = Floats({ysv});
+    Tensor bias = Tensor::Allocate(DataType::kInt32, {c.m}).value();
+    std::uniform_int_distribution<int32_t> bd(-200000, 200000);
+    for (int64_t j = 0; j < c.m; ++j) bias.data<int32_t>()[j] = bd(rng);
+    kernels::Attributes at = ConvAttrs(c);
+    if (i % 3 == 1) at.Set(kernels::kFusedMin, AttrFloat(0.f));
+    if (i % 3 == 2) {
+      at.Set(kernels::kFusedMin, AttrFloat(0.f));
+      at.Set(kernels::kFusedMax, AttrFloat(6.f));
+    }
+    ExpectFastMatchesReference("QLinearConv", at, {&x, &xs, &xz, &w, &ws, &wz, &ys, &yz, &bias},
+                               "QLinearConv " + Describe(c) + (xs8 ? " x:s8" : " x:u8") +
+                                   (ws8 ? " w:s8" : " w:u8") + (ys8 ? " y:s8" : " y:u8") +
+                                   " clamp " + std::to_string(i % 3));
+  }
+  if (kernels::cpu::IgemmIsaSupported(IgemmIsa::kAvx512Vnni)) {
+    EXPECT_GE(kernels::cpu::IgemmFusedCallCount() - fused_before,
+              static_cast<int64_t>(cases.size() * 4))
+        << "the fused AVX-512 VNNI paths did not run";
+  }
+}
+
 TEST(QuantFast, ConvIntegerMatchesReference) {
   std::mt19937 rng(7);
   for (int i = 0; i < 60; ++i) {
