@@ -777,53 +777,86 @@ OUTPOST_AVX512 void DwRow16Avx512(const int16_t* base, const int64_t* off, const
 
 // ---- depthwise on AVX-512 VNNI: pairs of horizontal taps through vpdpwssd ----
 //
-// Width stride 1 or 2, width dilation 1. Each channel's input is centred once into padded int16
-// rows (zero = the padding). vpdpwssd multiplies the two int16 halves of each 32-bit lane by a
-// pair of weights, so two horizontally adjacent taps cost one instruction, read straight from
-// the row: with stride 2 the pair (2j + 2p, 2j + 2p + 1) of output j is the row's 32-bit element
-// j + p; with stride 1 the even outputs read the row that way and the odd ones the row shifted
-// by one element, and the two halves are interleaved at the end. An odd last tap pairs with a
-// zero weight. The epilogue is FusedRows' (per channel: bias as off, one multiplier).
+// Width stride 1 or 2, width dilation 1; any height stride and dilation. Each channel's plane is
+// copied once into a padded 8-bit buffer (padding = the zero point), its rows split into the
+// height stride's phases, so that the whole channel is one flat signal: output j of the flat grid
+// (row oh, column ow, j = oh * fw + ow, fw = padded width / width stride) reads tap (kh, kw) at
+// base(kh) + sw * j + kw. Small planes (14x14, 7x7) then fill whole 32-output blocks; the few
+// outputs that straddle two rows are computed and dropped.
+//
+// vpdpwssd multiplies the two int16 halves of each 32-bit lane by a pair of weights, so two
+// horizontally adjacent taps cost one instruction: widening 32 bytes at base + sw * j0 + 2p
+// gives, in lane i, the pair (2p, 2p + 1) of output j0 + i for stride 2, or of output j0 + 2i
+// for stride 1 (the odd outputs read one byte further; both halves interleaved at the end). An
+// odd last tap pairs with a zero weight. The sums use the uncentred inputs; the zero point's
+// share, xz * sum of the centred weights, is folded into the per-channel offset with the bias,
+// and the epilogue is FusedRows'.
 
 struct DwVnniPlan {
-  int64_t rows = 0;   // padded input rows read
-  int64_t rs = 0;     // int16 per padded row (loads stay inside it)
-  int pairs = 0;      // weight pairs per kernel row
-  int64_t blocks = 0; // 32-output blocks per output row
+  int64_t wp = 0;         // padded row width (a multiple of sw)
+  int64_t fw = 0;         // flat grid width: wp / sw
+  int64_t flat = 0;       // flat outputs: out rows * fw
+  int64_t phase_rows = 0; // padded rows per height phase
+  int64_t phase_bytes = 0;
+  int pairs = 0;          // weight pairs per kernel row
 };
 
 DwVnniPlan PlanDwVnni(const ConvGeom& g) {
   DwVnniPlan p;
-  p.rows = (g.out[1] - 1) * g.s[1] + (g.k[1] - 1) * g.d[1] + 1;
+  const int64_t sw = g.s[2], sh = g.s[1];
+  p.wp = std::max(sw * (g.out[2] - 1) + g.k[2], g.pb[2] + 1);
+  p.wp = (p.wp + sw - 1) / sw * sw;
+  p.fw = p.wp / sw;
+  p.flat = g.out[1] * p.fw;
   p.pairs = static_cast<int>((g.k[2] + 1) / 2);
-  p.blocks = (g.out[2] + 31) / 32;
-  // Stride 2: the last block reads up to 2 * 32 * blocks + 2 * pairs int16; stride 1 up to
-  // 32 * blocks + 2 * pairs + 1. The row also holds the left padding and the input.
-  const int64_t reach = g.s[2] * 32 * p.blocks + 2 * p.pairs + 2;
-  p.rs = (std::max(reach, g.pb[2] + g.in[2]) + 31) / 32 * 32;
+  p.phase_rows = g.out[1] + ((g.k[1] - 1) * g.d[1]) / sh;
+  // The last 32-output block reads up to sw * 32 + 2 * pairs + 32 bytes past the flat outputs'
+  // end; every phase keeps that much slack.
+  const int64_t slack = sw * 32 + 2 * p.pairs + 64;
+  p.phase_bytes = (p.phase_rows * p.wp + (p.flat + 31) / 32 * 32 * sw - p.flat * sw + slack + 63) /
+                  64 * 64;
   return p;
 }
 
-// Padded row r of the plan: input row r - pb[1], centred, at column pb[2]; zeros elsewhere.
-void DwVnniPrepare(const ConvGeom& g, const DwVnniPlan& p, const uint8_t* xc, bool x_signed,
-                   int32_t xz, int16_t* dst) {
-  const int64_t n = std::min(g.in[2], p.rs - g.pb[2]);
-  for (int64_t r = 0; r < p.rows; ++r) {
-    int16_t* row = dst + r * p.rs;
-    const int64_t ih = r - g.pb[1];
-    if (ih < 0 || ih >= g.in[1] || n <= 0) {
-      std::fill(row, row + p.rs, int16_t(0));
-      continue;
-    }
-    std::fill(row, row + g.pb[2], int16_t(0));
-    CentreRowAvx2(xc + ih * g.in[2], n, x_signed, xz, row + g.pb[2]);
-    std::fill(row + g.pb[2] + n, row + p.rs, int16_t(0));
+// Copies n bytes (masked 64-byte moves: no call per row for the small planes).
+OUTPOST_VNNI512 inline void CopyBytes(uint8_t* dst, const uint8_t* src, int64_t n) {
+  for (; n >= 64; n -= 64, src += 64, dst += 64)
+    _mm512_storeu_si512(dst, _mm512_loadu_si512(src));
+  if (n > 0) {
+    const __mmask64 k = (uint64_t{1} << n) - 1;
+    _mm512_mask_storeu_epi8(dst, k, _mm512_maskz_loadu_epi8(k, src));
   }
 }
 
-template <int kStride>
-OUTPOST_VNNI512 void DwChannelVnni512(const ConvGeom& g, const DwVnniPlan& p, const int16_t* rows,
-                                      const int32_t* wpair, const FusedRows& f, uint8_t* y) {
+// Phase ph, row t holds padded row ph + t * sh: input row ph + t * sh - pb[1] at column pb[2],
+// the zero point elsewhere (and in the slack).
+OUTPOST_VNNI512 void DwVnniPrepare(const ConvGeom& g, const DwVnniPlan& p, const uint8_t* xc,
+                                   uint8_t fill, uint8_t* dst) {
+  const int64_t sh = g.s[1];
+  const int64_t n = std::max<int64_t>(0, std::min(g.in[2], p.wp - g.pb[2]));
+  const __m512i vf = _mm512_set1_epi8(static_cast<char>(fill));
+  for (int64_t i = 0; i < sh * p.phase_bytes; i += 64) _mm512_store_si512(dst + i, vf);
+  for (int64_t ph = 0; ph < sh; ++ph) {
+    uint8_t* base = dst + ph * p.phase_bytes;
+    for (int64_t t = 0; t < p.phase_rows; ++t) {
+      const int64_t ih = ph + t * sh - g.pb[1];
+      if (ih >= 0 && ih < g.in[1]) CopyBytes(base + t * p.wp + g.pb[2], xc + ih * g.in[2], n);
+    }
+  }
+}
+
+template <int kStride, bool kSigned>
+OUTPOST_VNNI512 inline __m512i DwLoadPairs(const uint8_t* p) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return kSigned ? _mm512_cvtepi8_epi16(v) : _mm512_cvtepu8_epi16(v);
+}
+
+// The flat outputs of one channel into flat_out (32-byte blocks), then the valid ones to y.
+// base[kh]: the tap row kh's first byte for flat output 0.
+template <int kStride, bool kSigned>
+OUTPOST_VNNI512 void DwChannelVnni512(const ConvGeom& g, const DwVnniPlan& p,
+                                      const uint8_t* const* base, const int32_t* wpair,
+                                      const FusedRows& f, uint8_t* flat_out, uint8_t* y) {
   const __m512d z = _mm512_set1_pd(f.z), m = _mm512_set1_pd(f.mult[0]);
   const __m512i lo = _mm512_set1_epi32(f.qlo), hi = _mm512_set1_epi32(f.qhi);
   const __m512i off = _mm512_set1_epi32(f.off[0]);
@@ -831,39 +864,33 @@ OUTPOST_VNNI512 void DwChannelVnni512(const ConvGeom& g, const DwVnniPlan& p, co
   const __m512i i0 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i i1 =
       _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const int64_t ow_n = g.out[2];
-  for (int64_t oh = 0; oh < g.out[1]; ++oh) {
-    const int16_t* top = rows + oh * g.s[1] * p.rs;
-    uint8_t* yrow = y + oh * ow_n;
-    for (int64_t blk = 0; blk < p.blocks; ++blk) {
-      const int64_t ow0 = blk * 32;
-      __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
-      for (int64_t kh = 0; kh < g.k[1]; ++kh) {
-        const int16_t* base = top + kh * g.d[1] * p.rs + kStride * ow0;
-        const int32_t* w = wpair + kh * p.pairs;
-        for (int q = 0; q < p.pairs; ++q) {
-          const __m512i wq = _mm512_set1_epi32(w[q]);
-          if (kStride == 2) {
-            a = _mm512_dpwssd_epi32(a, _mm512_loadu_si512(base + 2 * q), wq);
-            b = _mm512_dpwssd_epi32(b, _mm512_loadu_si512(base + 32 + 2 * q), wq);
-          } else {
-            a = _mm512_dpwssd_epi32(a, _mm512_loadu_si512(base + 2 * q), wq);
-            b = _mm512_dpwssd_epi32(b, _mm512_loadu_si512(base + 1 + 2 * q), wq);
-          }
-        }
+  const int64_t kh_n = g.k[1];
+  for (int64_t j0 = 0; j0 < p.flat; j0 += 32) {
+    __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+    for (int64_t kh = 0; kh < kh_n; ++kh) {
+      const uint8_t* src = base[kh] + kStride * j0;
+      const int32_t* w = wpair + kh * p.pairs;
+      for (int q = 0; q < p.pairs; ++q) {
+        const __m512i wq = _mm512_set1_epi32(w[q]);
+        a = _mm512_dpwssd_epi32(a, DwLoadPairs<kStride, kSigned>(src + 2 * q), wq);
+        b = _mm512_dpwssd_epi32(
+            b, DwLoadPairs<kStride, kSigned>(src + (kStride == 2 ? 32 : 1) + 2 * q), wq);
       }
-      __m512i lo16 = a, hi16 = b;
-      if (kStride == 1) {
-        lo16 = _mm512_permutex2var_epi32(a, i0, b);
-        hi16 = _mm512_permutex2var_epi32(a, i1, b);
-      }
-      const int cols = static_cast<int>(std::min<int64_t>(32, ow_n - ow0));
-      const __mmask32 mask =
-          cols >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((uint32_t{1} << cols) - 1);
-      const __m128i b0 = Requant16(lo16, off, m, z, lo, hi, f.u8);
-      const __m128i b1 = Requant16(hi16, off, m, z, lo, hi, f.u8);
-      _mm256_mask_storeu_epi8(yrow + ow0, mask, _mm256_set_m128i(b1, b0));
     }
+    if (kStride == 1) {
+      const __m512i t = _mm512_permutex2var_epi32(a, i0, b);
+      b = _mm512_permutex2var_epi32(a, i1, b);
+      a = t;
+    }
+    const __m128i b0 = Requant16(a, off, m, z, lo, hi, f.u8);
+    const __m128i b1 = Requant16(b, off, m, z, lo, hi, f.u8);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(flat_out + j0), _mm256_set_m128i(b1, b0));
+  }
+  const int64_t ow_n = g.out[2];
+  if (ow_n == p.fw) {
+    CopyBytes(y, flat_out, g.out[1] * ow_n);
+  } else {
+    for (int64_t oh = 0; oh < g.out[1]; ++oh) CopyBytes(y + oh * ow_n, flat_out + oh * p.fw, ow_n);
   }
 }
 
@@ -1125,31 +1152,52 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
     g_fused_calls.fetch_add(1, std::memory_order_relaxed);
     const DwVnniPlan plan = PlanDwVnni(g);
     const bool u8 = ep.kind == IgemmEpilogue::kU8;
+    const int64_t sh = g.s[1];
     pool_or_inline(pool, n * c, [&](int64_t p0, int64_t p1) {
-      ScratchVec<int16_t> prows(static_cast<size_t>(plan.rows * plan.rs));
+      ScratchVec<uint8_t> padded(static_cast<size_t>(sh * plan.phase_bytes));
+      // Both 64-byte aligned (ScratchVec), as the aligned stores want.
+      ScratchVec<uint8_t> flat_out(static_cast<size_t>((plan.flat + 31) / 32 * 32));
       ScratchVec<int32_t> wpair(static_cast<size_t>(g.k[1] * plan.pairs));
+      const uint8_t* base[kMaxDwTaps];
+      for (int64_t kh = 0; kh < g.k[1]; ++kh) {
+        const int64_t r = kh * g.d[1];
+        base[kh] = padded.data() + (r % sh) * plan.phase_bytes + (r / sh) * plan.wp;
+      }
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t b = p / c, ch = p % c;
         const int32_t wz = w_zero_points[nz == 1 ? 0 : ch];
         const uint8_t* wc = w + ch * g.k_size;
-        auto wv = [&](int64_t kh, int64_t kw) -> uint32_t {
+        int32_t wsum = 0;
+        auto wv = [&](int64_t kh, int64_t kw) -> int32_t {
           if (kw >= g.k[2]) return 0;
           const uint8_t v = wc[kh * g.k[2] + kw];
-          return static_cast<uint16_t>((w_signed ? int32_t(int8_t(v)) : int32_t(v)) - wz);
+          return (w_signed ? int32_t(int8_t(v)) : int32_t(v)) - wz;
         };
         for (int64_t kh = 0; kh < g.k[1]; ++kh)
-          for (int q = 0; q < plan.pairs; ++q)
-            wpair[kh * plan.pairs + q] =
-                static_cast<int32_t>(wv(kh, 2 * q) | (wv(kh, 2 * q + 1) << 16));
-        DwVnniPrepare(g, plan, x + p * g.in_size, x_signed, xz, prows.data());
-        const int32_t off = ep.bias ? ep.bias[ch * ep.bias_rs] : 0;
+          for (int q = 0; q < plan.pairs; ++q) {
+            const int32_t w0 = wv(kh, 2 * q), w1 = wv(kh, 2 * q + 1);
+            wsum += w0 + w1;
+            wpair[kh * plan.pairs + q] = static_cast<int32_t>(
+                static_cast<uint32_t>(static_cast<uint16_t>(w0)) |
+                (static_cast<uint32_t>(static_cast<uint16_t>(w1)) << 16));
+          }
+        DwVnniPrepare(g, plan, x + p * g.in_size, static_cast<uint8_t>(xz), padded.data());
+        // Wrapping: the sum of bias and the centred products fits (FusedEpilogueFits).
+        const uint32_t bias = ep.bias ? static_cast<uint32_t>(ep.bias[ch * ep.bias_rs]) : 0;
+        const int32_t off = static_cast<int32_t>(
+            bias - static_cast<uint32_t>(xz) * static_cast<uint32_t>(wsum));
         const double mult = ep.mult[ch * ep.mult_rs];
         const FusedRows f{&off, &mult, ep.z, ep.qlo, ep.qhi, u8};
         uint8_t* y = static_cast<uint8_t*>(ep.y) + b * c * g.out_size + ch * ep.ldy;
-        if (g.s[2] == 2)
-          DwChannelVnni512<2>(g, plan, prows.data(), wpair.data(), f, y);
+        const bool s2 = g.s[2] == 2;
+        if (s2 && x_signed)
+          DwChannelVnni512<2, true>(g, plan, base, wpair.data(), f, flat_out.data(), y);
+        else if (s2)
+          DwChannelVnni512<2, false>(g, plan, base, wpair.data(), f, flat_out.data(), y);
+        else if (x_signed)
+          DwChannelVnni512<1, true>(g, plan, base, wpair.data(), f, flat_out.data(), y);
         else
-          DwChannelVnni512<1>(g, plan, prows.data(), wpair.data(), f, y);
+          DwChannelVnni512<1, false>(g, plan, base, wpair.data(), f, flat_out.data(), y);
       }
     });
     return;

@@ -200,7 +200,8 @@ TEST(QuantFast, QLinearConvMatchesReference) {
 // The fused AVX-512 VNNI paths take the common case the random cases above rarely hit: weight
 // zero point 0 (symmetric, or u8 weights centred at 128), one multiplier per output channel.
 // Depthwise 3x3 / 5x5 / 1xN at strides 1 and 2 on planes narrower and wider than the 32-output
-// blocks, and 1x1 / 3x3 convolutions with M and N off the 12 x 32 tile.
+// blocks, 1x1 / 3x3 convolutions with M and N off the 12 x 32 tile, and stride-2 im2col rows
+// long enough for its vector gather.
 TEST(QuantFast, SymmetricWeightsConvMatchesReference) {
   std::mt19937 rng(20261202);
   const std::vector<ConvCase> cases = {
@@ -214,6 +215,8 @@ TEST(QuantFast, SymmetricWeightsConvMatchesReference) {
       {1, 2, 2, 2, 3, 37, 1, 4, 1, 1, 0, 0, 0, 3, 1, 1},
       {1, 16, 29, 1, 9, 11, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},
       {2, 7, 13, 1, 6, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {1, 3, 8, 1, 9, 150, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},  // im2col, stride 2, 75 columns
+      {1, 2, 5, 1, 4, 131, 2, 3, 1, 2, 0, 0, 0, 0, 1, 1},   // stride 2, no padding
   };
   const int64_t fused_before = kernels::cpu::IgemmFusedCallCount();
   for (size_t i = 0; i < cases.size() * 4; ++i) {
