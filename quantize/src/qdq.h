@@ -55,7 +55,8 @@ struct QdqOptions {
   bool per_channel = false;
   // weight_only targets: symmetric int4 [-8, 7] in blocks of block_size along the reduction
   // axis (DequantizeLinear block_size, opset 21, IR 10). int4_as_int8 stores the same values as
-  // int8, which the engine can run (it cannot hold 4-bit tensors yet): evaluation uses that twin.
+  // int8 (the engine holds int4 unpacked, a byte per value, so both run the same): evaluation
+  // uses that twin.
   int block_size = 32;
   bool int4_as_int8 = false;
 };

@@ -589,6 +589,62 @@ TEST(QdqFuseTest, Int4BlockedWeightsFeedingMatMul) {
   }
 }
 
+// int2 / uint2 (opset 25, four values a byte) and float4e2m1 (two a byte) constants unpack at
+// load with their own type, low bits first, and DequantizeLinear reads them.
+TEST(QdqFuseTest, TwoBitAndFloat4ConstantsUnpack) {
+  constexpr int kOnnxFloat4E2M1 = 23, kOnnxUInt2 = 25, kOnnxInt2 = 26;
+  struct Case {
+    int type;
+    std::string packed;
+    std::vector<float> want;  // decoded by hand, times the scale 0.5
+  };
+  const std::vector<Case> cases = {
+      // int2 codes 01 10 11 00 | 10 -> 1, -2, -1, 0 | -2 (0x39: 00 11 10 01, low bits first)
+      {kOnnxInt2, std::string("\x39\x02", 2), {0.5f, -1.f, -0.5f, 0.f, -1.f}},
+      // uint2: the same codes are 1, 2, 3, 0 | 2
+      {kOnnxUInt2, std::string("\x39\x02", 2), {0.5f, 1.f, 1.5f, 0.f, 1.f}},
+      // float4e2m1 codes 0x7 (6), 0x9 (-0.5) | 0xC (-2), 0x3 (1.5) | 0x1 (0.5)
+      {kOnnxFloat4E2M1, std::string("\x97\x3C\x01", 3), {3.f, -0.25f, -1.f, 0.75f, 0.25f}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.type);
+    ModelBuilder b(25);
+    b.m.set_ir_version(11);
+    auto* w = b.g->add_initializer();
+    w->set_name("w");
+    w->set_data_type(c.type);
+    w->add_dims(5);
+    w->set_raw_data(c.packed);
+    AddInitializer(b.g, "s", {}, {0.5f});
+    b.Input("x", {5});
+    b.Node("DequantizeLinear", {"w", "s"}, {"wf"});
+    b.Node("Add", {"x", "wf"}, {"y"});
+    b.Output("y");
+    auto s = b.Load();
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    Tensor x = Tensor::Allocate(DataType::kFloat, Shape{5}).value();
+    for (int i = 0; i < 5; ++i) x.data<float>()[i] = 0.f;
+    auto out = (*s)->Run({{"x", x}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    for (int i = 0; i < 5; ++i) EXPECT_FLOAT_EQ((*out)[0].data<float>()[i], c.want[i]) << i;
+  }
+  // A packed size that does not match the shape is named.
+  ModelBuilder b(25);
+  b.m.set_ir_version(11);
+  auto* w = b.g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(kOnnxInt2);
+  w->add_dims(9);  // needs 3 bytes
+  w->set_raw_data(std::string("\x39\x02", 2));
+  AddInitializer(b.g, "s", {}, {0.5f});
+  b.Node("DequantizeLinear", {"w", "s"}, {"y"});
+  b.Output("y");
+  auto s = b.Load();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("2-bit tensor 'w' has 2 packed bytes"), std::string::npos)
+      << s.status().ToString();
+}
+
 TEST(QdqFuseTest, ComMicrosoftDomainLoads) {
   // A QOperator model as ONNX Runtime's tools write it: QLinearAdd in com.microsoft.
   ModelBuilder b(13);

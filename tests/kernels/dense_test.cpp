@@ -106,6 +106,91 @@ TEST(Dense, QuantizeRoundsHalfToEvenAndSaturates) {
   for (int i = 0; i < 7; ++i) EXPECT_EQ((*out)[0].data<uint8_t>()[i], want[i]) << i;
 }
 
+// int4 / uint2 / int2 outputs (held unpacked, one value a byte) saturate to their own range.
+TEST(Dense, QuantizeToSubByteIntegersSaturatesToTheirRange) {
+  Tensor x = Make<float>(DataType::kFloat, {6}, {7.4f, 7.5f, 8.6f, -8.5f, -9.f, 0.5f});
+  Tensor s = Make<float>(DataType::kFloat, {}, {1.f});
+  Tensor z4 = Make<int8_t>(DataType::kInt4, {}, {0});
+  auto q4 = testing::RunOp("QuantizeLinear", {}, {&x, &s, &z4}, 1, 21);
+  ASSERT_TRUE(q4.ok()) << q4.status().ToString();
+  EXPECT_EQ((*q4)[0].dtype(), DataType::kInt4);
+  const int8_t want4[] = {7, 7, 7, -8, -8, 0};  // 7.5 -> 8 and 8.6 -> 9 saturate; -8.5 -> -8
+  for (int i = 0; i < 6; ++i) EXPECT_EQ((*q4)[0].data<int8_t>()[i], want4[i]) << i;
+  // uint2 with zero point 1: round(x) + 1 within [0, 3].
+  Tensor x2 = Make<float>(DataType::kFloat, {4}, {0.4f, 1.5f, -3.f, 10.f});
+  Tensor z2 = Make<uint8_t>(DataType::kUInt2, {}, {1});
+  auto q2 = testing::RunOp("QuantizeLinear", {}, {&x2, &s, &z2}, 1, 25);
+  ASSERT_TRUE(q2.ok()) << q2.status().ToString();
+  const uint8_t want2[] = {1, 3, 0, 3};
+  for (int i = 0; i < 4; ++i) EXPECT_EQ((*q2)[0].data<uint8_t>()[i], want2[i]) << i;
+  // int2 through output_dtype, no zero point: [-2, 1].
+  kernels::Attributes at;
+  at.Set("output_dtype", testing::AttrInt(static_cast<int>(DataType::kInt2)));
+  auto qi2 = testing::RunOp("QuantizeLinear", at, {&x2, &s}, 1, 25);
+  ASSERT_TRUE(qi2.ok()) << qi2.status().ToString();
+  EXPECT_EQ((*qi2)[0].data<int8_t>()[0], 0);
+  EXPECT_EQ((*qi2)[0].data<int8_t>()[1], 1);   // 2 -> 1
+  EXPECT_EQ((*qi2)[0].data<int8_t>()[2], -2);  // -3 -> -2
+  EXPECT_EQ((*qi2)[0].data<int8_t>()[3], 1);
+  // Back: (x - zp) * scale.
+  Tensor d = Make<int8_t>(DataType::kInt4, {3}, {-8, 7, 3});
+  Tensor dz = Make<int8_t>(DataType::kInt4, {}, {-1});
+  Tensor ds = Make<float>(DataType::kFloat, {}, {0.5f});
+  auto dq = testing::RunOp("DequantizeLinear", {}, {&d, &ds, &dz}, 1, 21);
+  ASSERT_TRUE(dq.ok()) << dq.status().ToString();
+  const float wantd[] = {-3.5f, 4.f, 2.f};
+  for (int i = 0; i < 3; ++i) EXPECT_EQ((*dq)[0].data<float>()[i], wantd[i]) << i;
+}
+
+// float8 / float4e2m1 outputs: x / scale rounded to the nearest code, ties to even.
+TEST(Dense, QuantizeToFloat8AndFloat4RoundsToNearestEven) {
+  Tensor s = Make<float>(DataType::kFloat, {}, {2.f});
+  // E4M3FN: 2000 / 2 = 1000 saturates to 448 (0x7E); 6.6 / 2 = 3.3 -> 3.25 (code 69); with
+  // saturate = 0 the overflow is NaN (0x7F).
+  Tensor x8 = Make<float>(DataType::kFloat, {2}, {2000.f, 6.6f});
+  Tensor z8 = Make<uint8_t>(DataType::kFloat8E4M3FN, {}, {0});
+  auto q8 = testing::RunOp("QuantizeLinear", {}, {&x8, &s, &z8}, 1, 21);
+  ASSERT_TRUE(q8.ok()) << q8.status().ToString();
+  EXPECT_EQ(static_cast<const uint8_t*>((*q8)[0].raw())[0], 0x7E);
+  EXPECT_EQ(static_cast<const uint8_t*>((*q8)[0].raw())[1], 69);
+  kernels::Attributes ns;
+  ns.Set("saturate", testing::AttrInt(0));
+  auto q8n = testing::RunOp("QuantizeLinear", ns, {&x8, &s, &z8}, 1, 21);
+  ASSERT_TRUE(q8n.ok()) << q8n.status().ToString();
+  EXPECT_EQ(static_cast<const uint8_t*>((*q8n)[0].raw())[0], 0x7F);
+  // float4e2m1 magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6 (codes 0-7, sign 0x8). x / 2:
+  // 1.25 -> tie of 1 and 1.5 -> 1 (code 2); 2.4 -> 2 (4); -10 -> saturates to -6 (0xF);
+  // 0.25 -> tie of 0 and 0.5 -> 0; 0.75 -> tie of 0.5 and 1 -> 1 (code 2); 5 -> tie of 4 and 6
+  // -> 4 (code 6).
+  Tensor x4 = Make<float>(DataType::kFloat, {6}, {2.5f, 4.8f, -20.f, 0.5f, 1.5f, 10.f});
+  Tensor z4 = Make<uint8_t>(DataType::kFloat4E2M1, {}, {0});
+  auto q4 = testing::RunOp("QuantizeLinear", {}, {&x4, &s, &z4}, 1, 23);
+  ASSERT_TRUE(q4.ok()) << q4.status().ToString();
+  const uint8_t want4[] = {2, 4, 0xF, 0, 2, 6};
+  for (int i = 0; i < 6; ++i)
+    EXPECT_EQ(static_cast<const uint8_t*>((*q4)[0].raw())[i], want4[i]) << i;
+  // The float4e2m1 zero point is added before rounding: 1 / 2 + 1.0 (code 2) = 1.5 (code 3).
+  Tensor x1 = Make<float>(DataType::kFloat, {1}, {1.f});
+  Tensor z1 = Make<uint8_t>(DataType::kFloat4E2M1, {}, {2});
+  auto q1 = testing::RunOp("QuantizeLinear", {}, {&x1, &s, &z1}, 1, 23);
+  ASSERT_TRUE(q1.ok()) << q1.status().ToString();
+  EXPECT_EQ(static_cast<const uint8_t*>((*q1)[0].raw())[0], 3);
+  // Back: code 69 (3.25) * 2 = 6.5; float4 0xF (-6) * 2 = -12.
+  auto d8 = testing::RunOp("DequantizeLinear", {}, {&(*q8)[0], &s}, 1, 21);
+  ASSERT_TRUE(d8.ok()) << d8.status().ToString();
+  EXPECT_EQ((*d8)[0].data<float>()[1], 6.5f);
+  auto d4 = testing::RunOp("DequantizeLinear", {}, {&(*q4)[0], &s}, 1, 23);
+  ASSERT_TRUE(d4.ok()) << d4.status().ToString();
+  EXPECT_EQ((*d4)[0].data<float>()[2], -12.f);
+  // A float8 zero point must be 0.
+  Tensor bad = Make<uint8_t>(DataType::kFloat8E4M3FN, {}, {0x38});
+  auto dbad = testing::RunOp("DequantizeLinear", {}, {&(*q8)[0], &s, &bad}, 1, 21);
+  ASSERT_FALSE(dbad.ok());
+  EXPECT_NE(dbad.status().message().find("zero point of a float8e4m3fn input must be 0"),
+            std::string::npos)
+      << dbad.status().ToString();
+}
+
 // The vectorized paths (runs of 8 and a tail, per tensor and per axis, int8 and uint8) against
 // the definition evaluated here: q = saturate(round_half_even(x / s) + zp), x' = (q - zp) * s.
 template <typename Q>

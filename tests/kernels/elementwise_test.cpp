@@ -200,6 +200,26 @@ TEST(Elementwise, CastFloat8RoundsToNearestEvenAndSaturates) {
   EXPECT_FLOAT_EQ(f.data<float>()[1], 448.0f);
 }
 
+// Casts to the sub-byte integers truncate and wrap modulo 2^bits, as numpy's astype does: -9
+// is 7 in int4, 8 is -8; -3 is 1 in uint2, 5 is 1. float4e2m1 rounds to nearest even and
+// saturates.
+TEST(Elementwise, CastToSubByteTypesWrapsOrSaturates) {
+  Tensor x = F({5}, {-9.f, 8.f, 7.9f, -1.f, -3.f});
+  Tensor i4 = Run1("Cast", {&x}, Attrs({{"to", IntAttr(22)}}), 25);
+  EXPECT_EQ(i4.dtype(), DataType::kInt4);
+  EXPECT_EQ(std::vector<int8_t>(i4.data<int8_t>(), i4.data<int8_t>() + 5),
+            (std::vector<int8_t>{7, -8, 7, -1, -3}));
+  Tensor u2 = Run1("Cast", {&x}, Attrs({{"to", IntAttr(25)}}), 25);
+  EXPECT_EQ(std::vector<uint8_t>(u2.data<uint8_t>(), u2.data<uint8_t>() + 5),
+            (std::vector<uint8_t>{3, 0, 3, 3, 1}));
+  Tensor f4 = Run1("Cast", {&x}, Attrs({{"to", IntAttr(23)}}), 25);
+  const uint8_t* b = static_cast<const uint8_t*>(f4.raw());
+  // -9 -> -6 (0xF), 8 -> 6 (0x7), 7.9 -> 6, -1 -> 0xA, -3 -> 0xD.
+  EXPECT_EQ(std::vector<int>(b, b + 5), (std::vector<int>{0xF, 0x7, 0x7, 0xA, 0xD}));
+  Tensor back = Run1("Cast", {&i4}, Attrs({{"to", IntAttr(1)}}), 25);
+  EXPECT_EQ(Values<float>(back), (std::vector<float>{7, -8, 7, -1, -3}));
+}
+
 TEST(Elementwise, DropoutInferenceIsIdentity) {
   Tensor x = F({3}, {1, 2, 3});
   auto out = testing::RunOp("Dropout", {}, {&x}, 2, 13);

@@ -1,4 +1,5 @@
-// Cast and CastLike: numeric, bool, string, float16/bfloat16 and the four float8 formats.
+// Cast and CastLike: numeric, bool, string, float16/bfloat16, the four float8 formats, float4e2m1
+// and the sub-byte integers (int4, uint4, int2, uint2; wrapped as numpy does).
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -6,87 +7,11 @@
 #include <vector>
 
 #include "cpu/elementwise.h"
+#include "cpu/minifloat.h"
 
 namespace outpost::kernels::cpu {
 namespace {
 using namespace ew;  // NOLINT(build/namespaces)
-
-// ---- float8 -------------------------------------------------------------------------------
-struct F8Format {
-  int mbits;
-  int bias;
-  int finite;      // codes 0..finite-1 of the magnitude are finite, ascending
-  bool has_inf;    // E5M2: 0x7C is infinity
-  bool uz;         // FNUZ: no negative zero, 0x80 is NaN
-};
-
-const F8Format* F8FormatOf(DataType t) {
-  static const F8Format e4m3fn{3, 7, 127, false, false}, e4m3fnuz{3, 8, 128, false, true},
-      e5m2{2, 15, 124, true, false}, e5m2fnuz{2, 16, 128, false, true};
-  switch (t) {
-    case DataType::kFloat8E4M3FN: return &e4m3fn;
-    case DataType::kFloat8E4M3FNUZ: return &e4m3fnuz;
-    case DataType::kFloat8E5M2: return &e5m2;
-    case DataType::kFloat8E5M2FNUZ: return &e5m2fnuz;
-    default: return nullptr;
-  }
-}
-
-float F8Magnitude(const F8Format& f, int code) {
-  int e = code >> f.mbits, m = code & ((1 << f.mbits) - 1);
-  if (e == 0) return std::ldexp(static_cast<float>(m), 1 - f.bias - f.mbits);
-  return std::ldexp(static_cast<float>((1 << f.mbits) + m), e - f.bias - f.mbits);
-}
-
-float F8Decode(const F8Format& f, uint8_t b) {
-  int mag = b & 0x7f;
-  bool neg = b & 0x80;
-  if (f.uz && b == 0x80) return std::numeric_limits<float>::quiet_NaN();
-  if (mag >= f.finite) {
-    if (f.has_inf && mag == f.finite) return neg ? -INFINITY : INFINITY;
-    return std::numeric_limits<float>::quiet_NaN();
-  }
-  float v = F8Magnitude(f, mag);
-  return neg ? -v : v;
-}
-
-// Round to nearest, ties to even, over the table of finite magnitudes (plus one virtual step
-// above the largest: rounding there is an overflow).
-uint8_t F8Encode(const F8Format& f, const float* table, float x, bool saturate) {
-  const uint8_t sign = std::signbit(x) ? 0x80 : 0;
-  const uint8_t nan = f.uz ? 0x80 : static_cast<uint8_t>(sign | 0x7f);
-  if (std::isnan(x)) return nan;
-  float a = std::fabs(x);
-  int code;
-  if (std::isinf(a)) {
-    code = f.finite;
-  } else {
-    int lo = 0, hi = f.finite;  // table has finite + 1 entries
-    while (lo < hi) {
-      int mid = (lo + hi) / 2;
-      if (table[mid] < a) lo = mid + 1;
-      else hi = mid;
-    }
-    code = lo;
-    if (code > 0 && table[code] != a) {
-      float dl = a - table[code - 1], dh = table[code] - a;
-      if (dl < dh || (dl == dh && ((code - 1) & 1) == 0)) --code;
-    }
-  }
-  if (code >= f.finite) {
-    if (saturate) code = f.finite - 1;
-    else return f.has_inf ? static_cast<uint8_t>(sign | f.finite) : nan;
-  }
-  if (code == 0 && f.uz) return 0;
-  return static_cast<uint8_t>(sign | code);
-}
-
-std::vector<float> F8Table(const F8Format& f) {
-  std::vector<float> t(f.finite + 1);
-  for (int c = 0; c < f.finite; ++c) t[c] = F8Magnitude(f, c);
-  t[f.finite] = 2 * t[f.finite - 1] - t[f.finite - 2];
-  return t;
-}
 
 // ---- scalar conversions ---------------------------------------------------------------------
 template <typename S>
@@ -160,14 +85,31 @@ D Convert(const S& v) {
 // ---- kernels --------------------------------------------------------------------------------
 template <typename F>
 Status DispatchCastable(KernelContext& ctx, DataType t, F&& f) {
-  if (F8FormatOf(t)) return f.template operator()<uint8_t>();  // staged through float
+  if (MiniFloatFormatOf(t)) return f.template operator()<uint8_t>();  // staged through float
+  // int4 / int2 (uint4 / uint2) are held as int8 (uint8): converted as those, then wrapped.
+  if (t == DataType::kInt4 || t == DataType::kInt2) return f.template operator()<int8_t>();
+  if (t == DataType::kUInt4 || t == DataType::kUInt2) return f.template operator()<uint8_t>();
   return DispatchAll(ctx, t, f);
 }
 
-// Converts `x` to `to` into `y` (or only checks the types when y is null).
-Status CastTo(KernelContext& ctx, const Tensor& x, DataType to, bool saturate, Tensor* y) {
-  const F8Format* f8_in = F8FormatOf(x.dtype());
-  const F8Format* f8_out = F8FormatOf(to);
+// A conversion to int4 / uint4 / int2 / uint2 wraps modulo 2^bits as numpy's astype does
+// (the values were converted to 8 bits first, which wraps modulo 256: the same residue).
+void WrapSubByte(DataType t, Tensor* y) {
+  const int bits = t == DataType::kInt2 || t == DataType::kUInt2 ? 2 : 4;
+  const bool is_signed = t == DataType::kInt4 || t == DataType::kInt2;
+  const int mask = (1 << bits) - 1, half = 1 << (bits - 1);
+  uint8_t* p = static_cast<uint8_t*>(y->raw());
+  for (int64_t i = 0; i < y->numel(); ++i) {
+    const int v = p[i] & mask;
+    p[i] = static_cast<uint8_t>(is_signed && v >= half ? v - (1 << bits) : v);
+  }
+}
+
+// Converts `x` to `to` into `y` (or only checks the types when y is null); sub-byte integers
+// are left to wrap.
+Status CastValues(KernelContext& ctx, const Tensor& x, DataType to, bool saturate, Tensor* y) {
+  const MiniFloatFormat* f8_in = MiniFloatFormatOf(x.dtype());
+  const MiniFloatFormat* f8_out = MiniFloatFormatOf(to);
   if ((f8_in || f8_out) && (x.dtype() == DataType::kString || to == DataType::kString))
     return ctx.NotSupported("cast between float8 and string");
   return DispatchCastable(ctx, x.dtype(), [&]<typename S>() -> Status {
@@ -186,15 +128,15 @@ Status CastTo(KernelContext& ctx, const Tensor& x, DataType to, bool saturate, T
       std::vector<float> mid(n);
       const uint8_t* in8 = static_cast<const uint8_t*>(x.raw());
       if (f8_in) {
-        for (int64_t i = 0; i < n; ++i) mid[i] = F8Decode(*f8_in, in8[i]);
+        for (int64_t i = 0; i < n; ++i) mid[i] = MiniFloatDecode(*f8_in, in8[i]);
       } else if constexpr (!std::is_same_v<S, std::string>) {
         const S* in = x.data<S>();
         for (int64_t i = 0; i < n; ++i) mid[i] = Convert<float>(in[i]);
       }
       if (f8_out) {
-        std::vector<float> table = F8Table(*f8_out);
+        std::vector<float> table = MiniFloatTable(*f8_out);
         uint8_t* out = static_cast<uint8_t*>(y->raw());
-        for (int64_t i = 0; i < n; ++i) out[i] = F8Encode(*f8_out, table.data(), mid[i], saturate);
+        for (int64_t i = 0; i < n; ++i) out[i] = MiniFloatEncode(*f8_out, table.data(), mid[i], saturate);
       } else if constexpr (!std::is_same_v<D, std::string>) {
         D* out = y->data<D>();
         for (int64_t i = 0; i < n; ++i) out[i] = Convert<D>(mid[i]);
@@ -202,6 +144,12 @@ Status CastTo(KernelContext& ctx, const Tensor& x, DataType to, bool saturate, T
       return Status::Ok();
     });
   });
+}
+
+Status CastTo(KernelContext& ctx, const Tensor& x, DataType to, bool saturate, Tensor* y) {
+  OP_RETURN_IF_ERROR(CastValues(ctx, x, to, saturate, y));
+  if (y && IsSubByteInteger(to)) WrapSubByte(to, y);
+  return Status::Ok();
 }
 
 Status CastCommon(KernelContext& ctx, DataType to) {

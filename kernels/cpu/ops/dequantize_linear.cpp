@@ -1,5 +1,8 @@
 // DequantizeLinear: y = (x - zero_point) * scale, per-tensor, per-axis or blocked, from
-// int8/uint8/int16/uint16/int32.
+// int8/uint8/int16/uint16/int32, the sub-byte integers int4/uint4/int2/uint2, the float8 formats
+// and float4e2m1 (y = float(x) * scale: their zero point must be 0, or is ignored for float4e2m1,
+// as the ONNX reference does).
+#include "cpu/minifloat.h"
 #include "cpu/quant.h"
 #include "cpu/quant_simd.h"
 
@@ -18,7 +21,31 @@ Status DequantizeLinearKernel(KernelContext& ctx) {
     out = static_cast<DataType>(odt);
   if (!IsFloating(out)) return ctx.Fail("output_dtype must be floating");
   OP_ASSIGN_OR_RETURN(QuantIndexer qi, MakeQuantIndexer(ctx, x.shape(), scale.shape()));
-  return DispatchQuant(ctx, x.dtype(), true, [&]<typename Q>() -> Status {
+  if (const MiniFloatFormat* mf = MiniFloatFormatOf(x.dtype())) {
+    if (zp && zp->has_data() && !ctx.infer_only() && x.dtype() != DataType::kFloat4E2M1) {
+      const uint8_t* z = static_cast<const uint8_t*>(zp->raw());
+      for (int64_t i = 0; i < zp->numel(); ++i)
+        if (z[i] != 0)
+          return ctx.BadInput("the zero point of a " + std::string(DataTypeName(x.dtype())) +
+                              " input must be 0");
+    }
+    OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, out, x.shape()));
+    if (ctx.infer_only() || !y) return Status::Ok();
+    const uint8_t* xp = static_cast<const uint8_t*>(x.raw());
+    return DispatchFloat(ctx, out, [&]<typename T>() {
+      T* yp = y->data<T>();
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const float v = MiniFloatDecode(*mf, xp[i]) * static_cast<float>(ReadDouble(scale, qi(i)));
+        yp[i] = FromAcc<T>(static_cast<Acc<T>>(v));
+      }
+      return Status::Ok();
+    });
+  }
+  // int4 / uint4 / int2 / uint2 are held as int8 / uint8 (dtype.h).
+  DataType storage = x.dtype();
+  if (storage == DataType::kInt4 || storage == DataType::kInt2) storage = DataType::kInt8;
+  if (storage == DataType::kUInt4 || storage == DataType::kUInt2) storage = DataType::kUInt8;
+  return DispatchQuant(ctx, storage, true, [&]<typename Q>() -> Status {
     OP_ASSIGN_OR_RETURN(Tensor * y, ctx.Output(0, out, x.shape()));
     if (ctx.infer_only() || !y) return Status::Ok();
     const Q* xp = x.data<Q>();

@@ -1,6 +1,8 @@
 #include "outpost/core/dtype.h"
 
+#include <cassert>
 #include <cmath>
+#include <cstdint>
 
 namespace outpost {
 
@@ -24,6 +26,11 @@ size_t DataTypeSize(DataType t) {
     case DataType::kFloat8E4M3FNUZ:
     case DataType::kFloat8E5M2:
     case DataType::kFloat8E5M2FNUZ: return 1;
+    case DataType::kUInt4:
+    case DataType::kInt4:
+    case DataType::kUInt2:
+    case DataType::kInt2:
+    case DataType::kFloat4E2M1: return 1;  // unpacked, see dtype.h
     default: return 0;
   }
 }
@@ -106,6 +113,43 @@ bool IsSigned(DataType t) {
 }
 
 bool IsStorable(DataType t) { return DataTypeSize(t) != 0; }
+
+bool IsSubByteInteger(DataType t) {
+  return t == DataType::kInt4 || t == DataType::kUInt4 || t == DataType::kInt2 ||
+         t == DataType::kUInt2;
+}
+
+int PackedBits(DataType t) {
+  if (t == DataType::kInt2 || t == DataType::kUInt2) return 2;
+  if (t == DataType::kInt4 || t == DataType::kUInt4 || t == DataType::kFloat4E2M1) return 4;
+  return 0;
+}
+
+void UnpackSubByte(DataType t, const uint8_t* packed, int64_t n, uint8_t* out) {
+  const int bits = PackedBits(t), per_byte = 8 / bits;
+  const bool is_signed = t == DataType::kInt4 || t == DataType::kInt2;
+  const int mask = (1 << bits) - 1, half = 1 << (bits - 1);
+  for (int64_t i = 0; i < n; ++i) {
+    const int v = (packed[i / per_byte] >> ((i % per_byte) * bits)) & mask;
+    out[i] = static_cast<uint8_t>(is_signed && v >= half ? v - (1 << bits) : v);
+  }
+}
+
+void IntegerRange(DataType t, int64_t* lo, int64_t* hi) {
+  switch (t) {
+    case DataType::kInt2: *lo = -2, *hi = 1; return;
+    case DataType::kUInt2: *lo = 0, *hi = 3; return;
+    case DataType::kInt4: *lo = -8, *hi = 7; return;
+    case DataType::kUInt4: *lo = 0, *hi = 15; return;
+    case DataType::kInt8: *lo = -128, *hi = 127; return;
+    case DataType::kUInt8: *lo = 0, *hi = 255; return;
+    case DataType::kInt16: *lo = -32768, *hi = 32767; return;
+    case DataType::kUInt16: *lo = 0, *hi = 65535; return;
+    case DataType::kInt32: *lo = INT32_MIN, *hi = INT32_MAX; return;
+    case DataType::kUInt32: *lo = 0, *hi = UINT32_MAX; return;
+    default: assert(false && "IntegerRange of a type that is not a small integer"); *lo = *hi = 0;
+  }
+}
 
 uint16_t Float16::FromFloat(float f) {
   uint32_t x;

@@ -162,8 +162,12 @@ int64_t ReadInt(const Tensor& t, int64_t i) {
     case DataType::kInt64: return static_cast<const int64_t*>(p)[i];
     case DataType::kInt32: return static_cast<const int32_t*>(p)[i];
     case DataType::kInt16: return static_cast<const int16_t*>(p)[i];
-    case DataType::kInt8: return static_cast<const int8_t*>(p)[i];
-    case DataType::kUInt8: return static_cast<const uint8_t*>(p)[i];
+    case DataType::kInt8:
+    case DataType::kInt4:
+    case DataType::kInt2: return static_cast<const int8_t*>(p)[i];
+    case DataType::kUInt8:
+    case DataType::kUInt4:
+    case DataType::kUInt2: return static_cast<const uint8_t*>(p)[i];
     case DataType::kUInt16: return static_cast<const uint16_t*>(p)[i];
     case DataType::kUInt32: return static_cast<const uint32_t*>(p)[i];
     case DataType::kUInt64: return static_cast<int64_t>(static_cast<const uint64_t*>(p)[i]);

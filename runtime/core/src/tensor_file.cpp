@@ -135,6 +135,19 @@ Expected<Tensor> ParseTensorProtoWire(std::string_view bytes, const std::string&
   OP_ASSIGN_OR_RETURN(Tensor t, AllocateChecked(dt, shape, what));
   const size_t n = static_cast<size_t>(t.numel()), es = DataTypeSize(dt);
   char* dst = static_cast<char*>(t.raw());
+  if (const int bits = PackedBits(dt)) {  // packed in raw_data, or a byte per int32_data value
+    const size_t packed = (n * static_cast<size_t>(bits) + 7) / 8;
+    std::string bytes = has_raw ? std::string(raw) : std::string();
+    if (!has_raw)
+      for (uint64_t v : int32s) bytes.push_back(static_cast<char>(v & 0xFF));
+    if (bytes.size() != packed)
+      return bad(std::string(has_raw ? "raw_data" : "int32_data") + " holds " +
+                 std::to_string(bytes.size()) + " packed bytes, " + t.Describe() + " needs " +
+                 std::to_string(packed));
+    UnpackSubByte(dt, reinterpret_cast<const uint8_t*>(bytes.data()), t.numel(),
+                  reinterpret_cast<uint8_t*>(dst));
+    return t;
+  }
   if (has_raw) {
     if (raw.size() != t.nbytes())
       return bad("raw_data has " + std::to_string(raw.size()) + " bytes, " + t.Describe() +

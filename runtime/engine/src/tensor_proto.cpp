@@ -77,14 +77,16 @@ Status CheckCount(const Field& f, int64_t n, const char* name) {
   return Status::Ok();
 }
 
-// int4 / uint4 (opset 21 weights): two values a byte, low nibble first, in raw_data, external
-// data, or int32_data (one packed byte per element). Held unpacked, one value per byte, as int8 /
-// uint8 (sign-extended), which every op that takes them (DequantizeLinear) reads the same way.
-Expected<Tensor> UnpackInt4(const onnx::TensorProto& tp, const std::string& base_dir, const Shape& shape) {
-  const bool is_signed = static_cast<DataType>(tp.data_type()) == DataType::kInt4;
-  OP_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(is_signed ? DataType::kInt8 : DataType::kUInt8, shape));
+// The sub-byte types (int4 / uint4 / float4e2m1: two values a byte; int2 / uint2: four), low
+// bits first, in raw_data, external data, or int32_data (one packed byte per element). Held
+// unpacked, one value per byte (dtype.h): the integers sign- or zero-extended, float4e2m1 as its
+// 4-bit code.
+Expected<Tensor> ReadSubByte(const onnx::TensorProto& tp, const std::string& base_dir, const Shape& shape) {
+  const DataType dt = static_cast<DataType>(tp.data_type());
+  const int bits = PackedBits(dt);
+  OP_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dt, shape));
   const int64_t n = t.numel();
-  const size_t packed = static_cast<size_t>((n + 1) / 2);
+  const size_t packed = static_cast<size_t>((n * bits + 7) / 8);
   std::string buf;
   if (tp.data_location() == onnx::TensorProto::EXTERNAL) {
     buf.resize(packed);
@@ -95,14 +97,9 @@ Expected<Tensor> UnpackInt4(const onnx::TensorProto& tp, const std::string& base
     for (int32_t v : tp.int32_data()) buf.push_back(static_cast<char>(v & 0xFF));
   }
   if (buf.size() != packed)
-    return InvalidModel("4-bit tensor '" + tp.name() + "' has " + std::to_string(buf.size()) +
+    return InvalidModel(std::to_string(bits) + "-bit tensor '" + tp.name() + "' has " + std::to_string(buf.size()) +
                         " packed bytes, its shape needs " + std::to_string(packed));
-  for (int64_t i = 0; i < n; ++i) {
-    const uint8_t byte = static_cast<uint8_t>(buf[static_cast<size_t>(i / 2)]);
-    const int nib = (i % 2) ? byte >> 4 : byte & 0x0F;
-    if (is_signed) t.data<int8_t>()[i] = static_cast<int8_t>(nib >= 8 ? nib - 16 : nib);
-    else t.data<uint8_t>()[i] = static_cast<uint8_t>(nib);
-  }
+  UnpackSubByte(dt, reinterpret_cast<const uint8_t*>(buf.data()), n, static_cast<uint8_t*>(t.raw()));
   return t;
 }
 
@@ -111,8 +108,7 @@ Expected<Tensor> UnpackInt4(const onnx::TensorProto& tp, const std::string& base
 Expected<Tensor> TensorFromProto(const onnx::TensorProto& tp, const std::string& base_dir) {
   DataType dt = static_cast<DataType>(tp.data_type());
   if (tp.has_segment()) return Unsupported("segmented tensors are not supported");
-  const bool int4 = dt == DataType::kInt4 || dt == DataType::kUInt4;
-  if (!IsStorable(dt) && !int4)
+  if (!IsStorable(dt))
     return Unsupported("tensor '" + tp.name() + "' has data type " + std::string(DataTypeName(dt)) +
                        " (" + std::to_string(tp.data_type()) + "), which is not supported");
   std::vector<int64_t> dims(tp.dims().begin(), tp.dims().end());
@@ -126,7 +122,7 @@ Expected<Tensor> TensorFromProto(const onnx::TensorProto& tp, const std::string&
       return InvalidModel("tensor '" + tp.name() + "' has dims " + shape.ToString() + " whose element count overflows");
     count *= static_cast<uint64_t>(d);
   }
-  if (int4) return UnpackInt4(tp, base_dir, shape);
+  if (PackedBits(dt)) return ReadSubByte(tp, base_dir, shape);
   OP_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dt, shape));
   int64_t n = t.numel();
   size_t bytes = t.nbytes();

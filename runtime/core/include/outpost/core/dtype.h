@@ -35,11 +35,14 @@ enum class DataType : int32_t {
   kInt4 = 22,
   kFloat4E2M1 = 23,
   kFloat8E8M0 = 24,  // opset 24: named in errors, never stored
-  kUInt2 = 25,       // opset 25: likewise
+  kUInt2 = 25,
   kInt2 = 26,
 };
 
-// Bytes per element; 0 for types we do not store (complex, 4-bit packed, undefined).
+// Bytes per element; 0 for types we do not store (complex, float8e8m0, undefined). The sub-byte
+// types (int4, uint4, int2, uint2, float4e2m1) are held unpacked, one value per byte: the
+// integers as int8 / uint8 (sign-extended), float4e2m1 as its 4-bit code. ONNX files pack them
+// (tensor_proto.cpp unpacks on load).
 size_t DataTypeSize(DataType t);
 std::string_view DataTypeName(DataType t);
 // Name as used by KServe V2 ("FP32", "INT64", "BYTES", ...); empty when there is none.
@@ -49,6 +52,15 @@ bool IsInteger(DataType t);   // signed and unsigned integers, not bool
 bool IsSigned(DataType t);
 // Types whose tensors this runtime can hold in memory.
 bool IsStorable(DataType t);
+// int4 / uint4 / int2 / uint2: held as int8 / uint8 with this narrower range.
+bool IsSubByteInteger(DataType t);
+// The value range of an integer type up to 32 bits, sub-byte ones included.
+void IntegerRange(DataType t, int64_t* lo, int64_t* hi);
+// Bits per value where files pack a type (int4 / uint4 / float4e2m1: 4; int2 / uint2: 2), else 0.
+int PackedBits(DataType t);
+// Unpacks n values of such a type, low bits first, one per byte (int4 / int2 sign-extended,
+// float4e2m1 as its code). `packed` holds (n * PackedBits(t) + 7) / 8 bytes.
+void UnpackSubByte(DataType t, const uint8_t* packed, int64_t n, uint8_t* out);
 
 // IEEE half and bfloat16, stored as their raw bits. Arithmetic goes through float.
 struct Float16 {
