@@ -136,6 +136,63 @@ void store_out(__global TC* restrict C, size_t ci, int acc, int co, int r, int n
 #endif
 }
 
+/* 16 outputs of one output channel at once: as store_out lane by lane, with the channel's bias,
+   multiplier and output zero point given; the first n lanes are stored at dst[0 .. n). */
+void store_out16(__global TC* restrict dst, int16 acc, int n, int bias, double m, double z,
+                 int qlo, int qhi) {
+#if REQUANT
+  /* [qlo, qhi] lies within the type's range (OutputBounds), so one clamp does both. Clamping
+     to [qlo - 1, qhi + 1] before rounding keeps |x| small for the magic-number rounding and
+     cannot change the result; comparisons rather than fmin / fmax, which PoCL does not inline
+     on double vectors (a NaN goes to qlo, as with fmax). */
+  const double16 x = (convert_double16(acc) + (double)bias) * m + z;
+  const double16 lo = (double16)((double)(qlo - 1)), hi = (double16)((double)(qhi + 1));
+  double16 c = x > lo ? x : lo;
+  c = c < hi ? c : hi;
+  const int16 qi = clamp(convert_int16((c + (double16)(RNE_MAGIC)) - (double16)(RNE_MAGIC)), qlo,
+                         qhi);
+  if (n == 16) {
+    vstore16(CONVERT_TC16(qi), 0, dst);
+  } else {
+    int d[16];
+    vstore16(qi, 0, d);
+    for (int j = 0; j < n; j++) dst[j] = (TC)d[j];
+  }
+#else
+  if (n == 16) {
+    vstore16(acc, 0, dst);
+  } else {
+    int d[16];
+    vstore16(acc, 0, d);
+    for (int j = 0; j < n; j++) dst[j] = d[j];
+  }
+#endif
+}
+
+/* The per-channel epilogue parameters of output channel r (group offset co): bias, multiplier,
+   output zero point, through the slots of store_out. */
+void channel_params(int co, int r, const int* ps, EPI_PARAMS, int* b, double* m, double* z) {
+  const int n = 0;
+#if HAS_BIAS
+  *b = bias[bias_off + PIDX(2)];
+#else
+  *b = 0;
+#endif
+#if MULT_TABLE
+  *m = mt[mt_off + co * ps[21] + r * ps[22] + n * ps[23]];
+#elif REQUANT
+  *m = multiplier(LOAD_S(sa, sa_off + PIDX(3)), LOAD_S(sb, sb_off + PIDX(4)),
+                  LOAD_S(sy, sy_off + PIDX(5)));
+#else
+  *m = 0.0;
+#endif
+#if HAS_ZY
+  *z = (double)zy[zy_off + PIDX(6)];
+#else
+  *z = 0.0;
+#endif
+}
+
 /* Portable kernel: each work-item an RB x CB block of scalar int32 accumulators, A and B read
    in place with strides. Global: (ceil(N / CB), ceil(M / RB), batches). */
 #define RB 4
@@ -207,16 +264,7 @@ __kernel void qconv_dw(__global TC* restrict C, int c_off, __global const XT* x,
   if (plane >= planes) return;
   const int Cin = q[0], H = q[1], W = q[2], OW = q[4], KH = q[5], KW = q[6];
   const int img = plane / M, r = plane % M, ci = r / (M / Cin), co = 0;
-#if HAS_XZ
-  const int zx = xz[xz_off];
-#else
-  const int zx = 0;
-#endif
-#if HAS_WZ
-  const int zw = wz[wz_off + (WZ_PC ? r : 0)];
-#else
-  const int zw = 0;
-#endif
+  const int zx = HAS_XZ ? xz[xz_off] : 0, zw = HAS_WZ ? wz[wz_off + (WZ_PC ? r : 0)] : 0;
   __global const XT* src = x + x_off + (size_t)(img * Cin + ci) * H * W;
   __global const WT* wk = w + w_off + (size_t)r * KH * KW;
   __global TC* dst = C + c_off + ((size_t)plane * q[3] + oy) * OW;
@@ -232,6 +280,82 @@ __kernel void qconv_dw(__global TC* restrict C, int c_off, __global const XT* x,
       }
     }
     store_out(dst, ox, acc, co, r, 0, ps, qlo, qhi, EPI_ARGS);
+  }
+}
+#endif
+
+/* The same convolution for CPU devices, after dwconv.cl: compile-time geometry GH, GW, GOH,
+   GOW, GKH, GKW, GSH, GSW, GDH, GDWL (dilations), GPT, GPL (leading pads), GR (output rows per
+   work-item), GNB (vectors of 16 outputs per row), GTR x GTW (the private tile). A work-item
+   computes GR output rows of one output channel: it copies the input rows they need into a
+   private tile of zero-point-centred ints, padded with zeros (the centred zero point), so that
+   every tap is an unconditional vector load; weights are centred and held in registers.
+   Global: (ceil(GOH / GR), planes), local size 1. */
+#ifdef QDWT
+int16 qtap(const int* p) {
+#if GSW == 1
+  return vload16(0, p);
+#elif GSW == 2
+  return (int16)(vload16(0, p).even, vload16(0, p + 16).even);
+#else
+  int t[16];
+#pragma unroll
+  for (int j = 0; j < 16; ++j) t[j] = p[j * GSW];
+  return vload16(0, t);
+#endif
+}
+
+__kernel void qconv_dwt(__global TC* restrict C, int c_off, __global const XT* x, int x_off,
+                        __global const WT* w, int w_off, __global const XT* xz, int xz_off,
+                        __global const WT* wz, int wz_off, EPI_PARAMS, __global const int* psg,
+                        int M, int Cin, int qlo, int qhi) {
+  LOAD_PS()
+  const int oy0 = get_global_id(0) * GR, plane = get_global_id(1);
+  const int img = plane / M, r = plane % M, ci = r / (M / Cin);
+  const int zx = HAS_XZ ? xz[xz_off] : 0, zw = HAS_WZ ? wz[wz_off + (WZ_PC ? r : 0)] : 0;
+  __global const XT* src = x + x_off + (size_t)(img * Cin + ci) * GH * GW;
+  int tile[GTR * GTW];
+  for (int t = 0; t < GTR; ++t) {
+    const int iy = oy0 * GSH - GPT + t;
+    int* tr = tile + t * GTW;
+    if (iy < 0 || iy >= GH) {
+      for (int u = 0; u < GTW; ++u) tr[u] = 0;
+      continue;
+    }
+    __global const XT* s = src + iy * GW;
+    for (int u = 0; u < GPL; ++u) tr[u] = 0;
+    int u = 0;
+    for (; u + 16 <= GW; u += 16)
+      vstore16(convert_int16(vload16(0, s + u)) - zx, 0, tr + GPL + u);
+    for (; u < GW; ++u) tr[GPL + u] = (int)s[u] - zx;
+    for (u = GPL + GW; u < GTW; ++u) tr[u] = 0;
+  }
+  __global const WT* wm = w + w_off + (size_t)r * GKH * GKW;
+  int wk[GKH * GKW];
+#pragma unroll
+  for (int i = 0; i < GKH * GKW; ++i) wk[i] = (int)wm[i] - zw;
+  int bias_r;
+  double m, z;
+  channel_params(0, r, ps, EPI_ARGS, &bias_r, &m, &z);
+  __global TC* dst = C + c_off + (size_t)plane * GOH * GOW;
+  for (int rr = 0; rr < GR; ++rr) {
+    const int oy = oy0 + rr;
+    if (oy >= GOH) break;
+    int16 acc[GNB];
+#pragma unroll
+    for (int b = 0; b < GNB; ++b) acc[b] = (int16)(0);
+#pragma unroll
+    for (int ky = 0; ky < GKH; ++ky) {
+      const int* tr = tile + (rr * GSH + ky * GDH) * GTW;
+#pragma unroll
+      for (int kx = 0; kx < GKW; ++kx)
+#pragma unroll
+        for (int b = 0; b < GNB; ++b)
+          acc[b] += qtap(tr + b * 16 * GSW + kx * GDWL) * wk[ky * GKW + kx];
+    }
+#pragma unroll
+    for (int b = 0; b < GNB; ++b)
+      store_out16(dst + oy * GOW + b * 16, acc[b], min(16, GOW - b * 16), bias_r, m, z, qlo, qhi);
   }
 }
 #endif
@@ -419,6 +543,155 @@ __kernel void qgemm_u8s8(__global TC* restrict C, int c_off, __global const ucha
 }
 #endif
 
+
+/* ---- the convolution for x86 CPU devices with AVX-512 VNNI (PoCL): vpdpbusd sums four u8 x s8
+   products into each int32 lane with no intermediate saturation, so that 8-bit weights need no
+   split. Lanes are 16 output pixels: Y(m, p) stays contiguous (vector stores).
+   K runs over (tap = ky * KW + kx, ci) with Cg padded to CQ * 4 channels: K4 = KH * KW * CQ
+   groups of 4 bytes. Activations x' = x ^ AXOR (u8) are packed by qpack as col[b][K4][Pp]
+   (uint: 4 bytes of one pixel); weights w' = w - 128 (uint8) or w (int8) as s8, packed on the
+   host as wp[g][mb][K4][MR] (uint: 4 bytes of one channel, zero past Mg and Cg). Padding
+   (spatial, channels past Cg, pixels past P) holds x's zero point, so it is zero once centred;
+   the zero points are applied in int32 afterwards (two's complement wrap, exact result):
+     sum (x' - zx')(w' - zw') = dot + zx' * (4 * K4 * zw' - colsum w') - zw' * rowsum x'
+   with cw[oc] = 4 * K4 * zw'_oc - colsum_oc, zwp[oc] = zw'_oc; the row sums (only when some
+   zw' is not zero) come from one more vpdpbusd with bytes of 1. */
+#ifdef QPACK
+/* Global: (Pp / 16 rounded up to the local size, KH * KW, batches). */
+__kernel void qpack(__global uint* col, int col_off, __global const XT* x, int x_off,
+                    __global const XT* zp, int zp_off, __global const int* q, int CQ, int P,
+                    int Pp) {
+  const int pb = get_global_id(0), tap = get_global_id(1), b = get_global_id(2);
+  if (pb * 16 >= Pp) return;
+  const int C = q[0], H = q[1], W = q[2], OW = q[4], KH = q[5], KW = q[6], G = q[13];
+  const int img = b / G, g = b % G, Cg = C / G, ky = tap / KW, kx = tap % KW;
+#if HAS_XZ
+  const uchar z = (uchar)zp[zp_off] ^ (uchar)AXOR;
+#else
+  const uchar z = (uchar)AXOR;
+#endif
+  const int16 lane = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const int16 p = (int16)(pb * 16) + lane;
+  const int16 oy = p / OW, ox = p - oy * OW;
+  const int16 iy = oy * q[7] - q[11] + ky * q[9], ix = ox * q[8] - q[12] + kx * q[10];
+  const int16 ok = (p < P) & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W);
+  const int16 off = iy * W + ix;
+  const int contiguous = all(ok) && all(off == (int16)(off.s0) + lane);
+  int offs[16], oks[16];
+  vstore16(off, 0, offs);
+  vstore16(ok, 0, oks);
+  __global const XT* src = x + x_off + (size_t)(img * C + g * Cg) * H * W;
+  __global uint* dst = col + col_off + (size_t)(b * KH * KW + tap) * CQ * Pp + pb * 16;
+  for (int cq = 0; cq < CQ; cq++) {
+    uint16 word = (uint16)(0);
+    for (int c = 0; c < 4; c++) {
+      const int ci = cq * 4 + c;
+      uchar16 v;
+      if (ci >= Cg) {
+        v = (uchar16)(z);
+      } else if (contiguous) {
+        v = as_uchar16(vload16(0, src + (size_t)ci * H * W + offs[0])) ^ (uchar16)(AXOR);
+      } else {
+        __global const XT* pl = src + (size_t)ci * H * W;
+        uchar t[16];
+        for (int j = 0; j < 16; j++) t[j] = oks[j] ? (uchar)pl[offs[j]] ^ (uchar)AXOR : z;
+        v = vload16(0, t);
+      }
+      word |= convert_uint16(v) << (uint)(8 * c);
+    }
+    vstore16(word, 0, dst + (size_t)cq * Pp);
+  }
+}
+#endif
+
+#if QVNNI
+typedef int v16si __attribute__((vector_size(64)));
+/* Pixel blocks pb0 .. pb1 (16 * NP pixels each) x channel blocks mb0 .. mb1 (MR channels) of
+   batch b = img * G + g. A function of its own: the target attribute enables VNNI here only
+   (PoCL builds for the host CPU model that LLVM knows, which may predate VNNI). */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void qconv_vnni_body(
+    __global TC* restrict C, __global const uint* col, __global const int* wp,
+    __global const int* cw, __global const int* zwp, uint zxp, const int* ps, EPI_PARAMS, int M,
+    int Mg, int MB, int K4, int P, int Pp, int b, int G, int pb0, int pb1, int mb0, int mb1,
+    int qlo, int qhi) {
+  const int img = b / G, g = b % G;
+#if NEED_RS
+  const v16si ones = __builtin_astype((int16)(0x01010101), v16si);
+#endif
+  for (int pb = pb0; pb < pb1; pb++) {
+    const int p0 = pb * 16 * NP;
+    __global const uint* a = col + (size_t)b * K4 * Pp + p0;
+    v16si rs[NP];
+#pragma unroll
+    for (int j = 0; j < NP; j++) rs[j] = __builtin_astype((int16)(0), v16si);
+#if NEED_RS
+    for (int kb = 0; kb < K4; kb++)
+#pragma unroll
+      for (int j = 0; j < NP; j++)
+        rs[j] = __builtin_ia32_vpdpbusd512(
+            rs[j], __builtin_astype(vload16(0, a + (size_t)kb * Pp + 16 * j), v16si), ones);
+#endif
+    for (int mb = mb0; mb < mb1; mb++) {
+      __global const int* w = wp + (size_t)(g * MB + mb) * K4 * MR;
+      v16si acc[MR][NP];
+#pragma unroll
+      for (int i = 0; i < MR; i++)
+#pragma unroll
+        for (int j = 0; j < NP; j++) acc[i][j] = __builtin_astype((int16)(0), v16si);
+      for (int kb = 0; kb < K4; kb++) {
+        v16si av[NP];
+#pragma unroll
+        for (int j = 0; j < NP; j++)
+          av[j] = __builtin_astype(vload16(0, a + (size_t)kb * Pp + 16 * j), v16si);
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+          const v16si wv = __builtin_astype((int16)(w[kb * MR + i]), v16si);
+#pragma unroll
+          for (int j = 0; j < NP; j++) acc[i][j] = __builtin_ia32_vpdpbusd512(acc[i][j], av[j], wv);
+        }
+      }
+      for (int i = 0; i < MR; i++) {
+        const int m = mb * MR + i;
+        if (m >= Mg) break;
+        const int oc = g * Mg + m;
+        int bias_r;
+        double mm, z;
+        channel_params(g * Mg, m, ps, EPI_ARGS, &bias_r, &mm, &z);
+        const uint corr = (uint)cw[oc] * zxp, zw = (uint)zwp[oc];
+#pragma unroll
+        for (int j = 0; j < NP; j++) {
+          const int pj = p0 + 16 * j;
+          if (pj >= P) break;
+          const uint16 t = as_uint16(__builtin_astype(acc[i][j], int16)) + corr -
+                           zw * as_uint16(__builtin_astype(rs[j], int16));
+          store_out16(C + (size_t)(img * M + oc) * P + pj, as_int16(t), min(16, P - pj), bias_r,
+                      mm, z, qlo, qhi);
+        }
+      }
+    }
+  }
+}
+
+/* Global: (ceil(Pp / 16 / NP / pp), ceil(MB / mp), batches), local size 1. */
+__kernel void qconv_vnni(__global TC* restrict C, int c_off, __global const uint* col,
+                         int col_off, __global const int* wp, int wp_off,
+                         __global const XT* xz, int xz_off, __global const int* cw, int cw_off,
+                         __global const int* zwp, int zwp_off, EPI_PARAMS,
+                         __global const int* psg, int M, int Mg, int MB, int K4, int P, int Pp,
+                         int G, int pp, int mp, int qlo, int qhi) {
+  LOAD_PS()
+  const int PB = Pp / (16 * NP);
+  const int pb0 = get_global_id(0) * pp, mb0 = get_global_id(1) * mp, b = get_global_id(2);
+#if HAS_XZ
+  const uint zxp = (uint)((int)xz[xz_off] + DA);
+#else
+  const uint zxp = DA;
+#endif
+  qconv_vnni_body(C + c_off, col + col_off, wp + wp_off, cw + cw_off, zwp + zwp_off, zxp, ps,
+                  EPI_ARGS, M, Mg, MB, K4, P, Pp, b, G, pb0, min(PB, pb0 + pp), mb0,
+                  min(MB, mb0 + mp), qlo, qhi);
+}
+#endif
 #endif
 
 #ifdef QIM2COL
