@@ -551,56 +551,83 @@ __kernel void qgemm_u8s8(__global TC* restrict C, int c_off, __global const ucha
    groups of 4 bytes. Activations x' = x ^ AXOR (u8) are packed by qpack as col[b][K4][Pp]
    (uint: 4 bytes of one pixel); weights w' = w - 128 (uint8) or w (int8) as s8, packed on the
    host as wp[g][mb][K4][MR] (uint: 4 bytes of one channel, zero past Mg and Cg). Padding
-   (spatial, channels past Cg, pixels past P) holds x's zero point, so it is zero once centred;
+   (spatial, channels past Cg) holds x's zero point, so it is zero once centred;
    the zero points are applied in int32 afterwards (two's complement wrap, exact result):
      sum (x' - zx')(w' - zw') = dot + zx' * (4 * K4 * zw' - colsum w') - zw' * rowsum x'
    with cw[oc] = 4 * K4 * zw'_oc - colsum_oc, zwp[oc] = zw'_oc; the row sums (only when some
    zw' is not zero) come from one more vpdpbusd with bytes of 1. */
 #ifdef QPACK
-/* Global: (Pp / 16 rounded up to the local size, KH * KW, batches). */
+/* Unaligned 16-byte loads as plain dereferences: PoCL's vload16 of bytes from private memory
+   becomes byte-by-byte code. */
+typedef uchar16 uchar16_u __attribute__((aligned(1)));
+#define LD16P(p) (*(const __private uchar16_u*)(p))
+#define LD16G(p) (*(__global const uchar16_u*)(p))
+#define ST16P(v, p) (*(__private uchar16_u*)(p) = (v))
+/* One output row oy of batch b for channel groups cq0 .. cq0 + cqp: for each (group, ky) the 4
+   input rows are copied as x' into private rows padded with zx' (u = ix + pw), from which every
+   (kx, 16 output pixels) is an unconditional vector load (the even lanes of 32 at stride 2).
+   Pixels past P in the last block are never stored by qconv_vnni and are left as they are.
+   PRW: the private row width (host define). Global: (OH, ceil(CQ / cqp), batches), local 1. */
 __kernel void qpack(__global uint* col, int col_off, __global const XT* x, int x_off,
-                    __global const XT* zp, int zp_off, __global const int* q, int CQ, int P,
-                    int Pp) {
-  const int pb = get_global_id(0), tap = get_global_id(1), b = get_global_id(2);
-  if (pb * 16 >= Pp) return;
+                    __global const XT* zp, int zp_off, __global const int* q, int CQ, int Pp,
+                    int cqp) {
+  const int oy = get_global_id(0), cq0 = get_global_id(1) * cqp, b = get_global_id(2);
   const int C = q[0], H = q[1], W = q[2], OW = q[4], KH = q[5], KW = q[6], G = q[13];
-  const int img = b / G, g = b % G, Cg = C / G, ky = tap / KW, kx = tap % KW;
+  const int sh = q[7], sw = q[8], dh = q[9], dw = q[10], ph = q[11], pw = q[12];
+  const int img = b / G, g = b % G, Cg = C / G;
 #if HAS_XZ
   const uchar z = (uchar)zp[zp_off] ^ (uchar)AXOR;
 #else
   const uchar z = (uchar)AXOR;
 #endif
-  const int16 lane = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const int16 p = (int16)(pb * 16) + lane;
-  const int16 oy = p / OW, ox = p - oy * OW;
-  const int16 iy = oy * q[7] - q[11] + ky * q[9], ix = ox * q[8] - q[12] + kx * q[10];
-  const int16 ok = (p < P) & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W);
-  const int16 off = iy * W + ix;
-  const int contiguous = all(ok) && all(off == (int16)(off.s0) + lane);
-  int offs[16], oks[16];
-  vstore16(off, 0, offs);
-  vstore16(ok, 0, oks);
   __global const XT* src = x + x_off + (size_t)(img * C + g * Cg) * H * W;
-  __global uint* dst = col + col_off + (size_t)(b * KH * KW + tap) * CQ * Pp + pb * 16;
-  for (int cq = 0; cq < CQ; cq++) {
-    uint16 word = (uint16)(0);
-    for (int c = 0; c < 4; c++) {
-      const int ci = cq * 4 + c;
-      uchar16 v;
-      if (ci >= Cg) {
-        v = (uchar16)(z);
-      } else if (contiguous) {
-        v = as_uchar16(vload16(0, src + (size_t)ci * H * W + offs[0])) ^ (uchar16)(AXOR);
-      } else {
-        __global const XT* pl = src + (size_t)ci * H * W;
-        uchar t[16];
-        for (int j = 0; j < 16; j++) t[j] = oks[j] ? (uchar)pl[offs[j]] ^ (uchar)AXOR : z;
-        v = vload16(0, t);
+  uchar rows[4][PRW];
+  for (int cq = cq0; cq < min(CQ, cq0 + cqp); cq++)
+    for (int ky = 0; ky < KH; ky++) {
+      const int iy = oy * sh - ph + ky * dh;
+      for (int c = 0; c < 4; c++) {
+        const int ci = cq * 4 + c;
+        uchar* row = rows[c];
+        if (ci >= Cg || iy < 0 || iy >= H) {
+          for (int u = 0; u + 16 <= PRW; u += 16) ST16P((uchar16)(z), row + u);
+          continue;
+        }
+        __global const XT* s = src + ((size_t)ci * H + iy) * W;
+        for (int u = 0; u + 16 <= PRW; u += 16) ST16P((uchar16)(z), row + u);
+        int u = 0;
+        for (; u + 16 <= W; u += 16) ST16P(LD16G(s + u) ^ (uchar16)(AXOR), row + pw + u);
+        for (; u < W; u++) row[pw + u] = (uchar)s[u] ^ (uchar)AXOR;
       }
-      word |= convert_uint16(v) << (uint)(8 * c);
+      for (int kx = 0; kx < KW; kx++) {
+        __global uint* dst =
+            col + col_off + ((size_t)(b * KH * KW + ky * KW + kx) * CQ + cq) * Pp + oy * OW;
+        for (int ox0 = 0; ox0 < OW; ox0 += 16) {
+          const int u0 = ox0 * sw + kx * dw;
+          uint16 word = (uint16)(0);
+#pragma unroll
+          for (int c = 0; c < 4; c++) {
+            uchar16 v;
+            if (sw == 1) {
+              v = LD16P(rows[c] + u0);
+            } else if (sw == 2) {
+              v = (uchar16)(LD16P(rows[c] + u0).even, LD16P(rows[c] + u0 + 16).even);
+            } else {
+              uchar t[16];
+              for (int j = 0; j < 16; j++) t[j] = rows[c][u0 + j * sw];
+              v = vload16(0, t);
+            }
+            word |= convert_uint16(v) << (uint)(8 * c);
+          }
+          if (ox0 + 16 <= OW) {
+            vstore16(word, 0, dst + ox0);
+          } else {
+            uint t[16];
+            vstore16(word, 0, t);
+            for (int j = 0; j < OW - ox0; j++) dst[ox0 + j] = t[j];
+          }
+        }
+      }
     }
-    vstore16(word, 0, dst + (size_t)cq * Pp);
-  }
 }
 #endif
 

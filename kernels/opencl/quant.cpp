@@ -665,17 +665,27 @@ Status QConv(const OpCtx& c) {
     for (int gr = 0; gr < G; ++gr) v.table.insert(v.table.end(), {0, 0, 0, gr * Mg, 0});
     OP_RETURN_IF_ERROR(MultTable(c, &v));
     const bool x8 = tx == DataType::kInt8;
-    const std::string defs = v.Defines() + Def("QPACK", 1) + Def("QVNNI", 1) +
-                             Def("XT", ClType(tx)) + Def("HAS_XZ", present(ixz)) +
-                             Def("AXOR", x8 ? 0x80 : 0) + Def("DA", x8 ? 128 : 0) +
-                             Def("MR", kVMR) + Def("NP", kVNP) + Def("NEED_RS", need_rs);
-    if (Expected<cl_kernel> probe = c.rt.Kernel("quant.cl", defs, "qconv_vnni"); probe.ok()) {
+    // qpack's private input rows: every vector read of the (last, partial) 16-pixel block fits.
+    const int sw = static_cast<int>(g.stride.back()), dw = static_cast<int>(g.dil.back());
+    const int64_t row_w = std::max<int64_t>(
+        (g.out.back() + 15) / 16 * 16 * sw + (g.k.back() - 1) * dw + 16, g.pb.back() + g.in.back());
+    const int prw = static_cast<int>((row_w + 15) / 16 * 16);
+    const std::string defs =
+        v.Defines() + Def("QPACK", 1) + Def("QVNNI", 1) + Def("XT", ClType(tx)) +
+        Def("HAS_XZ", present(ixz)) + Def("AXOR", x8 ? 0x80 : 0) + Def("DA", x8 ? 128 : 0) +
+        Def("MR", kVMR) + Def("NP", kVNP) + Def("NEED_RS", need_rs) + Def("PRW", prw);
+    Expected<cl_kernel> probe = prw <= 4096 ? c.rt.Kernel("quant.cl", defs, "qconv_vnni")
+                                            : Expected<cl_kernel>(c.No("input rows too wide"));
+    if (probe.ok()) {
       clReleaseKernel(*probe);
       OP_ASSIGN_OR_RETURN(col, c.rt.Alloc(static_cast<size_t>(batches) * K4 * Pp * 4));
       OP_ASSIGN_OR_RETURN(Step * pk, c.AddStep("quant.cl", defs, "qpack"));
-      pk->Mem(col).In(ix).In(present(ixz) ? ixz : ix).Buf(qm).Arg(CQ).Arg(P).Arg(Pp);
-      pk->Global((Pp / 16 + 7) / 8 * 8, KHW, batches);
-      pk->local[0] = 8, pk->local[1] = pk->local[2] = 1;
+      // Channel groups per work-item: all of them where there are 16 rows x batches or more.
+      const int OH = at(g.out, 1), splits = (16 + OH * batches - 1) / (OH * batches);
+      const int cqp = (CQ + splits - 1) / splits;
+      pk->Mem(col).In(ix).In(present(ixz) ? ixz : ix).Buf(qm).Arg(CQ).Arg(Pp).Arg(cqp);
+      pk->Global(OH, (CQ + cqp - 1) / cqp, batches);
+      pk->local[0] = pk->local[1] = pk->local[2] = 1;
       OP_ASSIGN_OR_RETURN(ClMem wpm, c.rt.Upload(wp));
       OP_ASSIGN_OR_RETURN(ClMem cwm, c.rt.Upload(cw));
       OP_ASSIGN_OR_RETURN(ClMem zwm, c.rt.Upload(zwp));
@@ -701,7 +711,9 @@ Status QConv(const OpCtx& c) {
       return Status::Ok();
     }
     if (want == Variant::kVnni)
-      return c.No("the VNNI int8 convolution kernel does not build on this device");
+      return c.No(
+          "the VNNI int8 convolution kernel does not build on this device (or the "
+          "input rows are wider than its packing kernel takes)");
   }
   if (fast) {
     // Y^T per (image, group): rows = output pixels (im2col^T, the activations), columns = the

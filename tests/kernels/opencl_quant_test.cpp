@@ -372,6 +372,7 @@ const ConvCase kConvs[] = {
     {Shape{1, 3, 18, 35}, Shape{6, 1, 5, 5}, {1, 2}, {2, 1, 0, 2}, 3},          // 5x5, x2, odd pads
     {Shape{1, 2, 12, 34}, Shape{2, 1, 3, 3}, {1, 1}, {2, 2, 2, 2}, 2, {2, 2}},  // dilated dw
     {Shape{1, 64, 4, 4}, Shape{40, 64, 1, 1}, {1, 1}, {0, 0, 0, 0}, 1},         // K = 64, P = 16
+    {Shape{1, 4, 11, 20}, Shape{6, 4, 2, 3}, {3, 3}, {0, 1, 1, 0}, 1},          // stride 3, 2x3
 };
 
 TEST(OpenClQuantTest, QLinearConvBothVariants) {
