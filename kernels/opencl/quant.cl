@@ -563,6 +563,17 @@ typedef uchar16 uchar16_u __attribute__((aligned(1)));
 #define LD16P(p) (*(const __private uchar16_u*)(p))
 #define LD16G(p) (*(__global const uchar16_u*)(p))
 #define ST16P(v, p) (*(__private uchar16_u*)(p) = (v))
+/* The first min(n, 16) lanes of w at dst. */
+void store_words(__global uint* dst, uint16 w, int n) {
+  if (n >= 16) {
+    vstore16(w, 0, dst);
+  } else {
+    uint t[16];
+    vstore16(w, 0, t);
+    for (int j = 0; j < n; j++) dst[j] = t[j];
+  }
+}
+
 /* One output row oy of batch b for channel groups cq0 .. cq0 + cqp: for each (group, ky) the 4
    input rows are copied as x' into private rows padded with zx' (u = ix + pw), from which every
    (kx, 16 output pixels) is an unconditional vector load (the even lanes of 32 at stride 2).
@@ -581,6 +592,30 @@ __kernel void qpack(__global uint* col, int col_off, __global const XT* x, int x
   const uchar z = (uchar)AXOR;
 #endif
   __global const XT* src = x + x_off + (size_t)(img * C + g * Cg) * H * W;
+  if (KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0) {
+    /* 1x1, stride 1, no padding: x's rows are the packed rows; interleave them directly. */
+    for (int cq = cq0; cq < min(CQ, cq0 + cqp); cq++) {
+      __global uint* dst = col + col_off + ((size_t)b * CQ + cq) * Pp + oy * OW;
+      for (int ox0 = 0; ox0 < OW; ox0 += 16) {
+        uint16 word = (uint16)(0);
+        for (int c = 0; c < 4; c++) {
+          const int ci = cq * 4 + c;
+          __global const XT* s = src + ((size_t)ci * H + oy) * W + ox0;
+          uchar16 v = (uchar16)(z);
+          if (ci < Cg && ox0 + 16 <= OW) {
+            v = LD16G(s) ^ (uchar16)(AXOR);
+          } else if (ci < Cg) {
+            uchar t[16];
+            for (int j = 0; j < 16; j++) t[j] = ox0 + j < OW ? (uchar)s[j] ^ (uchar)AXOR : z;
+            v = vload16(0, t);
+          }
+          word |= convert_uint16(v) << (uint)(8 * c);
+        }
+        store_words(dst + ox0, word, OW - ox0);
+      }
+    }
+    return;
+  }
   uchar rows[4][PRW];
   for (int cq = cq0; cq < min(CQ, cq0 + cqp); cq++)
     for (int ky = 0; ky < KH; ky++) {
@@ -618,13 +653,7 @@ __kernel void qpack(__global uint* col, int col_off, __global const XT* x, int x
             }
             word |= convert_uint16(v) << (uint)(8 * c);
           }
-          if (ox0 + 16 <= OW) {
-            vstore16(word, 0, dst + ox0);
-          } else {
-            uint t[16];
-            vstore16(word, 0, t);
-            for (int j = 0; j < OW - ox0; j++) dst[ox0 + j] = t[j];
-          }
+          store_words(dst + ox0, word, OW - ox0);
         }
       }
     }
