@@ -137,8 +137,10 @@ void store_out(__global TC* restrict C, size_t ci, int acc, int co, int r, int n
 }
 
 /* 16 outputs of one output channel at once: as store_out lane by lane, with the channel's bias,
-   multiplier and output zero point given; the first n lanes are stored at dst[0 .. n). */
-void store_out16(__global TC* restrict dst, int16 acc, int n, int bias, double m, double z,
+   multiplier and output zero point given; the first n lanes are stored at dst[0 .. n). Always
+   inlined: LLVM does not inline it by itself into the VNNI function (other target features),
+   and a call per 16 outputs cost more than the arithmetic. */
+__attribute__((always_inline)) void store_out16(__global TC* restrict dst, int16 acc, int n, int bias, double m, double z,
                  int qlo, int qhi) {
 #if REQUANT
   /* [qlo, qhi] lies within the type's range (OutputBounds), so one clamp does both. Clamping
