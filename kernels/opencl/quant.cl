@@ -72,6 +72,23 @@ __kernel void dequantize_linear(__global float* y, int y_off, __global const TX*
 }
 #endif
 
+#ifdef QBINARY
+/* com.microsoft QLinearAdd / QLinearMul (OP + or *) without broadcasting, as the CPU kernel: float
+   steps in the order of the DequantizeLinear -> op -> QuantizeLinear graph, r / c_scale as the
+   correctly rounded float quotient (through double), round half to even, saturation. */
+__kernel void qlinear_binary(__global TY* c, int c_off, __global const TY* a, int a_off,
+                             __global const TY* b, int b_off, float as, float az, float bs,
+                             float bz, float cs, float cz) {
+  const int i = get_global_id(0);
+  const float x = ((float)a[a_off + i] - az) * as, y = ((float)b[b_off + i] - bz) * bs;
+  const float r = (float)((double)(x OP y) / (double)cs);
+  /* |r| beyond 2^20 saturates whatever the zero point; NaN (undefined in the reference) -> lo */
+  const double m = 6755399441055744.0; /* 1.5 * 2^52: round half to even by the FPU */
+  const double v = fmin(fmax((double)r, -0x1p20), 0x1p20);
+  c[c_off + i] = (TY)clamp((int)((v + m) - m + (double)cz), QMIN, QMAX);
+}
+#endif
+
 #ifdef QGEMM
 /* ---- the integer GEMM: C(r, n) = epilogue(sum_k (A(r, k) - za) * (B(k, n) - zb)).
    bt[BT * b + 0..4] for batch b = get_global_id(2): offsets of A, B (or packed B), C, the

@@ -756,8 +756,50 @@ Status QConv(const OpCtx& c) {
   return AddPortable(c, q, {Binding::kIn, iw, nullptr}, {Binding::kMem, 0, col});
 }
 
+// com.microsoft QLinearAdd / QLinearMul (a, a_scale, a_zp, b, b_scale, b_zp, c_scale, c_zp):
+// same-shape operands (residual adds) with constant per-tensor scales and zero points, read here
+// as the CPU kernel reads them; broadcasting ones run on the CPU.
+Status QBinary(const OpCtx& c) {
+  for (int i : {0, 1, 3, 4, 6})
+    if (!c.has(i)) return c.No("missing input");
+  if (!c.has_out(0)) return c.No("missing output");
+  const DataType t = c.input(0).dtype();
+  if (!Is8(t) || c.input(3).dtype() != t || c.output(0).dtype() != t)
+    return c.No("operand types (int8/uint8, all the same)");
+  const Shape& y = c.output(0).shape();
+  if (c.input(0).shape() != y || c.input(3).shape() != y) return c.No("broadcasting");
+  for (int i = 1; i < 8; ++i) {
+    if (i == 3 || !c.has(i)) continue;
+    if (!c.is_const(i) || c.input(i).numel() != 1)
+      return c.No("scales and zero points must be constant scalars");
+    const bool scale = i == 1 || i == 4 || i == 6;
+    if (!scale && c.input(i).dtype() != t) return c.No("zero point type");
+    if (scale && !ScaleType(c.input(i).dtype())) return c.No("scale type");
+  }
+  if (GetFusedClamp(c.node.attrs).active) return c.No("fused clamp");
+  OP_RETURN_IF_ERROR(NeedFp64(c));
+  if (c.check() || y.numel() == 0) return Status::Ok();
+  auto value = [&](int i, double dflt) {
+    if (!c.has(i)) return static_cast<float>(dflt);
+    const Tensor& v = c.input(i);
+    return static_cast<float>(ScaleType(v.dtype()) ? ReadDouble(v, 0)
+                                                   : static_cast<double>(ReadInt(v, 0)));
+  };
+  const std::string defs = Def("QBINARY", 1) + Def("TY", ClType(t)) + Def("QMIN", QMin(t)) +
+                           Def("QMAX", QMax(t)) +
+                           Def("OP", c.node.op_type == "QLinearAdd" ? "+" : "*");
+  OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", defs, "qlinear_binary"));
+  st->Out(0).In(0).In(3);
+  for (auto [i, dflt] : {std::pair{1, 1.0}, {2, 0.0}, {4, 1.0}, {5, 0.0}, {6, 1.0}, {7, 0.0}})
+    st->Arg(value(i, dflt));
+  st->Global(static_cast<size_t>(y.numel()));
+  return Status::Ok();
+}
+
 }  // namespace
 
+OUTPOST_CL_DOMAIN_OP("com.microsoft", QLinearAdd, 1, 1, QBinary);
+OUTPOST_CL_DOMAIN_OP("com.microsoft", QLinearMul, 1, 1, QBinary);
 OUTPOST_CL_OP(QuantizeLinear, 10, 25, QuantDequant);
 OUTPOST_CL_OP(DequantizeLinear, 10, 25, QuantDequant);
 OUTPOST_CL_OP(QLinearMatMul, 10, 25, QMatMul);
