@@ -214,10 +214,13 @@ Expected<Step*> OpCtx::AddStep(const std::string& file, const std::string& defin
   return &node_out->steps.back();
 }
 
-ClOpRegistrar::ClOpRegistrar(const ClOpDef& def) { OpTable()[def.op_type] = def; }
+// Keyed by "domain/op_type", the default domain as "".
+ClOpRegistrar::ClOpRegistrar(const ClOpDef& def) {
+  OpTable()[std::string(def.domain) + "/" + def.op_type] = def;
+}
 
-const ClOpDef* FindClOp(const std::string& op_type, int opset) {
-  auto it = OpTable().find(op_type);
+const ClOpDef* FindClOp(const std::string& domain, const std::string& op_type, int opset) {
+  auto it = OpTable().find((domain == "ai.onnx" ? std::string() : domain) + "/" + op_type);
   if (it == OpTable().end()) return nullptr;
   if (opset < it->second.min_opset || opset > it->second.max_opset) return nullptr;
   return &it->second;
@@ -529,12 +532,11 @@ class OpenClBackend final : public Backend {
  private:
   Status Check(const NodeInfo& node, std::span<const Tensor* const> inputs,
                std::span<const Tensor* const> outputs, ClNode* out) const {
-    if (!node.domain.empty() && node.domain != "ai.onnx")
-      return Unsupported("domain " + node.domain);
-    const ClOpDef* def = FindClOp(node.op_type, node.opset);
+    const ClOpDef* def = FindClOp(node.domain, node.op_type, node.opset);
     if (!def)
-      return Unsupported("no OpenCL kernel for " + node.op_type + " at opset " +
-                         std::to_string(node.opset));
+      return Unsupported("no OpenCL kernel for " +
+                         (node.domain.empty() ? std::string() : node.domain + ".") + node.op_type +
+                         " at opset " + std::to_string(node.opset));
     for (auto* t : inputs)
       if (t && !FitsInt(t->shape())) return Unsupported("tensor too large for 32-bit indexing");
     for (auto* t : outputs)

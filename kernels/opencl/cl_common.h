@@ -163,15 +163,20 @@ struct ClOpDef {
   const char* op_type;
   int min_opset, max_opset;
   OpBuilder build;
+  const char* domain = "";  // "" for the default domain (ai.onnx)
 };
 struct ClOpRegistrar {
   explicit ClOpRegistrar(const ClOpDef& def);
 };
-const ClOpDef* FindClOp(const std::string& op_type, int opset);
+const ClOpDef* FindClOp(const std::string& domain, const std::string& op_type, int opset);
 
 #define OUTPOST_CL_OP(name, min_opset, max_opset, fn)                                       \
   static const ::outpost::kernels::opencl::ClOpRegistrar OUTPOST_CONCAT(cl_op_, __LINE__)( \
       ::outpost::kernels::opencl::ClOpDef{#name, min_opset, max_opset, fn})
+// An op of another domain (com.microsoft ...), at that domain's opsets.
+#define OUTPOST_CL_DOMAIN_OP(domain, name, min_opset, max_opset, fn)                       \
+  static const ::outpost::kernels::opencl::ClOpRegistrar OUTPOST_CONCAT(cl_op_, __LINE__)( \
+      ::outpost::kernels::opencl::ClOpDef{#name, min_opset, max_opset, fn, domain})
 
 // ---- helpers shared by op files ----
 // Parameter buffer of ints (shapes, strides) uploaded at Prepare.

@@ -97,9 +97,9 @@ Status ConvGemm(const OpCtx& c, const Geometry& g, int G, bool has_bias, const F
   return AddGemmStep(c, gc, s, {Binding::kIn, 1, nullptr}, b, BiasOf(has_bias), 0, table);
 }
 
-// CPU-style depthwise conv (one input channel per group, 2-D), or 2-D float max pool with `pool`:
-// false when the geometry is too large for its private tile or unrolled taps (the caller then
-// runs the generic kernel).
+// CPU-style depthwise conv (one input channel per group, 2-D), or 2-D max pool with `pool` (float,
+// int8 or uint8): false when the geometry is too large for its private tile or unrolled taps (the
+// caller then runs the generic kernel).
 Expected<bool> Depthwise(const OpCtx& c, const Geometry& g, bool has_bias, const FusedClamp& clamp,
                          bool pool) {
   auto I = [](int64_t v) { return static_cast<int>(v); };
@@ -124,14 +124,22 @@ Expected<bool> Depthwise(const OpCtx& c, const Geometry& g, bool has_bias, const
       {"TR", rows(r)},   {"TW", tw},         {"HAS_BIAS", has_bias},
       {"POOL_MAX", pool}};
   std::string v = std::to_string(vw);
-  std::string defs =
-      Def("FLOATV", "float" + v) + Def("VLOADV", "vload" + v) + Def("VSTOREV", "vstore" + v);
+  const DataType t = c.input(0).dtype();
+  const std::string dt = ClType(t);
+  std::string defs = Def("FLOATV", "float" + v) + Def("VLOADV", "vload" + v) +
+                     Def("VSTOREV", "vstore" + v) + Def("DT", dt) + Def("LOADT", "vload" + v) +
+                     Def("STORET", "vstore" + v) +
+                     Def("TO_F", t == DataType::kFloat ? "" : "convert_float" + v) +
+                     Def("TO_T", t == DataType::kFloat ? "" : "convert_" + dt + v);
+  FusedClamp bounds = clamp;
+  if (t == DataType::kInt8 || t == DataType::kUInt8)
+    bounds.lo = t == DataType::kInt8 ? -128.0f : 0.0f, bounds.hi = t == DataType::kInt8 ? 127 : 255;
   for (auto [n, value] : geometry) defs += Def(n, value);
   OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("dwconv.cl", defs, "conv_dw"));
   const int C = I(c.input(0).shape()[1]);
   Binding bias = pool ? Binding{Binding::kIn, 0, nullptr} : BiasOf(has_bias);
   st->Out(0).In(0).In(pool ? 0 : 1).Bind(bias);
-  st->Arg(M).Arg(M / C).Arg(clamp.lo).Arg(clamp.hi);
+  st->Arg(M).Arg(M / C).Arg(bounds.lo).Arg(bounds.hi);
   st->Global((OH + r - 1) / r, planes);
   st->local[0] = st->local[1] = 1;
   return true;
@@ -200,7 +208,7 @@ Status Pool(const OpCtx& c) {
   int64_t storage = c.attr_i("storage_order", 0);
   float lp = static_cast<float>(c.attr_i("p", 2));
   if (c.check() || y.numel() == 0) return Status::Ok();
-  if (is_max && t == DataType::kFloat && !with_index && g.sd == 2 && CpuStyle(c.rt)) {
+  if (is_max && !with_index && g.sd == 2 && CpuStyle(c.rt)) {
     Expected<bool> done = Depthwise(c, g, false, {}, true);
     if (!done.ok() || *done) return done.status();
   }

@@ -72,6 +72,23 @@ __kernel void dequantize_linear(__global float* y, int y_off, __global const TX*
 }
 #endif
 
+#ifdef QBINARY
+/* com.microsoft QLinearAdd / QLinearMul (OP + or *) without broadcasting, as the CPU kernel: float
+   steps in the order of the DequantizeLinear -> op -> QuantizeLinear graph, r / c_scale as the
+   correctly rounded float quotient (through double), round half to even, saturation. */
+__kernel void qlinear_binary(__global TY* c, int c_off, __global const TY* a, int a_off,
+                             __global const TY* b, int b_off, float as, float az, float bs,
+                             float bz, float cs, float cz) {
+  const int i = get_global_id(0);
+  const float x = ((float)a[a_off + i] - az) * as, y = ((float)b[b_off + i] - bz) * bs;
+  const float r = (float)((double)(x OP y) / (double)cs);
+  /* |r| beyond 2^20 saturates whatever the zero point; NaN (undefined in the reference) -> lo */
+  const double m = 6755399441055744.0; /* 1.5 * 2^52: round half to even by the FPU */
+  const double v = fmin(fmax((double)r, -0x1p20), 0x1p20);
+  c[c_off + i] = (TY)clamp((int)((v + m) - m + (double)cz), QMIN, QMAX);
+}
+#endif
+
 #ifdef QGEMM
 /* ---- the integer GEMM: C(r, n) = epilogue(sum_k (A(r, k) - za) * (B(k, n) - zb)).
    bt[BT * b + 0..4] for batch b = get_global_id(2): offsets of A, B (or packed B), C, the
@@ -133,6 +150,65 @@ void store_out(__global TC* restrict C, size_t ci, int acc, int co, int r, int n
   C[ci] = (TC)(int)q;
 #else
   C[ci] = acc;
+#endif
+}
+
+/* 16 outputs of one output channel at once: as store_out lane by lane, with the channel's bias,
+   multiplier and output zero point given; the first n lanes are stored at dst[0 .. n). Always
+   inlined: LLVM does not inline it by itself into the VNNI function (other target features),
+   and a call per 16 outputs cost more than the arithmetic. */
+__attribute__((always_inline)) void store_out16(__global TC* restrict dst, int16 acc, int n, int bias, double m, double z,
+                 int qlo, int qhi) {
+#if REQUANT
+  /* [qlo, qhi] lies within the type's range (OutputBounds), so one clamp does both. Clamping
+     to [qlo - 1, qhi + 1] before rounding keeps |x| small for the magic-number rounding and
+     cannot change the result; comparisons rather than fmin / fmax, which PoCL does not inline
+     on double vectors (a NaN goes to qlo, as with fmax). */
+  const double16 x = (convert_double16(acc) + (double)bias) * m + z;
+  const double16 lo = (double16)((double)(qlo - 1)), hi = (double16)((double)(qhi + 1));
+  double16 c = x > lo ? x : lo;
+  c = c < hi ? c : hi;
+  const int16 qi = clamp(convert_int16((c + (double16)(RNE_MAGIC)) - (double16)(RNE_MAGIC)), qlo,
+                         qhi);
+  if (n == 16) {
+    vstore16(CONVERT_TC16(qi), 0, dst);
+  } else {
+    int d[16];
+    vstore16(qi, 0, d);
+    for (int j = 0; j < n; j++) dst[j] = (TC)d[j];
+  }
+#else
+  if (n == 16) {
+    vstore16(acc, 0, dst);
+  } else {
+    int d[16];
+    vstore16(acc, 0, d);
+    for (int j = 0; j < n; j++) dst[j] = d[j];
+  }
+#endif
+}
+
+/* The per-channel epilogue parameters of output channel r (group offset co): bias, multiplier,
+   output zero point, through the slots of store_out. */
+void channel_params(int co, int r, const int* ps, EPI_PARAMS, int* b, double* m, double* z) {
+  const int n = 0;
+#if HAS_BIAS
+  *b = bias[bias_off + PIDX(2)];
+#else
+  *b = 0;
+#endif
+#if MULT_TABLE
+  *m = mt[mt_off + co * ps[21] + r * ps[22] + n * ps[23]];
+#elif REQUANT
+  *m = multiplier(LOAD_S(sa, sa_off + PIDX(3)), LOAD_S(sb, sb_off + PIDX(4)),
+                  LOAD_S(sy, sy_off + PIDX(5)));
+#else
+  *m = 0.0;
+#endif
+#if HAS_ZY
+  *z = (double)zy[zy_off + PIDX(6)];
+#else
+  *z = 0.0;
 #endif
 }
 
@@ -207,16 +283,7 @@ __kernel void qconv_dw(__global TC* restrict C, int c_off, __global const XT* x,
   if (plane >= planes) return;
   const int Cin = q[0], H = q[1], W = q[2], OW = q[4], KH = q[5], KW = q[6];
   const int img = plane / M, r = plane % M, ci = r / (M / Cin), co = 0;
-#if HAS_XZ
-  const int zx = xz[xz_off];
-#else
-  const int zx = 0;
-#endif
-#if HAS_WZ
-  const int zw = wz[wz_off + (WZ_PC ? r : 0)];
-#else
-  const int zw = 0;
-#endif
+  const int zx = HAS_XZ ? xz[xz_off] : 0, zw = HAS_WZ ? wz[wz_off + (WZ_PC ? r : 0)] : 0;
   __global const XT* src = x + x_off + (size_t)(img * Cin + ci) * H * W;
   __global const WT* wk = w + w_off + (size_t)r * KH * KW;
   __global TC* dst = C + c_off + ((size_t)plane * q[3] + oy) * OW;
@@ -232,6 +299,82 @@ __kernel void qconv_dw(__global TC* restrict C, int c_off, __global const XT* x,
       }
     }
     store_out(dst, ox, acc, co, r, 0, ps, qlo, qhi, EPI_ARGS);
+  }
+}
+#endif
+
+/* The same convolution for CPU devices, after dwconv.cl: compile-time geometry GH, GW, GOH,
+   GOW, GKH, GKW, GSH, GSW, GDH, GDWL (dilations), GPT, GPL (leading pads), GR (output rows per
+   work-item), GNB (vectors of 16 outputs per row), GTR x GTW (the private tile). A work-item
+   computes GR output rows of one output channel: it copies the input rows they need into a
+   private tile of zero-point-centred ints, padded with zeros (the centred zero point), so that
+   every tap is an unconditional vector load; weights are centred and held in registers.
+   Global: (ceil(GOH / GR), planes), local size 1. */
+#ifdef QDWT
+int16 qtap(const int* p) {
+#if GSW == 1
+  return vload16(0, p);
+#elif GSW == 2
+  return (int16)(vload16(0, p).even, vload16(0, p + 16).even);
+#else
+  int t[16];
+#pragma unroll
+  for (int j = 0; j < 16; ++j) t[j] = p[j * GSW];
+  return vload16(0, t);
+#endif
+}
+
+__kernel void qconv_dwt(__global TC* restrict C, int c_off, __global const XT* x, int x_off,
+                        __global const WT* w, int w_off, __global const XT* xz, int xz_off,
+                        __global const WT* wz, int wz_off, EPI_PARAMS, __global const int* psg,
+                        int M, int Cin, int qlo, int qhi) {
+  LOAD_PS()
+  const int oy0 = get_global_id(0) * GR, plane = get_global_id(1);
+  const int img = plane / M, r = plane % M, ci = r / (M / Cin);
+  const int zx = HAS_XZ ? xz[xz_off] : 0, zw = HAS_WZ ? wz[wz_off + (WZ_PC ? r : 0)] : 0;
+  __global const XT* src = x + x_off + (size_t)(img * Cin + ci) * GH * GW;
+  int tile[GTR * GTW];
+  for (int t = 0; t < GTR; ++t) {
+    const int iy = oy0 * GSH - GPT + t;
+    int* tr = tile + t * GTW;
+    if (iy < 0 || iy >= GH) {
+      for (int u = 0; u < GTW; ++u) tr[u] = 0;
+      continue;
+    }
+    __global const XT* s = src + iy * GW;
+    for (int u = 0; u < GPL; ++u) tr[u] = 0;
+    int u = 0;
+    for (; u + 16 <= GW; u += 16)
+      vstore16(convert_int16(vload16(0, s + u)) - zx, 0, tr + GPL + u);
+    for (; u < GW; ++u) tr[GPL + u] = (int)s[u] - zx;
+    for (u = GPL + GW; u < GTW; ++u) tr[u] = 0;
+  }
+  __global const WT* wm = w + w_off + (size_t)r * GKH * GKW;
+  int wk[GKH * GKW];
+#pragma unroll
+  for (int i = 0; i < GKH * GKW; ++i) wk[i] = (int)wm[i] - zw;
+  int bias_r;
+  double m, z;
+  channel_params(0, r, ps, EPI_ARGS, &bias_r, &m, &z);
+  __global TC* dst = C + c_off + (size_t)plane * GOH * GOW;
+  for (int rr = 0; rr < GR; ++rr) {
+    const int oy = oy0 + rr;
+    if (oy >= GOH) break;
+    int16 acc[GNB];
+#pragma unroll
+    for (int b = 0; b < GNB; ++b) acc[b] = (int16)(0);
+#pragma unroll
+    for (int ky = 0; ky < GKH; ++ky) {
+      const int* tr = tile + (rr * GSH + ky * GDH) * GTW;
+#pragma unroll
+      for (int kx = 0; kx < GKW; ++kx)
+#pragma unroll
+        for (int b = 0; b < GNB; ++b)
+          acc[b] += qtap(tr + b * 16 * GSW + kx * GDWL) * wk[ky * GKW + kx];
+    }
+#pragma unroll
+    for (int b = 0; b < GNB; ++b)
+      store_out16(dst + oy * GOW + b * 16, acc[b], min(16, GOW - b * 16), bias_r, m, z, qlo, qhi);
   }
 }
 #endif
@@ -419,6 +562,211 @@ __kernel void qgemm_u8s8(__global TC* restrict C, int c_off, __global const ucha
 }
 #endif
 
+
+/* ---- the convolution for x86 CPU devices with AVX-512 VNNI (PoCL): vpdpbusd sums four u8 x s8
+   products into each int32 lane with no intermediate saturation, so that 8-bit weights need no
+   split. Lanes are 16 output pixels: Y(m, p) stays contiguous (vector stores).
+   K runs over (tap = ky * KW + kx, ci) with Cg padded to CQ * 4 channels: K4 = KH * KW * CQ
+   groups of 4 bytes. Activations x' = x ^ AXOR (u8) are packed by qpack as col[b][K4][Pp]
+   (uint: 4 bytes of one pixel); weights w' = w - 128 (uint8) or w (int8) as s8, packed on the
+   host as wp[g][mb][K4][MR] (uint: 4 bytes of one channel, zero past Mg and Cg). Padding
+   (spatial, channels past Cg) holds x's zero point, so it is zero once centred;
+   the zero points are applied in int32 afterwards (two's complement wrap, exact result):
+     sum (x' - zx')(w' - zw') = dot + zx' * (4 * K4 * zw' - colsum w') - zw' * rowsum x'
+   with cw[oc] = 4 * K4 * zw'_oc - colsum_oc, zwp[oc] = zw'_oc; the row sums (only when some
+   zw' is not zero) come from one more vpdpbusd with bytes of 1. */
+#ifdef QPACK
+/* Unaligned 16-byte loads as plain dereferences: PoCL's vload16 of bytes from private memory
+   becomes byte-by-byte code. */
+typedef uchar16 uchar16_u __attribute__((aligned(1)));
+#define LD16P(p) (*(const __private uchar16_u*)(p))
+#define LD16G(p) (*(__global const uchar16_u*)(p))
+#define ST16P(v, p) (*(__private uchar16_u*)(p) = (v))
+/* The first min(n, 16) lanes of w at dst. */
+void store_words(__global uint* dst, uint16 w, int n) {
+  if (n >= 16) {
+    vstore16(w, 0, dst);
+  } else {
+    uint t[16];
+    vstore16(w, 0, t);
+    for (int j = 0; j < n; j++) dst[j] = t[j];
+  }
+}
+
+/* One output row oy of batch b for channel groups cq0 .. cq0 + cqp: for each (group, ky) the 4
+   input rows are copied as x' into private rows padded with zx' (u = ix + pw), from which every
+   (kx, 16 output pixels) is an unconditional vector load (the even lanes of 32 at stride 2).
+   Pixels past P in the last block are never stored by qconv_vnni and are left as they are.
+   PRW: the private row width (host define). Global: (OH, ceil(CQ / cqp), batches), local 1. */
+__kernel void qpack(__global uint* col, int col_off, __global const XT* x, int x_off,
+                    __global const XT* zp, int zp_off, __global const int* q, int CQ, int Pp,
+                    int cqp) {
+  const int oy = get_global_id(0), cq0 = get_global_id(1) * cqp, b = get_global_id(2);
+  const int C = q[0], H = q[1], W = q[2], OW = q[4], KH = q[5], KW = q[6], G = q[13];
+  const int sh = q[7], sw = q[8], dh = q[9], dw = q[10], ph = q[11], pw = q[12];
+  const int img = b / G, g = b % G, Cg = C / G;
+#if HAS_XZ
+  const uchar z = (uchar)zp[zp_off] ^ (uchar)AXOR;
+#else
+  const uchar z = (uchar)AXOR;
+#endif
+  __global const XT* src = x + x_off + (size_t)(img * C + g * Cg) * H * W;
+  if (KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0) {
+    /* 1x1, stride 1, no padding: x's rows are the packed rows; interleave them directly. */
+    for (int cq = cq0; cq < min(CQ, cq0 + cqp); cq++) {
+      __global uint* dst = col + col_off + ((size_t)b * CQ + cq) * Pp + oy * OW;
+      for (int ox0 = 0; ox0 < OW; ox0 += 16) {
+        uint16 word = (uint16)(0);
+        for (int c = 0; c < 4; c++) {
+          const int ci = cq * 4 + c;
+          __global const XT* s = src + ((size_t)ci * H + oy) * W + ox0;
+          uchar16 v = (uchar16)(z);
+          if (ci < Cg && ox0 + 16 <= OW) {
+            v = LD16G(s) ^ (uchar16)(AXOR);
+          } else if (ci < Cg) {
+            uchar t[16];
+            for (int j = 0; j < 16; j++) t[j] = ox0 + j < OW ? (uchar)s[j] ^ (uchar)AXOR : z;
+            v = vload16(0, t);
+          }
+          word |= convert_uint16(v) << (uint)(8 * c);
+        }
+        store_words(dst + ox0, word, OW - ox0);
+      }
+    }
+    return;
+  }
+  uchar rows[4][PRW];
+  for (int cq = cq0; cq < min(CQ, cq0 + cqp); cq++)
+    for (int ky = 0; ky < KH; ky++) {
+      const int iy = oy * sh - ph + ky * dh;
+      for (int c = 0; c < 4; c++) {
+        const int ci = cq * 4 + c;
+        uchar* row = rows[c];
+        if (ci >= Cg || iy < 0 || iy >= H) {
+          for (int u = 0; u + 16 <= PRW; u += 16) ST16P((uchar16)(z), row + u);
+          continue;
+        }
+        __global const XT* s = src + ((size_t)ci * H + iy) * W;
+        for (int u = 0; u + 16 <= PRW; u += 16) ST16P((uchar16)(z), row + u);
+        int u = 0;
+        for (; u + 16 <= W; u += 16) ST16P(LD16G(s + u) ^ (uchar16)(AXOR), row + pw + u);
+        for (; u < W; u++) row[pw + u] = (uchar)s[u] ^ (uchar)AXOR;
+      }
+      for (int kx = 0; kx < KW; kx++) {
+        __global uint* dst =
+            col + col_off + ((size_t)(b * KH * KW + ky * KW + kx) * CQ + cq) * Pp + oy * OW;
+        for (int ox0 = 0; ox0 < OW; ox0 += 16) {
+          const int u0 = ox0 * sw + kx * dw;
+          uint16 word = (uint16)(0);
+#pragma unroll
+          for (int c = 0; c < 4; c++) {
+            uchar16 v;
+            if (sw == 1) {
+              v = LD16P(rows[c] + u0);
+            } else if (sw == 2) {
+              v = (uchar16)(LD16P(rows[c] + u0).even, LD16P(rows[c] + u0 + 16).even);
+            } else {
+              uchar t[16];
+              for (int j = 0; j < 16; j++) t[j] = rows[c][u0 + j * sw];
+              v = vload16(0, t);
+            }
+            word |= convert_uint16(v) << (uint)(8 * c);
+          }
+          store_words(dst + ox0, word, OW - ox0);
+        }
+      }
+    }
+}
+#endif
+
+#if QVNNI
+typedef int v16si __attribute__((vector_size(64)));
+/* Pixel blocks pb0 .. pb1 (16 * NP pixels each) x channel blocks mb0 .. mb1 (MR channels) of
+   batch b = img * G + g. A function of its own: the target attribute enables VNNI here only
+   (PoCL builds for the host CPU model that LLVM knows, which may predate VNNI). */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void qconv_vnni_body(
+    __global TC* restrict C, __global const uint* col, __global const int* wp,
+    __global const int* cw, __global const int* zwp, uint zxp, const int* ps, EPI_PARAMS, int M,
+    int Mg, int MB, int K4, int P, int Pp, int b, int G, int pb0, int pb1, int mb0, int mb1,
+    int qlo, int qhi) {
+  const int img = b / G, g = b % G;
+#if NEED_RS
+  const v16si ones = __builtin_astype((int16)(0x01010101), v16si);
+#endif
+  for (int pb = pb0; pb < pb1; pb++) {
+    const int p0 = pb * 16 * NP;
+    __global const uint* a = col + (size_t)b * K4 * Pp + p0;
+    v16si rs[NP];
+#pragma unroll
+    for (int j = 0; j < NP; j++) rs[j] = __builtin_astype((int16)(0), v16si);
+#if NEED_RS
+    for (int kb = 0; kb < K4; kb++)
+#pragma unroll
+      for (int j = 0; j < NP; j++)
+        rs[j] = __builtin_ia32_vpdpbusd512(
+            rs[j], __builtin_astype(vload16(0, a + (size_t)kb * Pp + 16 * j), v16si), ones);
+#endif
+    for (int mb = mb0; mb < mb1; mb++) {
+      __global const int* w = wp + (size_t)(g * MB + mb) * K4 * MR;
+      v16si acc[MR][NP];
+#pragma unroll
+      for (int i = 0; i < MR; i++)
+#pragma unroll
+        for (int j = 0; j < NP; j++) acc[i][j] = __builtin_astype((int16)(0), v16si);
+      for (int kb = 0; kb < K4; kb++) {
+        v16si av[NP];
+#pragma unroll
+        for (int j = 0; j < NP; j++)
+          av[j] = __builtin_astype(vload16(0, a + (size_t)kb * Pp + 16 * j), v16si);
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+          const v16si wv = __builtin_astype((int16)(w[kb * MR + i]), v16si);
+#pragma unroll
+          for (int j = 0; j < NP; j++) acc[i][j] = __builtin_ia32_vpdpbusd512(acc[i][j], av[j], wv);
+        }
+      }
+      for (int i = 0; i < MR; i++) {
+        const int m = mb * MR + i;
+        if (m >= Mg) break;
+        const int oc = g * Mg + m;
+        int bias_r;
+        double mm, z;
+        channel_params(g * Mg, m, ps, EPI_ARGS, &bias_r, &mm, &z);
+        const uint corr = (uint)cw[oc] * zxp, zw = (uint)zwp[oc];
+#pragma unroll
+        for (int j = 0; j < NP; j++) {
+          const int pj = p0 + 16 * j;
+          if (pj >= P) break;
+          const uint16 t = as_uint16(__builtin_astype(acc[i][j], int16)) + corr -
+                           zw * as_uint16(__builtin_astype(rs[j], int16));
+          store_out16(C + (size_t)(img * M + oc) * P + pj, as_int16(t), min(16, P - pj), bias_r,
+                      mm, z, qlo, qhi);
+        }
+      }
+    }
+  }
+}
+
+/* Global: (ceil(Pp / 16 / NP / pp), ceil(MB / mp), batches), local size 1. */
+__kernel void qconv_vnni(__global TC* restrict C, int c_off, __global const uint* col,
+                         int col_off, __global const int* wp, int wp_off,
+                         __global const XT* xz, int xz_off, __global const int* cw, int cw_off,
+                         __global const int* zwp, int zwp_off, EPI_PARAMS,
+                         __global const int* psg, int M, int Mg, int MB, int K4, int P, int Pp,
+                         int G, int pp, int mp, int qlo, int qhi) {
+  LOAD_PS()
+  const int PB = Pp / (16 * NP);
+  const int pb0 = get_global_id(0) * pp, mb0 = get_global_id(1) * mp, b = get_global_id(2);
+#if HAS_XZ
+  const uint zxp = (uint)((int)xz[xz_off] + DA);
+#else
+  const uint zxp = DA;
+#endif
+  qconv_vnni_body(C + c_off, col + col_off, wp + wp_off, cw + cw_off, zwp + zwp_off, zxp, ps,
+                  EPI_ARGS, M, Mg, MB, K4, P, Pp, b, G, pb0, min(PB, pb0 + pp), mb0,
+                  min(MB, mb0 + mp), qlo, qhi);
+}
+#endif
 #endif
 
 #ifdef QIM2COL

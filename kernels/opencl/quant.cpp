@@ -123,6 +123,7 @@ struct QGemm {
            Def("TC", requant ? ClType(tc) : "int") + Def("REQUANT", requant) +
            Def("TC8", std::string(requant ? ClType(tc) : "int") + "8") +
            Def("CONVERT_TC8", std::string("convert_") + (requant ? ClType(tc) : "int") + "8") +
+           Def("CONVERT_TC16", std::string("convert_") + (requant ? ClType(tc) : "int") + "16") +
            Def("SCALE_HALF", scale_half) + Def("QMIN", requant ? QMin(tc) : 0) +
            Def("QMAX", requant ? QMax(tc) : 0) + Def("HAS_ZA", has(kZA)) + Def("HAS_ZB", has(kZB)) +
            Def("HAS_BIAS", has(kBias)) + Def("HAS_ZY", has(kZY)) + Def("MULT_TABLE", !!mult);
@@ -162,19 +163,31 @@ bool BcastRC(const Shape& s, const Shape& target, int* sr, int* sc) {
   return true;
 }
 
-// Which kernel: $OUTPOST_OPENCL_QGEMM=portable|fast, else fast on PoCL CPU devices (where the
-// x86 builtins compile; elsewhere the fast kernel does not exist and the portable one runs).
-enum class Variant { kPortable, kFast, kAuto };
+// Which kernel: $OUTPOST_OPENCL_QGEMM=portable|fast|vnni, else on PoCL CPU devices the VNNI
+// convolution where the host CPU has AVX-512 VNNI, and the u8 x s8 AVX2 kernel for the rest (where
+// the x86 builtins compile; elsewhere the fast kernels do not exist and the portable one runs).
+// "vnni" concerns convolutions (their other kernels as in auto); "portable" also selects the
+// scalar depthwise kernel, which otherwise runs on non-CPU devices only.
+enum class Variant { kPortable, kFast, kVnni, kAuto };
 Variant RequestedVariant() {
   const char* e = std::getenv("OUTPOST_OPENCL_QGEMM");
   if (e && std::string(e) == "portable") return Variant::kPortable;
   if (e && std::string(e) == "fast") return Variant::kFast;
+  if (e && std::string(e) == "vnni") return Variant::kVnni;
   return Variant::kAuto;
 }
 bool IsPocl(const ClRuntime& rt) {
   std::string k = rt.device_key;
   for (char& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return k.find("pocl") != std::string::npos;
+}
+// PoCL's CPU device runs on the host CPU: its features are the host's.
+bool HostHasVnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
 }
 
 Status AddPortable(const OpCtx& c, const QGemm& q, Binding a, Binding b) {
@@ -443,7 +456,8 @@ Status QMatMul(const OpCtx& c) {
   }
   const Variant want = RequestedVariant();
   const bool fast_ok = c.is_const(ib) && (!present(izb) || c.is_const(izb));
-  if (fast_ok && (want == Variant::kFast || (want == Variant::kAuto && c.rt.is_cpu && IsPocl(c.rt)))) {
+  const bool automatic = want == Variant::kAuto || want == Variant::kVnni;
+  if (fast_ok && (want == Variant::kFast || (automatic && c.rt.is_cpu && IsPocl(c.rt)))) {
     std::vector<std::pair<int64_t, int>> bb;
     for (int64_t i = 0; i < nbb; ++i) bb.emplace_back(i * bunit, 0);
     PackedB p = PackFast(c.input(ib), present(izb) ? &c.input(izb) : nullptr, q.slot[kZB], q.K,
@@ -462,6 +476,30 @@ Status QMatMul(const OpCtx& c) {
                                    static_cast<int>(co), 0, 0});
   OP_RETURN_IF_ERROR(MultTable(c, &q));
   return AddPortable(c, q, {Binding::kIn, ia, nullptr}, {Binding::kIn, ib, nullptr});
+}
+
+// The compile-time geometry of the tiled depthwise kernel (quant.cl qconv_dwt, after dwconv.cl):
+// 16 outputs per vector, rows per work-item for about 256 work-items with a private tile of at
+// most 8K ints. Empty when the geometry does not fit it.
+std::string DepthwiseTile(const Geometry& g, int planes, int* rows) {
+  auto I = [](int64_t v) { return static_cast<int>(v); };
+  const int OH = I(g.out[0]), OW = I(g.out[1]), KH = I(g.k[0]), KW = I(g.k[1]);
+  const int SH = I(g.stride[0]), SW = I(g.stride[1]), DH = I(g.dil[0]), DW = I(g.dil[1]);
+  const int nb = (OW + 15) / 16;
+  const int tw = std::max(nb * 16 * SW + (KW - 1) * DW, I(g.pb[1] + g.in[1]));
+  auto tile_rows = [&](int r) { return (r - 1) * SH + (KH - 1) * DH + 1; };
+  int r = std::clamp((planes * OH + 255) / 256, 1, OH);
+  while (r > 1 && tile_rows(r) * tw > 8192) --r;
+  if (KH * KW > 64 || nb > 16 || tile_rows(r) * tw > 8192) return {};
+  *rows = r;
+  const std::pair<const char*, int> geometry[] = {
+      {"GH", I(g.in[0])}, {"GW", I(g.in[1])}, {"GOH", OH},           {"GOW", OW},
+      {"GKH", KH},        {"GKW", KW},        {"GSH", SH},           {"GSW", SW},
+      {"GDH", DH},        {"GDWL", DW},       {"GPT", I(g.pb[0])},   {"GPL", I(g.pb[1])},
+      {"GR", r},          {"GNB", nb},        {"GTR", tile_rows(r)}, {"GTW", tw}};
+  std::string defs = Def("QDWT", 1);
+  for (auto [n, value] : geometry) defs += Def(n, value);
+  return defs;
 }
 
 // QLinearConv (x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B) and ConvInteger (x, w, x_zp,
@@ -516,8 +554,10 @@ Status QConv(const OpCtx& c) {
   if (c.check() || y.numel() == 0) return Status::Ok();
   const Variant want = RequestedVariant();
   const bool fast_ok = c.is_const(iw) && (!present(iwz) || c.is_const(iwz));
-  const bool fast =
-      fast_ok && (want == Variant::kFast || (want == Variant::kAuto && c.rt.is_cpu && IsPocl(c.rt)));
+  const bool pocl_cpu = c.rt.is_cpu && IsPocl(c.rt);
+  const bool fast = fast_ok && (want == Variant::kFast || (want == Variant::kAuto && pocl_cpu));
+  const bool vnni =
+      fast_ok && (want == Variant::kVnni || (want == Variant::kAuto && pocl_cpu && HostHasVnni()));
   const bool wz_pc = present(iwz) && c.input(iwz).numel() != 1;
   // Channel-indexed slots follow the output channel: the GEMM row (portable) or column (fast).
   auto channel = [&](int input, bool per_channel, bool transposed) {
@@ -542,8 +582,9 @@ Status QConv(const OpCtx& c) {
     qp.insert(qp.end(), {at(*v, v == &g.pb ? 0 : 1), static_cast<int>(v->back())});
   qp.push_back(G);
   OP_ASSIGN_OR_RETURN(ClMem qm, Params(c, qp));
-  OP_ASSIGN_OR_RETURN(ClMem col, c.rt.Alloc(static_cast<size_t>(batches) * K * P));
+  ClMem col;
   auto im2col = [&](bool trans) -> Status {
+    OP_ASSIGN_OR_RETURN(col, c.rt.Alloc(static_cast<size_t>(batches) * K * P));
     std::string defs = Def("QIM2COL", 1) + Def("XT", ClType(tx)) + Def("HAS_XZ", present(ixz)) +
                        Def("TRANS", trans);
     OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", defs, "qim2col"));
@@ -566,14 +607,113 @@ Status QConv(const OpCtx& c) {
                        Def("HAS_XZ", present(ixz)) + Def("HAS_WZ", present(iwz)) +
                        Def("WZ_PC", wz_pc);
     OP_ASSIGN_OR_RETURN(ClMem ps, Params(c, q.SlotParams()));
-    OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", defs, "qconv_dw"));
+    // CPU devices: the tiled vector kernel where the geometry fits it; else (and on other
+    // devices) the scalar one, one output row per work-item.
+    std::string tiled;
+    int rows = 1;
+    if (g.sd == 2 && (want == Variant::kFast || want == Variant::kVnni ||
+                      (want == Variant::kAuto && c.rt.is_cpu)))
+      tiled = DepthwiseTile(g, planes, &rows);
+    OP_ASSIGN_OR_RETURN(
+        Step * st, c.AddStep("quant.cl", defs + tiled, tiled.empty() ? "qconv_dw" : "qconv_dwt"));
     st->Out(0).In(ix).In(iw).In(present(ixz) ? ixz : ix).In(present(iwz) ? iwz : iw);
     for (int s = kBias; s < kSlots; ++s) st->Bind(q.SlotBinding(s));
     st->Bind(q.MultBinding());
-    st->Buf(ps).Buf(qm).Arg(M).Arg(planes).Arg(q.qlo).Arg(q.qhi);
-    st->Global((planes + 15) / 16 * 16, at(g.out, 1));
-    st->local[0] = 16, st->local[1] = 1;
+    st->Buf(ps);
+    if (!tiled.empty()) {
+      st->Arg(M).Arg(C).Arg(q.qlo).Arg(q.qhi);
+      st->Global((at(g.out, 1) + rows - 1) / rows, planes);
+      st->local[0] = st->local[1] = 1;
+    } else {
+      st->Buf(qm).Arg(M).Arg(planes).Arg(q.qlo).Arg(q.qhi);
+      st->Global((planes + 15) / 16 * 16, at(g.out, 1));
+      st->local[0] = 16, st->local[1] = 1;
+    }
     return Status::Ok();
+  }
+  if (vnni) {
+    // The VNNI convolution (quant.cl, qpack + qconv_vnni): K over (tap, channel) with the
+    // group's channels padded to CQ groups of 4.
+    constexpr int kVMR = 8, kVNP = 2;
+    const int KHW = K / Cg, CQ = (Cg + 3) / 4, K4 = KHW * CQ, MB = (Mg + kVMR - 1) / kVMR;
+    const int Pp = (P + 16 * kVNP - 1) / (16 * kVNP) * (16 * kVNP), PB = Pp / (16 * kVNP);
+    const Tensor& wt = c.input(iw);
+    const int wd = tw == DataType::kUInt8 ? 128 : 0;
+    std::vector<int32_t> wp(static_cast<size_t>(G) * MB * K4 * kVMR, 0), cw(M), zwp(M);
+    auto* wb = reinterpret_cast<int8_t*>(wp.data());
+    bool need_rs = false;
+    for (int oc = 0; oc < M; ++oc) {
+      const int gr = oc / Mg, m = oc % Mg;
+      int64_t colsum = 0;
+      for (int ci = 0; ci < Cg; ++ci)
+        for (int tap = 0; tap < KHW; ++tap) {
+          const int v = static_cast<int>(ReadInt(wt, (int64_t{oc} * Cg + ci) * KHW + tap)) - wd;
+          colsum += v;
+          const int64_t kb = int64_t{tap} * CQ + ci / 4;
+          wb[(((int64_t{gr} * MB + m / kVMR) * K4 + kb) * kVMR + m % kVMR) * 4 + ci % 4] =
+              static_cast<int8_t>(v);
+        }
+      const int zw =
+          (present(iwz) ? static_cast<int>(ReadInt(c.input(iwz), wz_pc ? oc : 0)) : 0) - wd;
+      zwp[oc] = zw;
+      cw[oc] = static_cast<int32_t>(int64_t{4} * K4 * zw - colsum);
+      need_rs = need_rs || zw != 0;
+    }
+    QGemm v = q;
+    scale_slots(&v, false);
+    v.M = Mg, v.N = 1, v.K = K;
+    for (int gr = 0; gr < G; ++gr) v.table.insert(v.table.end(), {0, 0, 0, gr * Mg, 0});
+    OP_RETURN_IF_ERROR(MultTable(c, &v));
+    const bool x8 = tx == DataType::kInt8;
+    // qpack's private input rows: every vector read of the (last, partial) 16-pixel block fits.
+    const int sw = static_cast<int>(g.stride.back()), dw = static_cast<int>(g.dil.back());
+    const int64_t row_w = std::max<int64_t>(
+        (g.out.back() + 15) / 16 * 16 * sw + (g.k.back() - 1) * dw + 16, g.pb.back() + g.in.back());
+    const int prw = static_cast<int>((row_w + 15) / 16 * 16);
+    const std::string defs =
+        v.Defines() + Def("QPACK", 1) + Def("QVNNI", 1) + Def("XT", ClType(tx)) +
+        Def("HAS_XZ", present(ixz)) + Def("AXOR", x8 ? 0x80 : 0) + Def("DA", x8 ? 128 : 0) +
+        Def("MR", kVMR) + Def("NP", kVNP) + Def("NEED_RS", need_rs) + Def("PRW", prw);
+    Expected<cl_kernel> probe = prw <= 4096 ? c.rt.Kernel("quant.cl", defs, "qconv_vnni")
+                                            : Expected<cl_kernel>(c.No("input rows too wide"));
+    if (probe.ok()) {
+      clReleaseKernel(*probe);
+      OP_ASSIGN_OR_RETURN(col, c.rt.Alloc(static_cast<size_t>(batches) * K4 * Pp * 4));
+      OP_ASSIGN_OR_RETURN(Step * pk, c.AddStep("quant.cl", defs, "qpack"));
+      // Channel groups per work-item: all of them where there are 16 rows x batches or more.
+      const int OH = at(g.out, 1), splits = (16 + OH * batches - 1) / (OH * batches);
+      const int cqp = (CQ + splits - 1) / splits;
+      pk->Mem(col).In(ix).In(present(ixz) ? ixz : ix).Buf(qm).Arg(CQ).Arg(Pp).Arg(cqp);
+      pk->Global(OH, (CQ + cqp - 1) / cqp, batches);
+      pk->local[0] = pk->local[1] = pk->local[2] = 1;
+      OP_ASSIGN_OR_RETURN(ClMem wpm, c.rt.Upload(wp));
+      OP_ASSIGN_OR_RETURN(ClMem cwm, c.rt.Upload(cw));
+      OP_ASSIGN_OR_RETURN(ClMem zwm, c.rt.Upload(zwp));
+      OP_ASSIGN_OR_RETURN(ClMem ps, Params(c, v.SlotParams()));
+      OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", defs, "qconv_vnni"));
+      st->Out(0).Mem(col).Mem(wpm).In(present(ixz) ? ixz : ix).Mem(cwm).Mem(zwm);
+      for (int s = kBias; s < kSlots; ++s) st->Bind(v.SlotBinding(s));
+      st->Bind(v.MultBinding());
+      // About a million multiply-adds per work-item where there are enough, keeping 32 of them
+      // (a work-group costs about a microsecond on PoCL).
+      const int64_t per_pb = int64_t{16 * kVNP} * Mg * 4 * K4;
+      int pp = static_cast<int>(std::clamp<int64_t>((int64_t{1} << 20) / per_pb, 1, PB));
+      int mp = MB;
+      auto items = [&] {
+        return int64_t{(PB + pp - 1) / pp} * ((MB + mp - 1) / mp) * int64_t{batches};
+      };
+      while (pp > 1 && items() < 32) pp = (pp + 1) / 2;
+      while (mp > 1 && items() < 32) mp = (mp + 1) / 2;
+      st->Buf(ps).Arg(M).Arg(Mg).Arg(MB).Arg(K4).Arg(P).Arg(Pp).Arg(G).Arg(pp).Arg(mp);
+      st->Arg(v.qlo).Arg(v.qhi);
+      st->Global((PB + pp - 1) / pp, (MB + mp - 1) / mp, batches);
+      st->local[0] = st->local[1] = st->local[2] = 1;
+      return Status::Ok();
+    }
+    if (want == Variant::kVnni)
+      return c.No(
+          "the VNNI int8 convolution kernel does not build on this device (or the "
+          "input rows are wider than its packing kernel takes)");
   }
   if (fast) {
     // Y^T per (image, group): rows = output pixels (im2col^T, the activations), columns = the
@@ -616,8 +756,50 @@ Status QConv(const OpCtx& c) {
   return AddPortable(c, q, {Binding::kIn, iw, nullptr}, {Binding::kMem, 0, col});
 }
 
+// com.microsoft QLinearAdd / QLinearMul (a, a_scale, a_zp, b, b_scale, b_zp, c_scale, c_zp):
+// same-shape operands (residual adds) with constant per-tensor scales and zero points, read here
+// as the CPU kernel reads them; broadcasting ones run on the CPU.
+Status QBinary(const OpCtx& c) {
+  for (int i : {0, 1, 3, 4, 6})
+    if (!c.has(i)) return c.No("missing input");
+  if (!c.has_out(0)) return c.No("missing output");
+  const DataType t = c.input(0).dtype();
+  if (!Is8(t) || c.input(3).dtype() != t || c.output(0).dtype() != t)
+    return c.No("operand types (int8/uint8, all the same)");
+  const Shape& y = c.output(0).shape();
+  if (c.input(0).shape() != y || c.input(3).shape() != y) return c.No("broadcasting");
+  for (int i = 1; i < 8; ++i) {
+    if (i == 3 || !c.has(i)) continue;
+    if (!c.is_const(i) || c.input(i).numel() != 1)
+      return c.No("scales and zero points must be constant scalars");
+    const bool scale = i == 1 || i == 4 || i == 6;
+    if (!scale && c.input(i).dtype() != t) return c.No("zero point type");
+    if (scale && !ScaleType(c.input(i).dtype())) return c.No("scale type");
+  }
+  if (GetFusedClamp(c.node.attrs).active) return c.No("fused clamp");
+  OP_RETURN_IF_ERROR(NeedFp64(c));
+  if (c.check() || y.numel() == 0) return Status::Ok();
+  auto value = [&](int i, double dflt) {
+    if (!c.has(i)) return static_cast<float>(dflt);
+    const Tensor& v = c.input(i);
+    return static_cast<float>(ScaleType(v.dtype()) ? ReadDouble(v, 0)
+                                                   : static_cast<double>(ReadInt(v, 0)));
+  };
+  const std::string defs = Def("QBINARY", 1) + Def("TY", ClType(t)) + Def("QMIN", QMin(t)) +
+                           Def("QMAX", QMax(t)) +
+                           Def("OP", c.node.op_type == "QLinearAdd" ? "+" : "*");
+  OP_ASSIGN_OR_RETURN(Step * st, c.AddStep("quant.cl", defs, "qlinear_binary"));
+  st->Out(0).In(0).In(3);
+  for (auto [i, dflt] : {std::pair{1, 1.0}, {2, 0.0}, {4, 1.0}, {5, 0.0}, {6, 1.0}, {7, 0.0}})
+    st->Arg(value(i, dflt));
+  st->Global(static_cast<size_t>(y.numel()));
+  return Status::Ok();
+}
+
 }  // namespace
 
+OUTPOST_CL_DOMAIN_OP("com.microsoft", QLinearAdd, 1, 1, QBinary);
+OUTPOST_CL_DOMAIN_OP("com.microsoft", QLinearMul, 1, 1, QBinary);
 OUTPOST_CL_OP(QuantizeLinear, 10, 25, QuantDequant);
 OUTPOST_CL_OP(DequantizeLinear, 10, 25, QuantDequant);
 OUTPOST_CL_OP(QLinearMatMul, 10, 25, QMatMul);

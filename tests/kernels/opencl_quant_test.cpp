@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -65,26 +66,47 @@ Tensor Floats(Shape s, std::vector<float> v) {
   return x;
 }
 
-enum class Variant { kPortable, kFast };
+// kFast: the u8 x s8 AVX2 GEMM (and the vector depthwise kernel); kVnni: the AVX-512 VNNI
+// convolution, which must build where the host CPU has VNNI and the device is PoCL's.
+enum class Variant { kPortable, kFast, kVnni };
+const char* VariantName(Variant v) {
+  return v == Variant::kFast ? "fast" : v == Variant::kVnni ? "vnni" : "portable";
+}
 struct ScopedVariant {
-  explicit ScopedVariant(Variant v) {
-    setenv("OUTPOST_OPENCL_QGEMM", v == Variant::kFast ? "fast" : "portable", 1);
-  }
+  explicit ScopedVariant(Variant v) { setenv("OUTPOST_OPENCL_QGEMM", VariantName(v), 1); }
   ~ScopedVariant() { unsetenv("OUTPOST_OPENCL_QGEMM"); }
 };
+bool HasVnni() {
+  if (!Cl()) return false;
+  std::string d = Cl()->description();
+  for (char& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+#if defined(__x86_64__)
+  return d.find("pocl") != std::string::npos && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+// The convolution variants this machine can run: VNNI only where it exists.
+std::vector<Variant> ConvVariants() {
+  std::vector<Variant> v = {Variant::kPortable, Variant::kFast};
+  if (HasVnni()) v.push_back(Variant::kVnni);
+  return v;
+}
 
 // Runs `op` on the CPU reference and on OpenCL (inputs marked in `consts` are constants at
 // load) and requires the same bytes. `fused` adds the engine's fused clamp to the OpenCL node;
 // the reference output is then clamped on the host to [qlo, qhi].
 void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
            std::vector<bool> consts, Variant variant = Variant::kPortable, int opset = 21,
-           kernels::FusedClamp fused = {}, int qlo = 0, int qhi = 0) {
+           kernels::FusedClamp fused = {}, int qlo = 0, int qhi = 0, const std::string& domain = "",
+           const Tensor* expected = nullptr) {
   if (!Cl()) GTEST_SKIP() << "no OpenCL device";
   ScopedVariant sv(variant);
   consts.resize(inputs.size(), false);
   std::vector<const Tensor*> in_ptrs;
   for (auto& t : inputs) in_ptrs.push_back(t.defined() ? &t : nullptr);
-  auto ref = testing::RunOp(op, attrs, in_ptrs, 1, opset);
+  auto ref = expected ? Expected<std::vector<Tensor>>(std::vector<Tensor>{*expected})
+                      : testing::RunOp(op, attrs, in_ptrs, 1, opset, domain);
   ASSERT_TRUE(ref.ok()) << ref.status().ToString();
   Tensor& want = (*ref)[0];
   if (fused.active) {
@@ -101,7 +123,7 @@ void Check(const std::string& op, Attributes attrs, std::vector<Tensor> inputs,
   testing::EngineMetas metas(inputs, consts);
   Tensor out_meta = Tensor::Meta(want.dtype(), want.shape());
   const Tensor* out_ptr = &out_meta;
-  kernels::NodeInfo node{"n", op, "", opset, attrs};
+  kernels::NodeInfo node{"n", op, domain, opset, attrs};
   std::string why;
   ASSERT_TRUE(Cl()->SupportsOp(node, metas.ptrs, {&out_ptr, 1}, &why)) << why;
   auto prepared = Cl()->Prepare(node, metas.ptrs, {&out_ptr, 1});
@@ -323,6 +345,7 @@ struct ConvCase {
   Shape x, w;
   std::vector<int64_t> strides, pads;
   int64_t group;
+  std::vector<int64_t> dilations = {};
 };
 
 Attributes ConvAttrs(const ConvCase& cc) {
@@ -330,6 +353,7 @@ Attributes ConvAttrs(const ConvCase& cc) {
   a.Set("strides", testing::AttrInts(cc.strides));
   a.Set("pads", testing::AttrInts(cc.pads));
   a.Set("group", testing::AttrInt(cc.group));
+  if (!cc.dilations.empty()) a.Set("dilations", testing::AttrInts(cc.dilations));
   return a;
 }
 
@@ -340,6 +364,17 @@ const ConvCase kConvs[] = {
     {Shape{2, 4, 7, 8}, Shape{8, 1, 3, 3}, {2, 2}, {1, 1, 0, 1}, 4},     // depthwise x2, stride 2
     {Shape{1, 8, 5, 5}, Shape{6, 4, 1, 1}, {1, 1}, {0, 0, 0, 0}, 2},     // grouped 1x1
     {Shape{2, 4, 17}, Shape{5, 4, 3}, {1}, {2, 1}, 1},                   // 1-D
+    // 1x1 (the VNNI packing's contiguous path), Cg = 5 padded to 8, M = 11, P = 703 (tails)
+    {Shape{1, 5, 19, 37}, Shape{11, 5, 1, 1}, {1, 1}, {0, 0, 0, 0}, 1},
+    {Shape{1, 3, 23, 21}, Shape{9, 3, 3, 3}, {2, 2}, {1, 1, 1, 1}, 1},          // Cg = 3, stride 2
+    {Shape{2, 16, 9, 9}, Shape{20, 4, 3, 3}, {1, 1}, {1, 1, 1, 1}, 4},          // groups of 4 -> 5
+    {Shape{1, 6, 11, 13}, Shape{7, 6, 3, 3}, {1, 1}, {2, 2, 2, 2}, 1, {2, 2}},  // dilation 2
+    {Shape{1, 6, 20, 40}, Shape{6, 1, 3, 3}, {1, 1}, {1, 1, 1, 1}, 6},          // depthwise, wide
+    {Shape{1, 4, 21, 70}, Shape{4, 1, 3, 3}, {2, 2}, {1, 1, 1, 1}, 4},          // wide, stride 2
+    {Shape{1, 3, 18, 35}, Shape{6, 1, 5, 5}, {1, 2}, {2, 1, 0, 2}, 3},          // 5x5, x2, odd pads
+    {Shape{1, 2, 12, 34}, Shape{2, 1, 3, 3}, {1, 1}, {2, 2, 2, 2}, 2, {2, 2}},  // dilated dw
+    {Shape{1, 64, 4, 4}, Shape{40, 64, 1, 1}, {1, 1}, {0, 0, 0, 0}, 1},         // K = 64, P = 16
+    {Shape{1, 4, 11, 20}, Shape{6, 4, 2, 3}, {3, 3}, {0, 1, 1, 0}, 1},          // stride 3, 2x3
 };
 
 TEST(OpenClQuantTest, QLinearConvBothVariants) {
@@ -348,11 +383,10 @@ TEST(OpenClQuantTest, QLinearConvBothVariants) {
     for (DataType tx : {kU8, kI8})
       for (bool per_channel : {false, true})
         for (bool seven_bit : {false, true})  // weights in 7 bits: the fast kernel's unsplit path
-          for (Variant v : {Variant::kPortable, Variant::kFast}) {
-            SCOPED_TRACE(::testing::Message()
-                         << cc.x.ToString() << " * " << cc.w.ToString() << " " << DataTypeName(tx)
-                         << " per_channel " << per_channel << " 7-bit " << seven_bit << " fast "
-                         << (v == Variant::kFast));
+          for (Variant v : ConvVariants()) {
+            SCOPED_TRACE(::testing::Message() << cc.x.ToString() << " * " << cc.w.ToString() << " "
+                                              << DataTypeName(tx) << " per_channel " << per_channel
+                                              << " 7-bit " << seven_bit << " " << VariantName(v));
             const int64_t m = cc.w[0];
             Shape pc = per_channel ? Shape{m} : Shape{};
             std::vector<Tensor> in = {
@@ -374,7 +408,7 @@ TEST(OpenClQuantTest, QLinearConvBothVariants) {
 TEST(OpenClQuantTest, QLinearConvUint8WeightsAndRuntimeWeights) {
   const ConvCase& cc = kConvs[0];
   for (bool const_w : {true, false})
-    for (Variant v : {Variant::kPortable, Variant::kFast}) {
+    for (Variant v : ConvVariants()) {
       std::vector<Tensor> in = {Rand(kU8, cc.x, 0, 255, 90),
                                 Scalar(DataType::kFloat, 0.05),
                                 Scalar(kU8, 0),
@@ -393,8 +427,9 @@ TEST(OpenClQuantTest, ConvIntegerBothVariants) {
   uint32_t seed = 100;
   for (const auto& cc : kConvs)
     for (DataType tw : {kU8, kI8})
-      for (Variant v : {Variant::kPortable, Variant::kFast}) {
-        SCOPED_TRACE(::testing::Message() << cc.x.ToString() << " " << DataTypeName(tw));
+      for (Variant v : ConvVariants()) {
+        SCOPED_TRACE(::testing::Message()
+                     << cc.x.ToString() << " " << DataTypeName(tw) << " " << VariantName(v));
         const int64_t m = cc.w[0];
         std::vector<Tensor> in = {Rand(kU8, cc.x, 0, 255, ++seed),
                                   Rand(tw, cc.w, Lo(tw), Hi(tw), ++seed), Scalar(kU8, 77),
@@ -409,7 +444,7 @@ TEST(OpenClQuantTest, QLinearConvFusedClamp) {
   const ConvCase& cc = kConvs[0];
   const float ys = 0.04f;
   const int yzp = 110;
-  for (Variant v : {Variant::kPortable, Variant::kFast}) {
+  for (Variant v : ConvVariants()) {
     std::vector<Tensor> in = {Rand(kU8, cc.x, 0, 255, 120),
                               Scalar(DataType::kFloat, 0.031),
                               Scalar(kU8, 128),
@@ -427,6 +462,55 @@ TEST(OpenClQuantTest, QLinearConvFusedClamp) {
     kernels::FusedClamp clip{true, -1.0f, 2.0f};
     Check("QLinearConv", ConvAttrs(cc), in, consts, v, 21, clip, yzp - 25, yzp + 50);
   }
+}
+
+// com.microsoft QLinearAdd / QLinearMul on same-shape operands (the residual adds) against the
+// CPU reference kernels of the graph they stand for, DequantizeLinear x 2 -> Add / Mul ->
+// QuantizeLinear (the engine's QDQ fusion promises those bits): values of both types, scales
+// that put results on rounding ties and past saturation, and a broadcasting case that stays on
+// the CPU with its reason. (The CPU QLinearAdd kernel itself is compiled with fused
+// multiply-adds and differs from that graph at ties: kernels/README.md.)
+Tensor UnfusedBinary(const std::string& op, const std::vector<Tensor>& in) {
+  auto dq = [&](int i) {
+    auto r = testing::RunOp("DequantizeLinear", {}, {&in[i], &in[i + 1], &in[i + 2]}, 1, 21);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return (*r)[0];
+  };
+  const Tensor a = dq(0), b = dq(3);
+  auto r = testing::RunOp(op == "QLinearAdd" ? "Add" : "Mul", {}, {&a, &b}, 1, 14);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  auto q = testing::RunOp("QuantizeLinear", {}, {&(*r)[0], &in[6], &in[7]}, 1, 21);
+  EXPECT_TRUE(q.ok()) << q.status().ToString();
+  return (*q)[0];
+}
+
+TEST(OpenClQuantTest, QLinearAddMulMatchTheUnfusedGraph) {
+  uint32_t seed = 300;
+  for (const char* op : {"QLinearAdd", "QLinearMul"})
+    for (DataType t : {kU8, kI8})
+      for (auto [as, bs, cs] : {std::tuple{0.05, 0.03, 0.08}, {0.5, 0.5, 1.0}, {0.02, 0.1, 0.01}}) {
+        SCOPED_TRACE(::testing::Message() << op << " " << DataTypeName(t) << " " << cs);
+        const Shape s{2, 3, 5, 37};
+        std::vector<Tensor> in = {
+            Rand(t, s, Lo(t), Hi(t), ++seed), Scalar(DataType::kFloat, as),
+            Scalar(t, t == kU8 ? 121 : -7),   Rand(t, s, Lo(t), Hi(t), ++seed),
+            Scalar(DataType::kFloat, bs),     Scalar(t, t == kU8 ? 130 : 4),
+            Scalar(DataType::kFloat, cs),     Scalar(t, t == kU8 ? 128 : 0)};
+        const Tensor want = UnfusedBinary(op, in);
+        Check(op, {}, in, {false, true, true, false, true, true, true, true}, Variant::kPortable, 1,
+              {}, 0, 0, "com.microsoft", &want);
+      }
+  if (!Cl()) return;
+  Tensor a = Rand(kU8, Shape{2, 3}, 0, 255, 1), b = Rand(kU8, Shape{3}, 0, 255, 2);
+  Tensor s = Scalar(DataType::kFloat, 0.1), z = Scalar(kU8, 128);
+  testing::EngineMetas metas({a, s, z, b, s, z, s, z},
+                             {false, true, true, false, true, true, true, true});
+  Tensor out_meta = Tensor::Meta(kU8, Shape{2, 3});
+  const Tensor* out_ptr = &out_meta;
+  kernels::NodeInfo node{"n", "QLinearAdd", "com.microsoft", 1, {}};
+  std::string why;
+  EXPECT_FALSE(Cl()->SupportsOp(node, metas.ptrs, {&out_ptr, 1}, &why));
+  EXPECT_NE(why.find("broadcasting"), std::string::npos) << why;
 }
 
 // Milliseconds per run of one node on OpenCL (median of 7 rounds of 3 runs). Inputs marked in

@@ -580,6 +580,28 @@ TEST(OpenClTest, ConvAndPool) {
   Check("MaxPool", mp, {Rand(DataType::kFloat, {1, 2, 4, 5})}, {}, 2, 12);
 }
 
+// 8-bit MaxPool (quantized models keep it in int8 / uint8) on the tiled depthwise kernel,
+// exactly: stride 2 with pads (ResNet's stem), odd widths past one vector, a window on the pads.
+TEST(OpenClTest, MaxPool8Bit) {
+  struct Case {
+    Shape x;
+    std::vector<int64_t> k, s, pads;
+  };
+  const Case cases[] = {{{1, 3, 13, 37}, {3, 3}, {2, 2}, {1, 1, 1, 1}},
+                        {{2, 2, 9, 40}, {2, 2}, {2, 2}, {0, 0, 0, 0}},
+                        {{1, 2, 7, 21}, {3, 2}, {1, 1}, {2, 1, 2, 1}}};
+  for (const Case& k : cases)
+    for (DataType t : {DataType::kInt8, DataType::kUInt8}) {
+      SCOPED_TRACE(k.x.ToString() + " " + std::string(DataTypeName(t)));
+      Attributes p;
+      p.Set("kernel_shape", testing::AttrInts(k.k));
+      p.Set("strides", testing::AttrInts(k.s));
+      p.Set("pads", testing::AttrInts(k.pads));
+      const bool s8 = t == DataType::kInt8;
+      Check("MaxPool", p, {Rand(t, k.x, s8 ? -128 : 0, s8 ? 127.99 : 255.99, 7)}, {}, 1, 12, 0, 0);
+    }
+}
+
 // The engine's fused Relu / Clip on every Conv path: GEMM (im2col and in place), depthwise,
 // direct (few channels per group) and transposed.
 TEST(OpenClTest, ConvFusedClamp) {
