@@ -468,8 +468,7 @@ TEST(OpenClQuantTest, QLinearConvFusedClamp) {
 // CPU reference kernels of the graph they stand for, DequantizeLinear x 2 -> Add / Mul ->
 // QuantizeLinear (the engine's QDQ fusion promises those bits): values of both types, scales
 // that put results on rounding ties and past saturation, and a broadcasting case that stays on
-// the CPU with its reason. (The CPU QLinearAdd kernel itself is compiled with fused
-// multiply-adds and differs from that graph at ties: kernels/README.md.)
+// the CPU with its reason. The CPU kernels must match that graph too.
 Tensor UnfusedBinary(const std::string& op, const std::vector<Tensor>& in) {
   auto dq = [&](int i) {
     auto r = testing::RunOp("DequantizeLinear", {}, {&in[i], &in[i + 1], &in[i + 2]}, 1, 21);
@@ -497,6 +496,12 @@ TEST(OpenClQuantTest, QLinearAddMulMatchTheUnfusedGraph) {
             Scalar(DataType::kFloat, bs),     Scalar(t, t == kU8 ? 130 : 4),
             Scalar(DataType::kFloat, cs),     Scalar(t, t == kU8 ? 128 : 0)};
         const Tensor want = UnfusedBinary(op, in);
+        // The CPU kernel too (compiled without floating-point contraction for this reason).
+        std::vector<const Tensor*> ptrs;
+        for (const Tensor& t : in) ptrs.push_back(&t);
+        auto cpu = testing::RunOp(op, {}, ptrs, 1, 1, "com.microsoft");
+        ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+        ASSERT_EQ(std::memcmp((*cpu)[0].raw(), want.raw(), want.nbytes()), 0) << "CPU kernel";
         Check(op, {}, in, {false, true, true, false, true, true, true, true}, Variant::kPortable, 1,
               {}, 0, 0, "com.microsoft", &want);
       }
