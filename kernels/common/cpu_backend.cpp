@@ -3,6 +3,7 @@
 #include <cstring>
 #include <thread>
 
+#include "cpu/igemm.h"
 #include "outpost/kernels/backend.h"
 
 namespace outpost::kernels {
@@ -57,7 +58,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   DeviceKind device() const override { return DeviceKind::kCpu; }
   std::string description() const override {
-    return "CPU, " + std::to_string(pool_.size()) + " threads";
+    return "CPU, " + std::to_string(pool_.size()) + " threads, " + cpu::IgemmPathDescription();
   }
   bool SupportsOp(const NodeInfo& node, std::span<const Tensor* const>,
                   std::span<const Tensor* const>, std::string* why) const override {

@@ -930,6 +930,18 @@ bool DetectIsa(IgemmIsa isa) {
 }
 }  // namespace
 
+std::string IgemmPathDescription() {
+  switch (IgemmActiveIsa()) {
+    case IgemmIsa::kAvx512Vnni: return "8-bit products on AVX-512 VNNI";
+    case IgemmIsa::kAvxVnni: return "8-bit products on AVX-VNNI (256-bit)";
+    case IgemmIsa::kAvx2:
+      return "8-bit products on AVX2 without VNNI (widened to 16 bits: integer convolutions are "
+             "slower than float32 on this CPU)";
+    case IgemmIsa::kScalar: break;
+  }
+  return "8-bit products in scalar code (no AVX2: integer models are slower than float32 here)";
+}
+
 bool IgemmIsaSupported(IgemmIsa isa) {
   static const bool supported[4] = {DetectIsa(IgemmIsa::kScalar), DetectIsa(IgemmIsa::kAvx2),
                                     DetectIsa(IgemmIsa::kAvxVnni),

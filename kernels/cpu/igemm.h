@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cpu/gemm.h"
@@ -29,6 +30,10 @@ const char* IgemmIsaName(IgemmIsa isa);
 bool IgemmIsaSupported(IgemmIsa isa);
 // The path the next igemm call takes.
 IgemmIsa IgemmActiveIsa();
+// What the active path means for 8-bit speed, in words (backend descriptions, `outpost
+// quantize`'s report): "8-bit products on AVX-512 VNNI", or on a CPU without VNNI why integer
+// convolutions can be slower than float32 there.
+std::string IgemmPathDescription();
 // Tests: force a path (-1: back to the environment / best supported).
 void SetIgemmIsaOverride(int isa);
 

@@ -653,7 +653,7 @@ Expected<std::unique_ptr<Backend>> CreateOpenClBackendImpl(const BackendOptions&
                    DeviceInfoStr(dev, CL_DRIVER_VERSION);
   rt->description = "OpenCL " + std::string(rt->is_cpu ? "CPU" : "GPU/accelerator") + " device '" +
                     rt->device_name + "', " + std::to_string(cus) + " compute units, " +
-                    DeviceInfoStr(dev, CL_DEVICE_VERSION);
+                    DeviceInfoStr(dev, CL_DEVICE_VERSION) + ", " + QuantPathDescription(*rt);
   rt->cache_dir = o.opencl_cache_dir.empty() ? DefaultCacheDir() : o.opencl_cache_dir;
   return std::unique_ptr<Backend>(std::make_unique<OpenClBackend>(std::move(rt)));
 }

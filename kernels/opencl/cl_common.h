@@ -59,6 +59,9 @@ class ClRuntime {
   mutable std::map<std::string, cl_program> programs_;
 };
 
+// The integer path this device takes, in words, for the backend description (quant.cpp).
+std::string QuantPathDescription(const ClRuntime& rt);
+
 // Where a kernel argument pair (cl_mem, int element offset) comes from at run time.
 struct Binding {
   enum Kind { kOut, kIn, kMem } kind;

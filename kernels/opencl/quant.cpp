@@ -798,6 +798,15 @@ Status QBinary(const OpCtx& c) {
 
 }  // namespace
 
+std::string QuantPathDescription(const ClRuntime& rt) {
+  if (!rt.is_cpu || !IsPocl(rt))
+    return "8-bit convolutions on the portable kernels (no integer kernel tuned for this device: "
+           "they may be slower than float32)";
+  if (HostHasVnni()) return "8-bit convolutions on the AVX-512 VNNI kernel";
+  return "8-bit convolutions on the u8 x s8 AVX2 kernel (no VNNI: 8-bit weights take two steps, "
+         "slower than float32 on this CPU)";
+}
+
 OUTPOST_CL_DOMAIN_OP("com.microsoft", QLinearAdd, 1, 1, QBinary);
 OUTPOST_CL_DOMAIN_OP("com.microsoft", QLinearMul, 1, 1, QBinary);
 OUTPOST_CL_OP(QuantizeLinear, 10, 25, QuantDequant);

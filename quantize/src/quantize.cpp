@@ -212,12 +212,16 @@ double SnrDb(std::pair<double, double> sn) {
   return 10.0 * std::log10(sn.first / sn.second);
 }
 
+// `device` (may be null): the description of the backend that ran (the last one the session
+// holds: the accelerator when there is one).
 Expected<double> MeanLatencyMs(const std::string& bytes, const std::string& base_dir,
-                               const std::string& backend, const std::vector<Sample>& samples) {
+                               const std::string& backend, const std::vector<Sample>& samples,
+                               std::string* device = nullptr) {
   engine::SessionOptions so;
   so.backend = backend;
   OP_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> s,
                       engine::Session::LoadFromBytes(bytes, base_dir, so));
+  if (device && !s->report().backends.empty()) *device = s->report().backends.back();
   OP_ASSIGN_OR_RETURN(std::vector<Tensor> warm, RunSample(*s, samples[0], "latency", 0));
   const size_t n = std::min<size_t>(samples.size(), 200);
   const auto t0 = Clock::now();
@@ -389,7 +393,7 @@ Expected<Report> QuantizeModel(const std::string& in_path, const std::string& ou
       std::string fbytes;
       model.SerializeToString(&fbytes);
       auto f = MeanLatencyMs(fbytes, base_dir, b, measure);
-      auto q = f.ok() ? MeanLatencyMs(run_bytes, base_dir, b, measure) : f;
+      auto q = f.ok() ? MeanLatencyMs(run_bytes, base_dir, b, measure, &l.device) : f;
       if (f.ok() && q.ok()) {
         l.available = true, l.float_ms = *f, l.quant_ms = *q;
       } else {
@@ -455,10 +459,14 @@ std::string Report::ToText() const {
     add("  %-40s %-7s %8.2f dB%s\n", l.node.c_str(), l.op_type.c_str(), l.snr_db,
         l.quantized ? "" : "  (float)");
   for (const LatencyReport& l : latency) {
-    if (l.available)
+    if (l.available) {
       add("latency %-7s float %.3f ms, quantized %.3f ms per sample\n", l.backend.c_str(),
           l.float_ms, l.quant_ms);
-    else
+      // Quantization that does not pay says so, and what the backend does with 8-bit values.
+      if (l.quant_ms > l.float_ms)
+        add("  quantized is %.2fx slower than float on %s (%s)\n", l.quant_ms / l.float_ms,
+            l.backend.c_str(), l.device.empty() ? "no backend description" : l.device.c_str());
+    } else
       add("latency %-7s unavailable: %s\n", l.backend.c_str(), l.why.c_str());
   }
   if (!gate_passed) s += "accuracy gate FAILED: nothing written\n";

@@ -19,7 +19,8 @@ const char* kBenchUsage =
     "Measures load time, first-run time, p50/p90/p99 latency over --runs runs (after --warmup),\n"
     "and peak RSS. Inputs default to deterministic random data, symbolic dimensions set to --dim\n"
     "(default 1). --json prints one object with load_ms, first_run_ms, p50_ms, p90_ms, p99_ms,\n"
-    "mean_ms, peak_rss_mb, runs and the placement summary. --profile times every node (the device\n"
+    "mean_ms, peak_rss_mb, runs, the placement summary and \"backends\" (each backend's\n"
+    "description, with the path its 8-bit kernels take). --profile times every node (the device\n"
     "is synchronized after each one, so latencies rise) and prints the time per op type and\n"
     "backend per run (in --json: \"profile\": [{op, backend, calls, ms}]).\n";
 
@@ -108,11 +109,13 @@ int CmdBench(int argc, char** argv) {
                         {"load_ms", Ms(t0, t1)}, {"first_run_ms", Ms(r0, r1)}, {"p50_ms", pct(0.5)},
                         {"p90_ms", pct(0.9)}, {"p99_ms", pct(0.99)}, {"mean_ms", mean}, {"min_ms", sorted.front()},
                         {"peak_rss_mb", rss_mb}, {"runs", runs}, {"placement", placement},
-                        {"planned_peak_mb", static_cast<double>((*s)->report().planned_peak_bytes) / 1e6}};
+                        {"planned_peak_mb", static_cast<double>((*s)->report().planned_peak_bytes) / 1e6},
+                        {"backends", (*s)->report().backends}};
     if (o.profile) j["profile"] = prof;
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("model: %s (backend %s)\n", a.positional()[0].c_str(), o.backend.c_str());
+    for (const std::string& b : (*s)->report().backends) std::printf("  %s\n", b.c_str());
     std::printf("load: %.2f ms, first run: %.2f ms\n", Ms(t0, t1), Ms(r0, r1));
     std::printf("latency over %lld runs: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, mean %.3f ms, min %.3f ms\n", runs,
                 pct(0.5), pct(0.9), pct(0.99), mean, sorted.front());

@@ -44,9 +44,11 @@ check "inspect opencl placement" grep -q "placement (preferred backend: opencl):
 
 # bench --json has the documented keys.
 check "bench json" test "$(rc "$bin" bench "$model" --runs 5 --warmup 1 --json)" = 0
-for k in load_ms first_run_ms p50_ms p90_ms p99_ms peak_rss_mb runs; do
+for k in load_ms first_run_ms p50_ms p90_ms p99_ms peak_rss_mb runs backends; do
   check "bench key $k" grep -q "\"$k\"" "$tmp/out"
 done
+# ... and the CPU backend says which path its 8-bit products take.
+check "bench backend description" grep -q '"cpu: CPU, [0-9]* threads, 8-bit products' "$tmp/out"
 
 # bench --profile reports time per op type; the digits CNN's Conv+Relu pairs are fused.
 check "bench profile" test "$(rc "$bin" bench "$model" --runs 3 --warmup 1 --profile)" = 0

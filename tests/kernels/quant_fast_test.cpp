@@ -151,6 +151,10 @@ TEST(QuantFast, EveryIgemmPathIsTestedHere) {
       EXPECT_EQ(static_cast<int>(got), isa);
     else
       EXPECT_TRUE(kernels::cpu::IgemmIsaSupported(got));
+    // The backend description says plainly when 8-bit products lack VNNI.
+    const std::string said = kernels::cpu::IgemmPathDescription();
+    const bool vnni = got == IgemmIsa::kAvx512Vnni || got == IgemmIsa::kAvxVnni;
+    EXPECT_EQ(said.find("slower than float32") == std::string::npos, vnni) << said;
   }
   kernels::cpu::SetIgemmIsaOverride(-1);
 }

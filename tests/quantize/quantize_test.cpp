@@ -376,6 +376,34 @@ Status Refused(const std::string& model, const Options& o, const fs::path& out) 
   return r.ok() ? Status::Ok() : r.status();
 }
 
+// Quantization that does not pay on a backend is said plainly in the report, with what that
+// backend does with 8-bit values; one that pays gets no such line.
+TEST(QuantizeReport, SaysWhenQuantizedIsSlowerAndWhy) {
+  Report r;
+  LatencyReport slow;
+  slow.backend = "cpu";
+  slow.available = true;
+  slow.float_ms = 2.0, slow.quant_ms = 3.0;
+  slow.device = "cpu: CPU, 2 threads, 8-bit products on AVX2 without VNNI (...)";
+  LatencyReport fast = slow;
+  fast.backend = "opencl";
+  fast.float_ms = 2.0, fast.quant_ms = 1.0;
+  fast.device = "opencl: OpenCL CPU device";
+  r.latency = {slow, fast};
+  const std::string text = r.ToText();
+  EXPECT_NE(text.find("quantized is 1.50x slower than float on cpu (cpu: CPU, 2 threads, 8-bit "
+                      "products on AVX2 without VNNI (...))"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("slower than float on opencl"), std::string::npos) << text;
+  // The engine describes each backend it holds; the CPU's says which integer path it takes.
+  auto s = engine::Session::Load((Src() / "tests/models/iris_mlp.onnx").string(), {});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_FALSE((*s)->report().backends.empty());
+  EXPECT_EQ((*s)->report().backends[0].rfind("cpu: CPU, ", 0), 0u) << (*s)->report().backends[0];
+  EXPECT_NE((*s)->report().backends[0].find("8-bit products"), std::string::npos);
+}
+
 TEST(QuantizeBadInput, CalibrationShapesThatDoNotMatchTheModel) {
   TempDir tmp;
   Options o = Opts(kCnn);

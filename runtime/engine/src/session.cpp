@@ -100,6 +100,8 @@ class SessionImpl final : public Session {
     }
     for (int id : graph_.inputs) inputs_.push_back(Info(id));
     for (int id : graph_.outputs) outputs_.push_back(Info(id));
+    for (const Backend* b : {cpu_.get(), accel_.get()})
+      if (b) report_.backends.push_back(b->name() + ": " + b->description());
     report_.opsets = graph_.opsets;
     report_.producer = graph_.producer;
     report_.node_count = static_cast<int>(graph_.nodes.size());

@@ -75,6 +75,7 @@ struct LatencyReport {
   std::string why;      // when not available
   double float_ms = 0;  // mean per sample
   double quant_ms = 0;
+  std::string device;  // the backend's description (its integer path among it)
 };
 
 struct Report {

@@ -77,6 +77,9 @@ struct LoadReport {
   int copies_inserted = 0;
   double load_ms = 0;
   bool shapes_static = true;
+  // "name: description" of each backend the session holds (the CPU first), e.g.
+  // "cpu: CPU, 2 threads, 8-bit products on AVX-512 VNNI".
+  std::vector<std::string> backends;
 };
 
 class Session {
