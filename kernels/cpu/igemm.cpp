@@ -37,6 +37,15 @@ std::atomic<int> g_override{-1};
 std::atomic<int64_t> g_calls{0};
 std::atomic<int64_t> g_fused_calls{0};
 
+// f(begin, end) over [0, n), one item at a time across the pool (inline without one).
+template <typename F>
+void ForEachItem(ThreadPool* pool, int64_t n, F&& f) {
+  if (pool)
+    pool->ParallelFor(n, 1, f);
+  else
+    f(0, n);
+}
+
 IgemmIsa BestIsa() {
   static const IgemmIsa best = [] {
     for (int i = 3; i > 0; --i)
@@ -845,7 +854,7 @@ OUTPOST_VNNI512 void DwVnniPrepare(const ConvGeom& g, const DwVnniPlan& p, const
   }
 }
 
-template <int kStride, bool kSigned>
+template <bool kSigned>
 OUTPOST_VNNI512 inline __m512i DwLoadPairs(const uint8_t* p) {
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   return kSigned ? _mm512_cvtepi8_epi16(v) : _mm512_cvtepu8_epi16(v);
@@ -872,9 +881,9 @@ OUTPOST_VNNI512 void DwChannelVnni512(const ConvGeom& g, const DwVnniPlan& p,
       const int32_t* w = wpair + kh * p.pairs;
       for (int q = 0; q < p.pairs; ++q) {
         const __m512i wq = _mm512_set1_epi32(w[q]);
-        a = _mm512_dpwssd_epi32(a, DwLoadPairs<kStride, kSigned>(src + 2 * q), wq);
+        a = _mm512_dpwssd_epi32(a, DwLoadPairs<kSigned>(src + 2 * q), wq);
         b = _mm512_dpwssd_epi32(
-            b, DwLoadPairs<kStride, kSigned>(src + (kStride == 2 ? 32 : 1) + 2 * q), wq);
+            b, DwLoadPairs<kSigned>(src + (kStride == 2 ? 32 : 1) + 2 * q), wq);
       }
     }
     if (kStride == 1) {
@@ -1090,10 +1099,7 @@ void IgemmRowsByPacked(ThreadPool* pool, int64_t m, const uint8_t* a, int64_t a_
       }
     }
   };
-  if (pool)
-    pool->ParallelFor(row_panels * col_chunks, 1, body);
-  else
-    body(0, row_panels * col_chunks);
+  ForEachItem(pool, row_panels * col_chunks, body);
 }
 
 IgemmConvWeights IgemmPackConv(const uint8_t* w, bool w_signed, int64_t m, int64_t group, int64_t k,
@@ -1135,14 +1141,6 @@ bool DwVnniApplies(const ConvGeom& g, const IgemmEpilogue& ep, IgemmIsa isa, int
   return ep.ldy == g.out_size && FusedEpilogueFits(ep, c, g.k_size);
 }
 
-template <typename F>
-void pool_or_inline(ThreadPool* pool, int64_t n, F&& f) {
-  if (pool)
-    pool->ParallelFor(n, 1, f);
-  else
-    f(0, n);
-}
-
 }  // namespace
 
 bool IgemmDepthwiseApplies(const ConvGeom& g, int64_t c, int64_t m, int64_t group) {
@@ -1165,7 +1163,7 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
     const DwVnniPlan plan = PlanDwVnni(g);
     const bool u8 = ep.kind == IgemmEpilogue::kU8;
     const int64_t sh = g.s[1];
-    pool_or_inline(pool, n * c, [&](int64_t p0, int64_t p1) {
+    ForEachItem(pool, n * c, [&](int64_t p0, int64_t p1) {
       ScratchVec<uint8_t> padded(static_cast<size_t>(sh * plan.phase_bytes));
       // Both 64-byte aligned (ScratchVec), as the aligned stores want.
       ScratchVec<uint8_t> flat_out(static_cast<size_t>((plan.flat + 31) / 32 * 32));
@@ -1257,10 +1255,7 @@ void IgemmDepthwise(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, c
       }
     }
   };
-  if (pool)
-    pool->ParallelFor(n * c, 1, body);
-  else
-    body(0, n * c);
+  ForEachItem(pool, n * c, body);
 }
 
 namespace {
@@ -1369,10 +1364,7 @@ void IgemmConv(ThreadPool* pool, const ConvGeom& g, int64_t n, int64_t c, const 
           }
         }
       };
-      if (pool)
-        pool->ParallelFor(col_panels * row_chunks, 1, compute);
-      else
-        compute(0, col_panels * row_chunks);
+      ForEachItem(pool, col_panels * row_chunks, compute);
     }
   }
 }
