@@ -54,7 +54,7 @@ class CpuPreparedNode final : public PreparedNode {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(const BackendOptions& o) : pool_(o.threads) {}
+  explicit CpuBackend(const BackendOptions& o) : pool_(o.threads, o.pool_nice_steps) {}
   std::string name() const override { return "cpu"; }
   DeviceKind device() const override { return DeviceKind::kCpu; }
   std::string description() const override {

@@ -257,6 +257,7 @@ int Run(const Args& args) {
   serve::RegistryOptions ro;
   ro.observer = observer.get();
   ro.default_threads = cfg.compute.threads;
+  ro.compute_nice_steps = cfg.compute.nice_offset;
   ro.backend_options.opencl_platform = cfg.compute.opencl_platform;
   ro.backend_options.opencl_device = cfg.compute.opencl_device;
   ro.backend_options.opencl_platform_name = cfg.compute.opencl_platform_name;

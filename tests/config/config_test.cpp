@@ -76,6 +76,7 @@ TEST(DeviceConfig, DefaultsServeOnLoopback8080) {
   EXPECT_EQ(c.server.drain_timeout_ms, 30000);
   EXPECT_EQ(c.compute.threads, 0);
   EXPECT_EQ(c.compute.default_backend, "cpu");
+  EXPECT_EQ(c.compute.nice_offset, 5);
   EXPECT_EQ(c.compute.opencl_platform, -1);
   EXPECT_EQ(c.compute.opencl_device, -1);
   EXPECT_EQ(c.models.model_dir, "");     // "" = bundled examples
@@ -191,6 +192,7 @@ server:
   max_header_bytes: 8192
 compute:
   threads: 3
+  nice_offset: 12
   default_backend: opencl
   opencl_platform_name: Intel
 models:
@@ -215,6 +217,7 @@ ota:
   EXPECT_EQ(r->server.max_header_bytes, 8192u);
   EXPECT_EQ(r->server.io_threads, 1);  // untouched default
   EXPECT_EQ(r->compute.threads, 3);
+  EXPECT_EQ(r->compute.nice_offset, 12);
   EXPECT_EQ(r->compute.default_backend, "opencl");
   EXPECT_EQ(r->compute.opencl_platform_name, "Intel");
   EXPECT_EQ(r->models.default_max_batch_size, 4);
@@ -256,6 +259,8 @@ TEST(DeviceConfigErrors, BadInteger) {
             "device.yaml:2: server.port: expected an integer in 0..65535, got a mapping");
   EXPECT_EQ(DeviceError("compute:\n  threads: -1\n"),
             "device.yaml:2: compute.threads: expected an integer in 0..1024, got \"-1\"");
+  EXPECT_EQ(DeviceError("compute:\n  nice_offset: 20\n"),
+            "device.yaml:2: compute.nice_offset: expected an integer in 0..19, got \"20\"");
 }
 
 TEST(DeviceConfigErrors, UnknownKeysWithSuggestions) {

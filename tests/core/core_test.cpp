@@ -1,8 +1,11 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -11,6 +14,7 @@
 #include "outpost/core/tensor.h"
 #include "outpost/core/thread_name.h"
 #include "outpost/core/thread_pool.h"
+#include "outpost/core/thread_priority.h"
 
 namespace outpost {
 namespace {
@@ -82,6 +86,45 @@ TEST(ThreadPool, ParallelForCoversRangeFromManyCallers) {
   }
   for (auto& t : callers) t.join();
   EXPECT_EQ(total.load(), 4 * 50 * 1000);
+}
+
+// The pool's workers run `nice_steps` below the creating thread; the caller's own chunks keep
+// the caller's priority. Chunks sleep, so that the workers take some of them.
+TEST(ThreadPool, WorkersRunTheGivenNiceStepsBelowTheCreator) {
+  std::thread t([] {  // a thread of its own: nice values only ever go up without privileges
+    const int base = ThreadNice();
+    ASSERT_LE(base, 15) << "the test needs room below nice " << base;
+    ThreadPool pool(3, 4);
+    const std::thread::id caller = std::this_thread::get_id();
+    std::mutex mu;
+    std::vector<int> worker_nice, caller_nice;
+    for (int rep = 0; rep < 5; ++rep) {
+      pool.ParallelFor(12, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        std::lock_guard<std::mutex> l(mu);
+        (std::this_thread::get_id() == caller ? caller_nice : worker_nice).push_back(ThreadNice());
+      });
+    }
+    ASSERT_FALSE(worker_nice.empty()) << "no chunk ran on a worker";
+    for (int n : worker_nice) EXPECT_EQ(n, base + 4);
+    for (int n : caller_nice) EXPECT_EQ(n, base);
+    EXPECT_EQ(ThreadNice(), base);
+  });
+  t.join();
+}
+
+TEST(ThreadPriority, LowersByStepsAndStopsAtNineteen) {
+  std::thread t([] {
+    const int base = ThreadNice();
+    ASSERT_LE(base, 17);
+    ASSERT_TRUE(LowerThreadPriority(0).ok());
+    EXPECT_EQ(ThreadNice(), base);
+    ASSERT_TRUE(LowerThreadPriority(2).ok());
+    EXPECT_EQ(ThreadNice(), base + 2);
+    ASSERT_TRUE(LowerThreadPriority(40).ok());
+    EXPECT_EQ(ThreadNice(), 19);
+  });
+  t.join();
 }
 
 TEST(ThreadName, NamesTheCallingThreadAndCutsAtFifteenCharacters) {

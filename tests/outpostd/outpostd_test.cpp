@@ -10,8 +10,12 @@
 #include <barrier>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -444,6 +448,40 @@ TEST_F(OutpostdTest, CurlClient) {
 // Overload shedding wired from the config to the V2 service: with a target no read delay can
 // meet (1 µs), the I/O thread finds a standing queue within an interval and refuses inference
 // requests with 429, Retry-After and a reason, before decoding them; health probes still pass.
+// compute.nice_offset: the model's worker and its engine pool run that many nice steps below
+// the HTTP event loop, read back from /proc (field 19 of each thread's stat is its nice value).
+TEST_F(OutpostdTest, ComputeThreadsRunBelowTheHttpThreads) {
+  AddIris({{"threads", "2"}});  // two engine threads: the worker thread and one pool worker
+  box_.AddConfig("compute:\n  nice_offset: 7\n");
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(WithConfig()));
+  std::map<std::string, std::vector<int>> nice;  // thread name -> nice values
+  const std::string task = "/proc/" + std::to_string(daemon_->proc->pid()) + "/task";
+  for (const auto& e : std::filesystem::directory_iterator(task)) {
+    std::ifstream f(e.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const size_t open = stat.find('('), close = stat.rfind(')');
+    ASSERT_TRUE(open != std::string::npos && close != std::string::npos) << stat;
+    std::istringstream rest(stat.substr(close + 2));  // from field 3 (state) on
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {
+    }
+    nice[stat.substr(open + 1, close - open - 1)].push_back(std::stoi(field));
+  }
+  ASSERT_EQ(nice.count("op-http"), 1u) << "threads: " << ::testing::PrintToString(nice);
+  ASSERT_EQ(nice.count("op-run-iris"), 1u) << ::testing::PrintToString(nice);
+  ASSERT_EQ(nice.count("op-pool"), 1u) << ::testing::PrintToString(nice);
+  const int http = nice["op-http"][0];
+  for (int n : nice["op-http"]) EXPECT_EQ(n, http);
+  for (int n : nice["op-run-iris"]) EXPECT_EQ(n, std::min(19, http + 7));
+  for (int n : nice["op-pool"]) EXPECT_EQ(n, std::min(19, http + 7));
+  // And it serves.
+  V2Client c(daemon_->port);
+  auto r = c.Post("/v2/models/iris/infer", R"({"inputs":[{"name":"input","shape":[1,4],)"
+                                           R"("datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]})");
+  ASSERT_TRUE(r) << c.http().last_error();
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
 TEST_F(OutpostdTest, ShedTargetFromConfigRefusesInferenceWith429) {
   AddIris();
   box_.AddConfig("server:\n  shed_target_us: 1\n  shed_interval_ms: 1\n");

@@ -8,6 +8,8 @@
 #include <future>
 #include <thread>
 
+#include "outpost/core/thread_priority.h"
+
 namespace outpost::serve {
 namespace {
 
@@ -312,6 +314,30 @@ TEST(ModelRunner, BusyModelQueuesInsteadOfRunningInline) {
   drainer.join();
   EXPECT_TRUE(drained.load());
   EXPECT_TRUE(held.get_future().get().out.ok());
+}
+
+// Workers run `worker_nice_steps` below the thread that made the runner (outpostd: below its
+// HTTP threads), so that an event loop on the same core preempts inference.
+TEST(ModelRunner, WorkersRunBelowTheCreatingThread) {
+  std::thread t([] {  // a thread of its own: its nice value only goes up
+    const int base = ThreadNice();
+    ASSERT_LE(base, 16);
+    RunnerOptions o;
+    o.worker_nice_steps = 3;
+    o.inline_max_compute = 0us;  // every call goes to a worker
+    ModelRunner runner("iris", "1", LoadIris(), o);
+    std::promise<int> nice;
+    InferCall c;
+    c.inputs.push_back({"input", Rows(1, 1.0f)});
+    c.done = [&nice](Expected<std::vector<Tensor>> out, const CallTiming&) {
+      EXPECT_TRUE(out.ok()) << out.status().ToString();
+      nice.set_value(ThreadNice());
+    };
+    ASSERT_TRUE(runner.Submit(std::move(c)).ok());
+    EXPECT_EQ(nice.get_future().get(), base + 3);
+    EXPECT_EQ(ThreadNice(), base);  // the creating thread is untouched
+  });
+  t.join();
 }
 
 }  // namespace

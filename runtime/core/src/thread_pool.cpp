@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 
+#include "outpost/core/log.h"
 #include "outpost/core/thread_name.h"
+#include "outpost/core/thread_priority.h"
 
 namespace outpost {
 namespace {
@@ -49,9 +51,11 @@ struct ThreadPool::Job {
   }
 };
 
-ThreadPool::ThreadPool(int threads) {
+ThreadPool::ThreadPool(int threads, int nice_steps) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  // Relative to the creating thread, whatever priority the worker would inherit otherwise.
+  const int nice = std::min(19, ThreadNice() + std::max(0, nice_steps));
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, nice] { WorkerLoop(nice); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -63,8 +67,10 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::WorkerLoop() {
+void ThreadPool::WorkerLoop(int nice) {
   SetThreadName("op-pool");
+  if (Status st = LowerThreadPriority(std::max(0, nice - ThreadNice())); !st.ok())
+    OP_LOG_WARN("engine pool worker keeps its priority: {}", st.message());
   for (;;) {
     SpinUntil([this] { return queued_.load(std::memory_order_acquire) > 0; });
     Job* job;

@@ -7,6 +7,7 @@
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
 #include "outpost/core/thread_name.h"
+#include "outpost/core/thread_priority.h"
 
 namespace outpost::serve {
 namespace {
@@ -106,7 +107,8 @@ ModelRunner::ModelRunner(std::string name, std::string version,
   batch_hist_ = &m.GetHistogram("outpost_serve_batch_size", "Requests per executed batch",
                                 {1, 2, 4, 8, 16, 32, 64, 128}, l);
   const int n = std::max(1, opts_.workers);
-  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  const int nice = std::min(19, ThreadNice() + std::max(0, opts_.worker_nice_steps));
+  for (int i = 0; i < n; ++i) workers_.emplace_back([this, nice] { WorkerLoop(nice); });
 }
 
 ModelRunner::~ModelRunner() { Stop(); }
@@ -211,8 +213,10 @@ bool ModelRunner::Compatible(const Pending& a, const Pending& b) const {
   return true;
 }
 
-void ModelRunner::WorkerLoop() {
+void ModelRunner::WorkerLoop(int nice) {
   SetThreadName("op-run-" + name_);
+  if (Status st = LowerThreadPriority(std::max(0, nice - ThreadNice())); !st.ok())
+    OP_LOG_WARN("model '{}' worker keeps its priority: {}", name_, st.message());
   std::vector<Pending> batch;
   for (;;) {
     batch.clear();

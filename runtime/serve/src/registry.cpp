@@ -131,6 +131,7 @@ Expected<std::shared_ptr<ModelRunner>> ModelRegistry::Build(const config::ModelM
   so.backend = m.backend.empty() ? "cpu" : m.backend;
   so.backend_options = opts_.backend_options;
   so.backend_options.threads = m.threads > 0 ? m.threads : opts_.default_threads;
+  so.backend_options.pool_nice_steps = opts_.compute_nice_steps;
   auto loaded = engine::Session::Load(m.model_path, so);
   if (!loaded.ok())
     return loaded.status().WithContext("model '" + m.name + "' (" + m.model_path + ")");
@@ -191,6 +192,7 @@ Expected<std::shared_ptr<ModelRunner>> ModelRegistry::Build(const config::ModelM
   ro.max_queue_delay = std::chrono::microseconds(m.max_queue_delay_us);
   ro.queue_size = static_cast<size_t>(std::max(1, m.queue_size));
   ro.default_timeout = std::chrono::milliseconds(m.timeout_ms);
+  ro.worker_nice_steps = opts_.compute_nice_steps;
   return std::make_shared<ModelRunner>(m.name, m.version, std::move(session), ro);
 }
 

@@ -33,6 +33,7 @@ struct ServerConfig {
 // `compute:` how the engine uses the hardware.
 struct ComputeConfig {
   int threads = 0;                      // 0 = all cores
+  int nice_offset = 5;                  // compute threads run this many nice steps below HTTP
   std::string default_backend = "cpu";  // "cpu" | "opencl"
   int opencl_platform = -1;             // index; -1 = first platform (or by name below)
   std::string opencl_platform_name;     // substring match; empty = any

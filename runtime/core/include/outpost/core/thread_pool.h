@@ -18,7 +18,9 @@ namespace outpost {
 class ThreadPool {
  public:
   // `threads` is the total parallelism including the caller; 0 means hardware concurrency.
-  explicit ThreadPool(int threads);
+  // The workers run `nice_steps` nice steps below the thread that creates the pool
+  // (outpost/core/thread_priority.h); the caller's own share runs at the caller's priority.
+  explicit ThreadPool(int threads, int nice_steps = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -41,7 +43,7 @@ class ThreadPool {
   };
   struct Job;
   void Run(int64_t n, int64_t grain, RangeFn fn);
-  void WorkerLoop();
+  void WorkerLoop(int nice);
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -35,6 +35,7 @@ struct RunnerOptions {
   std::chrono::microseconds max_queue_delay{0};  // how long a batch waits to fill
   size_t queue_size = 64;                        // queued requests (not counting running ones)
   int workers = 1;                               // threads taking batches off the queue
+  int worker_nice_steps = 0;  // the workers run this many nice steps below the creating thread
   std::chrono::microseconds default_timeout{0};  // deadline of requests that set none; 0: none
   // Run-to-completion: when the model is idle (nothing queued or running), batching waits for
   // nothing (max_queue_delay 0 or batching off) and its recent batches took less than this, a
@@ -111,7 +112,7 @@ class ModelRunner {
     Clock::time_point enqueued;
     int64_t rows = 1;  // batch-dim extent of this call's inputs
   };
-  void WorkerLoop();
+  void WorkerLoop(int nice);
   Status QueueFull() const;
   bool Compatible(const Pending& a, const Pending& b) const;
   void RunBatch(std::vector<Pending>& batch);

@@ -23,6 +23,9 @@ namespace outpost::serve {
 struct RegistryOptions {
   int default_threads = 0;  // per-model intra-op threads when the manifest says 0 (0: all cores)
   kernels::BackendOptions backend_options;  // OpenCL platform/device, kernel cache
+  // Model workers and the engine's pool workers run this many nice steps below the thread that
+  // loads the model (outpostd: below its HTTP threads; config `compute.nice_offset`).
+  int compute_nice_steps = 0;
   std::chrono::milliseconds drain_timeout{30000};  // for versions being replaced or unloaded
   // Told about loads, reloads, failed loads and unloads; null: nobody. Not owned; must outlive
   // the registry.
