@@ -6,15 +6,19 @@
 #   bench/serve/run_serve_bench.sh [--outpostd PATH] [--duration S] [--warmup S] [--conns "1 2 4 8"]
 #                                  [--models "iris iris-batched"] [--search-duration S]
 #                                  [--overload-duration S] [--lg-conns N] [--no-wrk] [--no-open-loop]
-#                                  [--out DIR] [--wait-quiet PCT] [--max-other PCT]
+#                                  [--out DIR] [--wait-quiet PCT] [--max-other PCT] [--max-stalls N]
 #                                  [--server-cpus LIST --client-cpus LIST] [--server-quota PCT]
-#                                  [--capacity RPS]
+#                                  [--capacity RPS] [--nice-offset N]
 #
 # It writes a manifest directory with four Iris variants (tests/models/iris_mlp.onnx):
 #   iris               batching off (max-batch-size 1), queue-size 128
 #   iris-batched       max-batch-size 8, max-queue-delay-us 0 (the shipped example), queue-size 128
 #   iris-q16           batching off, queue-size 16   (overload runs: the excess must be refused)
 #   iris-batched-q16   max-batch-size 8, queue-size 16
+# and two of the compute-bound MobileNetV2 (tests/models/mobilenet_v2.onnx, 96x96, binary tensor
+# data; --models mobilenet; no wrk runs):
+#   mobilenet          batching off, queue-size 8
+#   mobilenet-q2       batching off, queue-size 2    (its overload runs)
 # starts one outpostd on 127.0.0.1:<free port> and runs
 #   1. wrk -t1 -cN --latency, N in --conns, single-row requests, each after a 2 s warm-up;
 #   2. wrk -t1 -c1 with a [50,4] request (batch of 50 in one request);
@@ -26,12 +30,18 @@
 # busy over 5 s (other builds on a shared machine). --max-other 25 repeats a run (up to 3 more
 # times, each after waiting for quiet) when foreign processes took more than 25% of one core
 # during it; the table keeps the last attempt and says how many there were.
+# --max-stalls N: stallprobe (bench/serve/stallprobe.cpp) spins on every CPU for 2 s before and
+# after each run and counts the gaps over 500 µs in which it did not run (a busy host's steal,
+# which a VM guest does not see otherwise); every row records them. With --max-stalls, a run
+# whose probes saw more than N such gaps is repeated like a disturbed one (after 30 s).
 # --server-cpus 0 --client-cpus 1 pins outpostd and the load generators to disjoint CPUs
 # (taskset): the server gets one core of its own, and the generator can offer twice the server's
 # capacity, which it cannot when both share the two cores (the overload runs need that).
 # --server-quota 50 caps outpostd at 50% of one core with the CFS bandwidth controller (a cgroup
 # with cpu.max / cfs_quota of 1 ms per 2 ms period; needs root; at least 50), as systemd's CPUQuota=50%
 # would on a device: a smaller server that the generator can overload twice over.
+# --nice-offset N runs outpostd with compute.nice_offset N (default: the built-in 5; 0 runs the
+# model threads at the HTTP threads' priority).
 # --capacity RPS skips the capacity ladder: one run at RPS (reported, not judged), then 2x RPS.
 # Every run records the CPU taken by outpostd, by the load generator and by everything else
 # ("other": foreign load on a shared machine), in % of one core.
@@ -42,6 +52,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 OUTPOSTD="${OUTPOSTD:-$ROOT/build/bin/outpostd}"
 CAPACITY="" DURATION=10 WARMUP=2 CONNS="1 2 4 8" MODELS="iris iris-batched"
 SEARCH_DURATION=5 OVERLOAD_DURATION=10 LG_CONNS=64 DO_WRK=1 DO_OPEN=1 OUT="" WAIT_QUIET="" MAX_OTHER=""
+MAX_STALLS="" NICE_OFFSET=""
 SERVER_CPUS="" CLIENT_CPUS="" SERVER_QUOTA=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -59,6 +70,8 @@ while [[ $# -gt 0 ]]; do
     --out) OUT="$2"; shift 2 ;;
     --wait-quiet) WAIT_QUIET="$2"; shift 2 ;;
     --max-other) MAX_OTHER="$2"; shift 2 ;;
+    --max-stalls) MAX_STALLS="$2"; shift 2 ;;
+    --nice-offset) NICE_OFFSET="$2"; shift 2 ;;
     --server-cpus) SERVER_CPUS="$2"; shift 2 ;;
     --client-cpus) CLIENT_CPUS="$2"; shift 2 ;;
     --server-quota) SERVER_QUOTA="$2"; shift 2 ;;
@@ -125,6 +138,29 @@ busy = (b1 - b0) / hz / w * 100; server = (s1 - s0) / hz / w * 100; cl = client 
 print("\"cpu_busy_pct\": %.0f, \"cpu_server_pct\": %.0f, \"cpu_client_pct\": %.0f, \"cpu_other_pct\": %.0f"
       % (busy, server, cl, max(0.0, busy - server - cl)))' "$T0" "$t1" "$B0" "$b1" "$S0" "$s1" "$HZ" "$1"
 }
+# The machine's own stalls: stallprobe on every CPU at once for 2 s -> "gaps lost_ms max_us"
+# (gaps over 500 µs summed over the CPUs, time lost summed, the longest gap).
+probe_stalls() {
+  local c pids=() out
+  for c in $(seq 0 $(($(nproc) - 1))); do
+    taskset -c "$c" "$STALLPROBE" 2 >"$WORK/stall.$c" & pids+=($!)
+  done
+  wait "${pids[@]}"
+  cat "$WORK"/stall.* | /usr/bin/python3 -c 'import json,sys
+r = [json.loads(l) for l in sys.stdin if l.strip()]
+print(sum(x["gaps_over_500us"] for x in r), "%.1f" % sum(x["lost_ms"] for x in r), "%.0f" % max(x["max_gap_us"] for x in r))'
+}
+STALLS_BEFORE=""
+stalls_begin() { STALLS_BEFORE="$(probe_stalls)"; }
+stalls_end() {  # sets STALL_GAPS and STALL_JSON (JSON fields)
+  local b a
+  read -r -a b <<<"$STALLS_BEFORE"
+  read -r -a a <<<"$(probe_stalls)"
+  STALL_GAPS=$((b[0] + a[0]))
+  STALL_JSON="\"stall_gaps_500us\": $STALL_GAPS, \"stall_lost_ms\": $(/usr/bin/python3 -c "print(round(${b[1]} + ${a[1]}, 1))"), \"stall_max_us\": $((b[2] > a[2] ? b[2] : a[2]))"
+}
+# True when --max-stalls is set and the probes around the run saw more gaps than that.
+stalled() { [[ -n "$MAX_STALLS" && "$STALL_GAPS" -gt "$MAX_STALLS" ]]; }
 # True when --max-other is set and foreign processes took more than that during the run.
 disturbed() {
   [[ -n "$MAX_OTHER" ]] || return 1
@@ -142,10 +178,12 @@ timed() {  # OUTFILE CMD... : runs CMD with stdout to OUTFILE; sets CLIENT_CPU (
 # --- the open-loop load generator ---------------------------------------------------------------
 g++ -O2 -std=c++20 -Wall -Wextra -Werror "$HERE/loadgen.cpp" -o "$WORK/loadgen"
 LOADGEN="$WORK/loadgen"
+g++ -O2 -std=c++20 -Wall -Wextra -Werror "$HERE/stallprobe.cpp" -o "$WORK/stallprobe"
+STALLPROBE="$WORK/stallprobe"
 
 # --- manifests and request bodies ---------------------------------------------------------------
 mkdir -p "$WORK/manifests"
-manifest() {  # NAME MAX_BATCH QUEUE
+manifest() {  # NAME MAX_BATCH QUEUE [MODEL_FILE]
   cat >"$WORK/manifests/$1.yaml" <<EOF
 apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
@@ -164,13 +202,18 @@ spec:
       modelFormat:
         name: onnx
       protocolVersion: v2
-      storageUri: iris_mlp.onnx
+      storageUri: ${4:-iris_mlp.onnx}
 EOF
 }
 manifest iris 1 128
 manifest iris-batched 8 128
 manifest iris-q16 1 16
 manifest iris-batched-q16 8 16
+# The compute-bound case: tests/models/mobilenet_v2.onnx (MobileNetV2 at 96x96, 0.5 ms a run on
+# one thread), binary tensor data. Its overload variant queues 2: accepted requests wait for at
+# most two runs ahead of them.
+manifest mobilenet 1 8 mobilenet_v2.onnx
+manifest mobilenet-q2 1 2 mobilenet_v2.onnx
 
 /usr/bin/python3 - "$WORK" <<'PY'
 import json, sys
@@ -183,12 +226,42 @@ def body(n):
                       separators=(",", ":"))
 open(sys.argv[1] + "/body1.json", "w").write(body(1))
 open(sys.argv[1] + "/body50.json", "w").write(body(50))
+# MobileNetV2: one [1,3,96,96] image as binary tensor data (the JSON header's length goes in the
+# Inference-Header-Content-Length field), the 100 logits back as JSON.
+import struct
+pixels = [((i * 7919) % 255) / 127.5 - 1.0 for i in range(3 * 96 * 96)]
+head = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 96, 96], "datatype": "FP32",
+                               "parameters": {"binary_data_size": 4 * len(pixels)}}]},
+                  separators=(",", ":")).encode()
+open(sys.argv[1] + "/bodymnv2.bin", "wb").write(head + struct.pack("<%df" % len(pixels), *pixels))
+open(sys.argv[1] + "/bodymnv2.hlen", "w").write(str(len(head)))
 PY
 cp "$WORK/manifests/"*.yaml "$WORK/body1.json" "$WORK/body50.json" "$OUT/"
+# Request body, extra header, capacity ladder and overload variant of each benchmarked model.
+body_of() { case "$1" in mobilenet*) echo "$WORK/bodymnv2.bin" ;; *) echo "$WORK/body1.json" ;; esac; }
+header_of() {
+  case "$1" in
+    mobilenet*) echo "Inference-Header-Content-Length: $(cat "$WORK/bodymnv2.hlen")" ;;
+    *) echo "Accept: application/json" ;;
+  esac
+}
+overload_of() { case "$1" in mobilenet) echo mobilenet-q2 ;; *) echo "$1-q16" ;; esac; }
+ladder_of() {
+  case "$1" in
+    mobilenet*) echo 300 600 900 1200 1500 1800 2100 2400 2700 3000 ;;
+    *) echo 2000 4000 6000 8000 10000 12000 14000 16000 18000 20000 22000 24000 26000 28000 30000 34000 38000 42000 46000 50000 ;;
+  esac
+}
 
 # --- outpostd -----------------------------------------------------------------------------------
 log "starting $OUTPOSTD"
-OUTPOST_LOG_LEVEL="${OUTPOST_LOG_LEVEL:-warn}" "${SERVER_PIN[@]}" "$OUTPOSTD" --listen 127.0.0.1:0 \
+CONFIG_ARGS=()
+if [[ -n "$NICE_OFFSET" ]]; then
+  printf 'compute:\n  nice_offset: %s\n' "$NICE_OFFSET" >"$WORK/device.yaml"
+  cp "$WORK/device.yaml" "$OUT/"
+  CONFIG_ARGS=(--config "$WORK/device.yaml")
+fi
+OUTPOST_LOG_LEVEL="${OUTPOST_LOG_LEVEL:-warn}" "${SERVER_PIN[@]}" "$OUTPOSTD" "${CONFIG_ARGS[@]}" --listen 127.0.0.1:0 \
   --manifests "$WORK/manifests" --models "$ROOT/tests/models" >"$OUT/outpostd.stdout" \
   2>"$OUT/outpostd.stderr" &
 PID=$!
@@ -225,6 +298,11 @@ for m in iris iris-batched iris-q16 iris-batched-q16; do
   done
 done
 cp "$WORK/resp.json" "$OUT/sample_response_batch50.json"
+for m in mobilenet mobilenet-q2; do
+  code="$(curl -s -o "$WORK/resp.json" -w '%{http_code}' -H "$(header_of $m)" \
+    --data-binary "@$WORK/bodymnv2.bin" "$BASE/v2/models/$m/infer")"
+  [[ "$code" == 200 ]] || { echo "sanity request to $m: HTTP $code: $(cat "$WORK/resp.json")" >&2; exit 1; }
+done
 log "outpostd pid $PID on port $PORT; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 record() {  # appends a JSON line: {"kind":..., ...tags, ...result}
@@ -241,10 +319,18 @@ run_wrk() {  # MODEL BODY CONNS KIND
   local la cpu attempt
   for attempt in 1 2 3 4; do
     la="$(load1)"
+    stalls_begin
     cpu_begin
     BODY_FILE="$WORK/$b.json" timed "$raw" "${CLIENT_PIN[@]}" wrk -t1 -c"$c" -d"${DURATION}s" --latency \
       -s "$HERE/infer.lua" "$BASE/v2/models/$m/infer"
     cpu="$(cpu_end "$CLIENT_CPU"), \"attempts\": $attempt"
+    stalls_end
+    cpu="$cpu, $STALL_JSON"
+    if stalled; then
+      log "wrk $kind $m c=$c: the machine stalled ($cpu); again in 30 s"
+      sleep 30
+      continue
+    fi
     disturbed "$cpu" || break
     log "wrk $kind $m c=$c: disturbed by foreign load ($cpu); again when quiet"
     wait_quiet 20
@@ -255,6 +341,7 @@ run_wrk() {  # MODEL BODY CONNS KIND
 }
 if [[ $DO_WRK == 1 ]]; then
   for m in $MODELS; do
+    [[ "$m" == iris* ]] || continue  # infer.lua posts the Iris JSON bodies
     for c in $CONNS; do run_wrk "$m" body1 "$c" single; done
     run_wrk "$m" body50 1 batch50
   done
@@ -266,11 +353,19 @@ run_lg() {  # MODEL RATE DURATION KIND -> prints the JSON line
   local cpu attempt
   for attempt in 1 2 3 4; do
     la="$(load1)"
+    stalls_begin
     cpu_begin
     timed "$WORK/lg.json" "${CLIENT_PIN[@]}" "$LOADGEN" --port "$PORT" --path "/v2/models/$m/infer" \
-      --body "$WORK/body1.json" --rate "$rate" --duration "$dur" --warmup 1 \
+      --body "$(body_of "$m")" --header "$(header_of "$m")" --rate "$rate" --duration "$dur" --warmup 1 \
       --connections "$LG_CONNS" --raw "$OUT/loadgen_${kind}_${m}_r${rate}.csv"
     cpu="$(cpu_end "$CLIENT_CPU"), \"attempts\": $attempt"
+    stalls_end
+    cpu="$cpu, $STALL_JSON"
+    if stalled; then
+      log "loadgen $kind $m @ $rate/s: the machine stalled ($cpu); again in 30 s"
+      sleep 30
+      continue
+    fi
     disturbed "$cpu" || break
     log "loadgen $kind $m @ $rate/s: disturbed by foreign load ($cpu); again when quiet"
     wait_quiet 20
@@ -295,7 +390,7 @@ if [[ $DO_OPEN == 1 ]]; then
       j="$(run_lg "$m" "$CAPACITY" "$SEARCH_DURATION" search)"
       log "open loop $m @ $CAPACITY/s (given capacity): $j"
     fi
-    for rate in $([[ -n "$CAPACITY" ]] || echo 2000 4000 6000 8000 10000 12000 14000 16000 18000 20000 22000 24000 26000 28000 30000 34000 38000 42000 46000 50000); do
+    for rate in $([[ -n "$CAPACITY" ]] || ladder_of "$m"); do
       j="$(run_lg "$m" "$rate" "$SEARCH_DURATION" search)"
       if ! passes "$j" "$rate"; then  # one retry: a single noisy run on a shared machine
         log "open loop $m @ $rate/s: fail, once more: $j"
@@ -313,8 +408,8 @@ if [[ $DO_OPEN == 1 ]]; then
     record "{\"kind\": \"capacity\", \"model\": \"$m\"}" "{\"capacity_rps\": $cap}"
     log "capacity of $m (p99 < 5 ms, nothing refused): $cap req/s"
     if [[ $cap -gt 0 ]]; then
-      j="$(run_lg "$m-q16" $((2 * cap)) "$OVERLOAD_DURATION" overload)"
-      log "2x overload $m-q16 @ $((2 * cap))/s: $j"
+      j="$(run_lg "$(overload_of "$m")" $((2 * cap)) "$OVERLOAD_DURATION" overload)"
+      log "2x overload $(overload_of "$m") @ $((2 * cap))/s: $j"
     fi
   done
 fi
@@ -327,13 +422,15 @@ import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 us = lambda x: "-" if x is None or x < 0 else f"{x:.0f}"
 cpu = lambda r: (f"{r['cpu_server_pct']} / {r['cpu_client_pct']} / {r['cpu_other_pct']}" +
-                 (f" ({r['attempts']} tries)" if r.get("attempts", 1) > 1 else ""))
+                 (f" ({r['attempts']} tries)" if r.get("attempts", 1) > 1 else "") +
+                 (f"; stalls {r['stall_gaps_500us']}, max {r['stall_max_us']} µs"
+                  if "stall_gaps_500us" in r else ""))
 pin = os.environ.get("PIN_NOTE", "")
 print(f"outpostd: {sys.argv[2]}; raw outputs: {sys.argv[3]}{pin}\n")
 w = [r for r in rows if r["kind"] in ("single", "batch50")]
 if w:
     print("wrk (closed loop, -t1, keep-alive), latency in µs:\n")
-    print("| model | request | connections | req/s | p50 | p90 | p99 | p99.9 | max | non-2xx | errors | CPU server / client / other % |")
+    print("| model | request | connections | req/s | p50 | p90 | p99 | p99.9 | max | non-2xx | errors | CPU server / client / other %; machine stalls > 0.5 ms (probes before + after), longest |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in w:
         err = sum(r["errors"].values())
@@ -344,7 +441,7 @@ if w:
 o = [r for r in rows if r["kind"] in ("search", "search-retry", "overload")]
 if o:
     print(f"loadgen (open loop, fixed arrival rate, latency from the scheduled send), µs:\n")
-    print("| run | model | target req/s | answered req/s | accepted p50 | p99 | p99.9 | refused | refused p50 | refused p99 | refused p99 from send | other/lost | CPU server / client / other % |")
+    print("| run | model | target req/s | answered req/s | accepted p50 | p99 | p99.9 | refused | refused p50 | refused p99 | refused p99 from send | other/lost | CPU server / client / other %; machine stalls > 0.5 ms (probes before + after), longest |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in o:
         a, f = r["accepted"], r["refused"]
