@@ -9,12 +9,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "opencl/cl_common.h"
 #include "outpost/core/hash.h"
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
+#include "outpost/core/thread_priority.h"
 
 const void* OutpostOpenClSources(size_t* count);
 
@@ -562,7 +565,31 @@ std::string DefaultCacheDir() {
 
 }  // namespace
 
+// CPU drivers such as PoCL start their worker threads on the process's first clGetDeviceIDs,
+// and the workers inherit that thread's priority. With pool_nice_steps, that first call comes
+// from a thread lowered like the engine pool's workers, so that the driver's compute threads
+// also yield to outpostd's HTTP threads (runtime/serve/README.md, "Compute below I/O"). Later
+// calls find the devices initialised and change nothing.
+static void InitDevicesBelow(int nice_steps) {
+  static std::once_flag once;
+  std::call_once(once, [nice_steps] {
+    std::thread([nice_steps] {
+      if (Status st = LowerThreadPriority(nice_steps); !st.ok())
+        OP_LOG_WARN("OpenCL driver threads keep outpostd's priority: {}", st.message());
+      cl_uint np = 0;
+      if (clGetPlatformIDs(0, nullptr, &np) != CL_SUCCESS || np == 0) return;
+      std::vector<cl_platform_id> plats(np);
+      clGetPlatformIDs(np, plats.data(), nullptr);
+      for (cl_platform_id p : plats) {
+        cl_uint nd = 0;
+        clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, 0, nullptr, &nd);
+      }
+    }).join();
+  });
+}
+
 Expected<std::unique_ptr<Backend>> CreateOpenClBackendImpl(const BackendOptions& o) {
+  if (o.pool_nice_steps > 0) InitDevicesBelow(o.pool_nice_steps);
   cl_uint np = 0;
   if (clGetPlatformIDs(0, nullptr, &np) != CL_SUCCESS || np == 0)
     return Unavailable("no OpenCL platform found (is an ICD installed?)");

@@ -452,7 +452,10 @@ TEST_F(OutpostdTest, CurlClient) {
 // the HTTP event loop, read back from /proc (field 19 of each thread's stat is its nice value).
 TEST_F(OutpostdTest, ComputeThreadsRunBelowTheHttpThreads) {
   AddIris({{"threads", "2"}});  // two engine threads: the worker thread and one pool worker
-  box_.AddConfig("compute:\n  nice_offset: 7\n");
+  // On OpenCL (PoCL here) the driver's own worker threads, which it starts on the first device
+  // query and names after the process, run lower too.
+  AddIris({{"threads", "1"}, {"backend", "opencl"}}, "iris-cl");
+  box_.AddConfig("compute:\n  nice_offset: 7\nmodels:\n  watch: false\n");
   ASSERT_NO_FATAL_FAILURE(StartDaemon(WithConfig()));
   std::map<std::string, std::vector<int>> nice;  // thread name -> nice values
   const std::string task = "/proc/" + std::to_string(daemon_->proc->pid()) + "/task";
@@ -474,6 +477,12 @@ TEST_F(OutpostdTest, ComputeThreadsRunBelowTheHttpThreads) {
   for (int n : nice["op-http"]) EXPECT_EQ(n, http);
   for (int n : nice["op-run-iris"]) EXPECT_EQ(n, std::min(19, http + 7));
   for (int n : nice["op-pool"]) EXPECT_EQ(n, std::min(19, http + 7));
+  for (int n : nice["op-run-iris-cl"]) EXPECT_EQ(n, std::min(19, http + 7));
+  // Unnamed threads are the main thread and the driver's; the driver's are the lowered ones.
+  ASSERT_EQ(nice.count("outpostd"), 1u) << ::testing::PrintToString(nice);
+  EXPECT_GE(std::count(nice["outpostd"].begin(), nice["outpostd"].end(), std::min(19, http + 7)),
+            1)
+      << "no PoCL worker thread below the HTTP threads: " << ::testing::PrintToString(nice);
   // And it serves.
   V2Client c(daemon_->port);
   auto r = c.Post("/v2/models/iris/infer", R"({"inputs":[{"name":"input","shape":[1,4],)"

@@ -13,6 +13,7 @@
 
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
+#include "outpost/core/thread_name.h"
 
 namespace outpost::route {
 namespace {
@@ -166,6 +167,7 @@ struct Forwarder::Impl {
                       const ForwardRequest& req) const;
 
   void WorkerLoop() {
+    SetThreadName("op-forward");
     Handles handles;
     for (;;) {
       Job job;

@@ -37,7 +37,8 @@ class PreparedNode {
 
 struct BackendOptions {
   int threads = 0;                 // CPU: pool size, 0 = hardware concurrency
-  int pool_nice_steps = 0;         // CPU: the pool's workers run this many nice steps lower
+  int pool_nice_steps = 0;  // CPU: the pool's workers, OpenCL: the driver's threads (PoCL) run
+                            // this many nice steps below the creating thread
   int opencl_platform = -1;        // OpenCL: index, -1 = first with a matching device
   int opencl_device = -1;          // OpenCL: index within the platform, -1 = first matching
   std::string opencl_platform_name;  // OpenCL: case-insensitive substring of the platform name
