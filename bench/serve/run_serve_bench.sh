@@ -8,7 +8,7 @@
 #                                  [--overload-duration S] [--lg-conns N] [--no-wrk] [--no-open-loop]
 #                                  [--out DIR] [--wait-quiet PCT] [--max-other PCT] [--max-stalls N]
 #                                  [--server-cpus LIST --client-cpus LIST] [--server-quota PCT]
-#                                  [--capacity RPS] [--nice-offset N]
+#                                  [--capacity RPS] [--nice-offset N] [--lg-spin]
 #
 # It writes a manifest directory with four Iris variants (tests/models/iris_mlp.onnx):
 #   iris               batching off (max-batch-size 1), queue-size 128
@@ -42,6 +42,8 @@
 # would on a device: a smaller server that the generator can overload twice over.
 # --nice-offset N runs outpostd with compute.nice_offset N (default: the built-in 5; 0 runs the
 # model threads at the HTTP threads' priority).
+# --lg-spin makes loadgen poll instead of sleeping, so that its sends leave on time (a VM's timer
+# wake-ups come 50-100 µs late); only with --client-cpus, as it takes that CPU whole.
 # --capacity RPS skips the capacity ladder: one run at RPS (reported, not judged), then 2x RPS.
 # Every run records the CPU taken by outpostd, by the load generator and by everything else
 # ("other": foreign load on a shared machine), in % of one core.
@@ -52,7 +54,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 OUTPOSTD="${OUTPOSTD:-$ROOT/build/bin/outpostd}"
 CAPACITY="" DURATION=10 WARMUP=2 CONNS="1 2 4 8" MODELS="iris iris-batched"
 SEARCH_DURATION=5 OVERLOAD_DURATION=10 LG_CONNS=64 DO_WRK=1 DO_OPEN=1 OUT="" WAIT_QUIET="" MAX_OTHER=""
-MAX_STALLS="" NICE_OFFSET=""
+MAX_STALLS="" NICE_OFFSET="" LG_SPIN=()
 SERVER_CPUS="" CLIENT_CPUS="" SERVER_QUOTA=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -72,6 +74,7 @@ while [[ $# -gt 0 ]]; do
     --max-other) MAX_OTHER="$2"; shift 2 ;;
     --max-stalls) MAX_STALLS="$2"; shift 2 ;;
     --nice-offset) NICE_OFFSET="$2"; shift 2 ;;
+    --lg-spin) LG_SPIN=(--spin); shift ;;
     --server-cpus) SERVER_CPUS="$2"; shift 2 ;;
     --client-cpus) CLIENT_CPUS="$2"; shift 2 ;;
     --server-quota) SERVER_QUOTA="$2"; shift 2 ;;
@@ -80,6 +83,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -x "$OUTPOSTD" ]] || { echo "run_serve_bench.sh: no outpostd at $OUTPOSTD (build it, or pass --outpostd)" >&2; exit 1; }
+[[ ${#LG_SPIN[@]} -eq 0 || -n "$CLIENT_CPUS" ]] || { echo "run_serve_bench.sh: --lg-spin needs --client-cpus" >&2; exit 2; }
 SERVER_PIN=() CLIENT_PIN=()
 [[ -n "$SERVER_CPUS" ]] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
 [[ -n "$CLIENT_CPUS" ]] && CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
@@ -357,7 +361,7 @@ run_lg() {  # MODEL RATE DURATION KIND -> prints the JSON line
     cpu_begin
     timed "$WORK/lg.json" "${CLIENT_PIN[@]}" "$LOADGEN" --port "$PORT" --path "/v2/models/$m/infer" \
       --body "$(body_of "$m")" --header "$(header_of "$m")" --rate "$rate" --duration "$dur" --warmup 1 \
-      --connections "$LG_CONNS" --raw "$OUT/loadgen_${kind}_${m}_r${rate}.csv"
+      --connections "$LG_CONNS" "${LG_SPIN[@]}" --raw "$OUT/loadgen_${kind}_${m}_r${rate}.csv"
     cpu="$(cpu_end "$CLIENT_CPU"), \"attempts\": $attempt"
     stalls_end
     cpu="$cpu, $STALL_JSON"
