@@ -60,8 +60,9 @@ Status ParseServer(const MapView& m, ServerConfig* s) {
 
 Status ParseCompute(const MapView& m, const fs::path& base, ComputeConfig* c) {
   OP_RETURN_IF_ERROR(
-      m.RejectUnknown({"threads", "nice_offset", "default_backend", "opencl_platform", "opencl_platform_name",
-                       "opencl_device", "opencl_device_name", "kernel_cache_dir"}));
+      m.RejectUnknown({"threads", "nice_offset", "default_backend", "opencl_platform",
+                       "opencl_platform_name", "opencl_device", "opencl_device_name",
+                       "kernel_cache_dir"}));
   OP_RETURN_IF_ERROR(m.Int("threads", 0, 1024, &c->threads));
   OP_RETURN_IF_ERROR(m.Int("nice_offset", 0, 19, &c->nice_offset));
   OP_RETURN_IF_ERROR(m.Enum("default_backend", {"cpu", "opencl"}, &c->default_backend));
