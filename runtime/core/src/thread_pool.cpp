@@ -53,9 +53,8 @@ struct ThreadPool::Job {
 
 ThreadPool::ThreadPool(int threads, int nice_steps) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  // Relative to the creating thread, whatever priority the worker would inherit otherwise.
-  const int nice = std::min(19, ThreadNice() + std::max(0, nice_steps));
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, nice] { WorkerLoop(nice); });
+  for (int i = 1; i < threads; ++i)
+    workers_.emplace_back([this, nice_steps] { WorkerLoop(nice_steps); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -67,9 +66,11 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::WorkerLoop(int nice) {
+void ThreadPool::WorkerLoop(int nice_steps) {
   SetThreadName("op-pool");
-  if (Status st = LowerThreadPriority(std::max(0, nice - ThreadNice())); !st.ok())
+  // A new thread starts at its creator's nice value (Linux): lowering it by the steps puts it
+  // the steps below the thread that made the pool.
+  if (Status st = LowerThreadPriority(nice_steps); !st.ok())
     OP_LOG_WARN("engine pool worker keeps its priority: {}", st.message());
   for (;;) {
     SpinUntil([this] { return queued_.load(std::memory_order_acquire) > 0; });

@@ -107,8 +107,7 @@ ModelRunner::ModelRunner(std::string name, std::string version,
   batch_hist_ = &m.GetHistogram("outpost_serve_batch_size", "Requests per executed batch",
                                 {1, 2, 4, 8, 16, 32, 64, 128}, l);
   const int n = std::max(1, opts_.workers);
-  const int nice = std::min(19, ThreadNice() + std::max(0, opts_.worker_nice_steps));
-  for (int i = 0; i < n; ++i) workers_.emplace_back([this, nice] { WorkerLoop(nice); });
+  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ModelRunner::~ModelRunner() { Stop(); }
@@ -213,9 +212,10 @@ bool ModelRunner::Compatible(const Pending& a, const Pending& b) const {
   return true;
 }
 
-void ModelRunner::WorkerLoop(int nice) {
+void ModelRunner::WorkerLoop() {
   SetThreadName("op-run-" + name_);
-  if (Status st = LowerThreadPriority(std::max(0, nice - ThreadNice())); !st.ok())
+  // It started at its creator's nice value (Linux); now the steps below it.
+  if (Status st = LowerThreadPriority(opts_.worker_nice_steps); !st.ok())
     OP_LOG_WARN("model '{}' worker keeps its priority: {}", name_, st.message());
   std::vector<Pending> batch;
   for (;;) {

@@ -43,7 +43,7 @@ class ThreadPool {
   };
   struct Job;
   void Run(int64_t n, int64_t grain, RangeFn fn);
-  void WorkerLoop(int nice);
+  void WorkerLoop(int nice_steps);
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -112,7 +112,7 @@ class ModelRunner {
     Clock::time_point enqueued;
     int64_t rows = 1;  // batch-dim extent of this call's inputs
   };
-  void WorkerLoop(int nice);
+  void WorkerLoop();
   Status QueueFull() const;
   bool Compatible(const Pending& a, const Pending& b) const;
   void RunBatch(std::vector<Pending>& batch);
