@@ -8,7 +8,7 @@
 #                                  [--overload-duration S] [--lg-conns N] [--no-wrk] [--no-open-loop]
 #                                  [--out DIR] [--wait-quiet PCT] [--max-other PCT] [--max-stalls N]
 #                                  [--server-cpus LIST --client-cpus LIST] [--server-quota PCT]
-#                                  [--capacity RPS] [--nice-offset N] [--lg-spin]
+#                                  [--capacity RPS] [--nice-offset N] [--io-slice-us N] [--lg-spin]
 #
 # It writes a manifest directory with four Iris variants (tests/models/iris_mlp.onnx):
 #   iris               batching off (max-batch-size 1), queue-size 128
@@ -42,6 +42,8 @@
 # would on a device: a smaller server that the generator can overload twice over.
 # --nice-offset N runs outpostd with compute.nice_offset N (default: the built-in 5; 0 runs the
 # model threads at the HTTP threads' priority).
+# --io-slice-us N runs outpostd with server.io_slice_us N (default: the built-in 100; 0 leaves the
+# HTTP threads the kernel's default time slice).
 # --lg-spin makes loadgen poll instead of sleeping, so that its sends leave on time (a VM's timer
 # wake-ups come 50-100 µs late); only with --client-cpus, as it takes that CPU whole.
 # --capacity RPS skips the capacity ladder: one run at RPS (reported, not judged), then 2x RPS.
@@ -54,7 +56,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 OUTPOSTD="${OUTPOSTD:-$ROOT/build/bin/outpostd}"
 CAPACITY="" DURATION=10 WARMUP=2 CONNS="1 2 4 8" MODELS="iris iris-batched"
 SEARCH_DURATION=5 OVERLOAD_DURATION=10 LG_CONNS=64 DO_WRK=1 DO_OPEN=1 OUT="" WAIT_QUIET="" MAX_OTHER=""
-MAX_STALLS="" NICE_OFFSET="" LG_SPIN=()
+MAX_STALLS="" NICE_OFFSET="" IO_SLICE_US="" LG_SPIN=()
 SERVER_CPUS="" CLIENT_CPUS="" SERVER_QUOTA=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -74,11 +76,12 @@ while [[ $# -gt 0 ]]; do
     --max-other) MAX_OTHER="$2"; shift 2 ;;
     --max-stalls) MAX_STALLS="$2"; shift 2 ;;
     --nice-offset) NICE_OFFSET="$2"; shift 2 ;;
+    --io-slice-us) IO_SLICE_US="$2"; shift 2 ;;
     --lg-spin) LG_SPIN=(--spin); shift ;;
     --server-cpus) SERVER_CPUS="$2"; shift 2 ;;
     --client-cpus) CLIENT_CPUS="$2"; shift 2 ;;
     --server-quota) SERVER_QUOTA="$2"; shift 2 ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
     *) echo "run_serve_bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -260,8 +263,10 @@ ladder_of() {
 # --- outpostd -----------------------------------------------------------------------------------
 log "starting $OUTPOSTD"
 CONFIG_ARGS=()
-if [[ -n "$NICE_OFFSET" ]]; then
-  printf 'compute:\n  nice_offset: %s\n' "$NICE_OFFSET" >"$WORK/device.yaml"
+if [[ -n "$NICE_OFFSET$IO_SLICE_US" ]]; then
+  : >"$WORK/device.yaml"
+  [[ -n "$IO_SLICE_US" ]] && printf 'server:\n  io_slice_us: %s\n' "$IO_SLICE_US" >>"$WORK/device.yaml"
+  [[ -n "$NICE_OFFSET" ]] && printf 'compute:\n  nice_offset: %s\n' "$NICE_OFFSET" >>"$WORK/device.yaml"
   cp "$WORK/device.yaml" "$OUT/"
   CONFIG_ARGS=(--config "$WORK/device.yaml")
 fi

@@ -28,10 +28,10 @@ void ResolvePath(const fs::path& base, std::string* p) {
 }
 
 Status ParseServer(const MapView& m, ServerConfig* s) {
-  OP_RETURN_IF_ERROR(m.RejectUnknown({"listen_address", "port", "io_threads", "max_header_bytes",
-                                      "max_body_bytes", "max_connections", "header_timeout_ms",
-                                      "idle_timeout_ms", "drain_timeout_ms", "shed_target_us",
-                                      "shed_interval_ms"}));
+  OP_RETURN_IF_ERROR(
+      m.RejectUnknown({"listen_address", "port", "io_threads", "max_header_bytes", "max_body_bytes",
+                       "max_connections", "header_timeout_ms", "idle_timeout_ms",
+                       "drain_timeout_ms", "shed_target_us", "shed_interval_ms", "io_slice_us"}));
   if (const auto* e = m.Find("listen_address")) {
     std::string a;
     OP_RETURN_IF_ERROR(m.ScalarOf(*e, "an IP address or host name", &a));
@@ -55,6 +55,17 @@ Status ParseServer(const MapView& m, ServerConfig* s) {
   OP_RETURN_IF_ERROR(m.Int("drain_timeout_ms", 0, 3600000, &s->drain_timeout_ms));
   OP_RETURN_IF_ERROR(m.Int("shed_target_us", 0, 10000000, &s->shed_target_us));
   OP_RETURN_IF_ERROR(m.Int("shed_interval_ms", 1, 60000, &s->shed_interval_ms));
+  // Linux takes slices of 100 µs .. 100 ms (sched_setattr); 0 keeps the kernel's default.
+  if (const auto* e = m.Find("io_slice_us")) {
+    const std::string what = "0 (the kernel's default) or an integer in 100..100000";
+    std::string raw;
+    OP_RETURN_IF_ERROR(m.ScalarOf(*e, what, &raw));
+    int64_t v = 0;
+    if (!internal::ParseInt64(raw, &v) || v < 0 || v > 100000 || (v > 0 && v < 100)) {
+      return m.Error(*e, "expected " + what + ", got " + Quote(raw));
+    }
+    s->io_slice_us = static_cast<int>(v);
+  }
   return Status::Ok();
 }
 

@@ -323,6 +323,7 @@ int Run(const Args& args) {
   ho.idle_timeout_ms = cfg.server.idle_timeout_ms;
   ho.shed_target_us = cfg.server.shed_target_us;
   ho.shed_interval_ms = cfg.server.shed_interval_ms;
+  ho.io_slice_us = cfg.server.io_slice_us;
   auto server = serve::http::Server::Start(ho, service.handler());
   if (!server.ok()) {
     OP_LOG_ERROR("cannot listen on {}:{}: {}", cfg.server.listen_address, cfg.server.port,

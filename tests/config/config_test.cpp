@@ -108,6 +108,25 @@ TEST(DeviceConfig, ShedSettingsAreReadAndBounded) {
   }
 }
 
+// server.io_slice_us: Linux takes per-thread slices of 100 µs .. 100 ms; 0 keeps the default.
+TEST(DeviceConfig, IoSliceIsZeroOrWhatLinuxAccepts) {
+  EXPECT_EQ(DefaultDeviceConfig().server.io_slice_us, 100);
+  for (int v : {0, 100, 250, 100000}) {
+    auto r = ParseDeviceConfig("server:\n  io_slice_us: " + std::to_string(v) + "\n", "d.yaml");
+    ASSERT_TRUE(r.ok()) << v << ": " << r.status().ToString();
+    EXPECT_EQ(r->server.io_slice_us, v);
+  }
+  EXPECT_EQ(DeviceError("server:\n  io_slice_us: 50\n"),
+            "device.yaml:2: server.io_slice_us: expected 0 (the kernel's default) or an integer "
+            "in 100..100000, got \"50\"");
+  for (const char* bad : {"-1", "100001", "fast", "1.5"}) {
+    EXPECT_NE(DeviceError(std::string("server:\n  io_slice_us: ") + bad + "\n")
+                  .find("server.io_slice_us: expected 0 (the kernel's default) or an integer"),
+              std::string::npos)
+        << bad;
+  }
+}
+
 TEST(DeviceConfig, OtaAgentSettingsAreReadAndBounded) {
   const DeviceConfig d = DefaultDeviceConfig();
   EXPECT_EQ(d.ota.health_gate_runs, 20);

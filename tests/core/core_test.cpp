@@ -1,4 +1,6 @@
+#include <gtest/gtest.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -6,8 +8,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "outpost/core/metrics.h"
 #include "outpost/core/status.h"
@@ -125,6 +125,36 @@ TEST(ThreadPriority, LowersByStepsAndStopsAtNineteen) {
     EXPECT_EQ(ThreadNice(), 19);
   });
   t.join();
+}
+
+// A short scheduler slice for the calling thread (what the HTTP threads ask for). Where the
+// kernel has per-thread slices (Linux 6.12 and later: sched_getattr reports the default one) it
+// is set, read back, and the nice value kept; elsewhere the call says so instead of pretending.
+TEST(ThreadPriority, SetsTheCallingThreadsTimeSliceAndKeepsItsNiceValue) {
+  const int main_slice = ThreadSliceUs();
+  std::thread t([] {
+    EXPECT_EQ(SetThreadSlice(99).code(), Code::kInvalidArgument);
+    EXPECT_EQ(SetThreadSlice(100001).code(), Code::kInvalidArgument);
+    ASSERT_TRUE(LowerThreadPriority(3).ok());
+    const int nice = ThreadNice();
+    const int before = ThreadSliceUs();
+    const Status st = SetThreadSlice(250);
+    if (before == 0) {
+      EXPECT_EQ(st.code(), Code::kUnsupported) << st.ToString();
+      EXPECT_NE(st.message().find("6.12"), std::string::npos) << st.message();
+    } else {
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      EXPECT_NE(before, 250);
+      EXPECT_EQ(ThreadSliceUs(), 250);
+      EXPECT_EQ(ThreadSliceUs(static_cast<int>(gettid())), 250);
+      ASSERT_TRUE(SetThreadSlice(kMinThreadSliceUs).ok());
+      EXPECT_EQ(ThreadSliceUs(), kMinThreadSliceUs);
+    }
+    EXPECT_EQ(ThreadNice(), nice);
+  });
+  t.join();
+  EXPECT_EQ(ThreadSliceUs(), main_slice);  // the slice is per thread
+  EXPECT_EQ(ThreadSliceUs(-1), 0);         // no such thread
 }
 
 TEST(ThreadName, NamesTheCallingThreadAndCutsAtFifteenCharacters) {

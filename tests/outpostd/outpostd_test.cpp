@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "outpost/core/thread_priority.h"
 #include "outpostd/test_util.h"
 
 namespace outpost::testing {
@@ -450,24 +451,32 @@ TEST_F(OutpostdTest, CurlClient) {
 // requests with 429, Retry-After and a reason, before decoding them; health probes still pass.
 // compute.nice_offset: the model's worker and its engine pool run that many nice steps below
 // the HTTP event loop, read back from /proc (field 19 of each thread's stat is its nice value).
+// server.io_slice_us: the HTTP threads run with that scheduler slice, the compute threads with
+// the kernel's default (on kernels that have per-thread slices: Linux 6.12 and later).
 TEST_F(OutpostdTest, ComputeThreadsRunBelowTheHttpThreads) {
   AddIris({{"threads", "2"}});  // two engine threads: the worker thread and one pool worker
   // On OpenCL (PoCL here) the driver's own worker threads, which it starts on the first device
   // query and names after the process, run lower too.
   AddIris({{"threads", "1"}, {"backend", "opencl"}}, "iris-cl");
-  box_.AddConfig("compute:\n  nice_offset: 7\nmodels:\n  watch: false\n");
+  box_.AddConfig(
+      "server:\n  io_slice_us: 200\ncompute:\n  nice_offset: 7\n"
+      "models:\n  watch: false\n");
   ASSERT_NO_FATAL_FAILURE(StartDaemon(WithConfig()));
-  std::map<std::string, std::vector<int>> nice;  // thread name -> nice values
+  std::map<std::string, std::vector<int>> nice;    // thread name -> nice values
+  std::map<std::string, std::vector<int>> slices;  // thread name -> time slices, µs
   const std::string task = "/proc/" + std::to_string(daemon_->proc->pid()) + "/task";
-  // A thread names itself once it runs: the HTTP loop may not have yet when the port is open.
+  // A thread names itself once it runs, and the HTTP loop then sets its slice: it may not have
+  // yet when the port is open.
+  const bool kernel_has_slices = ThreadSliceUs() > 0;
   auto all_named = [&] {
     for (const char* n : {"op-http", "op-run-iris", "op-run-iris-cl", "op-pool"})
       if (!nice.count(n)) return false;
-    return true;
+    return !kernel_has_slices || slices["op-http"] == std::vector<int>{200};
   };
   for (int attempt = 0; attempt < 200 && !all_named(); ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(milliseconds(10));
     nice.clear();
+    slices.clear();
     for (const auto& e : std::filesystem::directory_iterator(task)) {
       std::ifstream f(e.path() / "stat");
       std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -478,6 +487,8 @@ TEST_F(OutpostdTest, ComputeThreadsRunBelowTheHttpThreads) {
       for (int i = 3; i <= 19 && rest >> field; ++i) {
       }
       nice[stat.substr(open + 1, close - open - 1)].push_back(std::stoi(field));
+      slices[stat.substr(open + 1, close - open - 1)].push_back(
+          ThreadSliceUs(std::stoi(e.path().filename())));
     }
   }
   ASSERT_EQ(nice.count("op-http"), 1u) << "threads: " << ::testing::PrintToString(nice);
@@ -492,6 +503,11 @@ TEST_F(OutpostdTest, ComputeThreadsRunBelowTheHttpThreads) {
   ASSERT_EQ(nice.count("outpostd"), 1u) << ::testing::PrintToString(nice);
   EXPECT_GE(std::count(nice["outpostd"].begin(), nice["outpostd"].end(), std::min(19, http + 7)), 1)
       << "no PoCL worker thread below the HTTP threads: " << ::testing::PrintToString(nice);
+  if (kernel_has_slices) {
+    EXPECT_EQ(slices["op-http"], std::vector<int>{200});
+    for (int s : slices["op-run-iris"]) EXPECT_EQ(s, ThreadSliceUs());
+    for (int s : slices["op-pool"]) EXPECT_EQ(s, ThreadSliceUs());
+  }
   // And it serves.
   V2Client c(daemon_->port);
   auto r = c.Post("/v2/models/iris/infer", R"({"inputs":[{"name":"input","shape":[1,4],)"

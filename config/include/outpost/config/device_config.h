@@ -28,6 +28,9 @@ struct ServerConfig {
   // longer than this while the wait stayed above it for shed_interval_ms (0 = off).
   int shed_target_us = 500;
   int shed_interval_ms = 10;
+  // The HTTP threads' scheduler time slice in µs (0, or 100..100000; 0 = the kernel's default):
+  // short, so that they preempt running compute at once (Linux 6.12 and later).
+  int io_slice_us = 100;
 };
 
 // `compute:` how the engine uses the hardware.

@@ -29,6 +29,7 @@
 #include "outpost/core/log.h"
 #include "outpost/core/metrics.h"
 #include "outpost/core/thread_name.h"
+#include "outpost/core/thread_priority.h"
 #include "request_parser.h"
 #include "shed.h"
 
@@ -68,6 +69,7 @@ struct Metrics {
   Histogram* read_delay;
   Counter& overload_episodes;
   Counter& shed_advised;
+  Gauge& io_slice;
   Counter* responses[6];  // by status class 1xx..5xx (index 1..5)
   Counter* rejected[std::size(kRejectReasons)];
   std::atomic<int> active_all{0};  // every server in the process: what the gauge shows
@@ -110,7 +112,11 @@ struct Metrics {
         shed_advised(MetricsRegistry::Global().GetCounter(
             "outpost_http_shed_advised_total",
             "Requests dispatched with the advice to refuse them (overloaded loop, read delay over "
-            "the target)")) {
+            "the target)")),
+        io_slice(MetricsRegistry::Global().GetGauge(
+            "outpost_http_io_thread_slice_seconds",
+            "The scheduler time slice of the I/O threads as the kernel reports it (0: the kernel "
+            "reports none); ServerOptions::io_slice_us asks for a short one")) {
     auto& reg = MetricsRegistry::Global();
     read_delay = &reg.GetHistogram(
         "outpost_http_read_delay_seconds",
@@ -595,6 +601,16 @@ bool ResponderImpl::Deliver(Response&& r) {
 void Loop::Run() {
   SetThreadName("op-http");
   shared_->tid = std::this_thread::get_id();
+  if (srv_->opts.io_slice_us > 0) {
+    const Status st = SetThreadSlice(srv_->opts.io_slice_us);
+    if (!st.ok()) {
+      OP_LOG_WARN(
+          "http: I/O thread keeps the kernel's time slice ({}): under a CPU saturated by "
+          "inference, requests may wait for the running compute thread's slice",
+          st.message());
+    }
+  }
+  srv_->m.io_slice.Set(ThreadSliceUs() * 1e-6);
   constexpr int kMaxEvents = 128;
   epoll_event evs[kMaxEvents];
   now_ = Clock::now();
@@ -1167,6 +1183,10 @@ Expected<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Ha
   if (!handler) return InvalidArgument("http: no handler");
   if (o.io_threads < 1 || o.io_threads > 256)
     return InvalidArgument("http: io_threads out of range");
+  if (o.io_slice_us != 0 &&
+      (o.io_slice_us < kMinThreadSliceUs || o.io_slice_us > kMaxThreadSliceUs))
+    return InvalidArgument("http: io_slice_us must be 0 or in 100..100000, got " +
+                           std::to_string(o.io_slice_us));
   if (o.max_header_bytes < 64 || o.max_headers < 1 || o.max_connections < 1 ||
       o.header_timeout_ms < 1 || o.body_timeout_ms < 1 || o.idle_timeout_ms < 1) {
     return InvalidArgument("http: limits and timeouts must be positive (max_header_bytes >= 64)");

@@ -36,6 +36,12 @@ struct ServerOptions {
   // 0 turns it off.
   int shed_target_us = 500;
   int shed_interval_ms = 10;
+  // The I/O threads ask the kernel for time slices of this many µs (SetThreadSlice in
+  // outpost/core/thread_priority.h; 100..100000, Linux 6.12 and later), shorter than the default
+  // of the threads they share the CPU with, so that a request arriving while compute runs is read
+  // at once rather than after the compute thread's slice (0.7-3 ms). 0 leaves the kernel's default.
+  // Where the kernel has no per-thread slices the server logs a warning and serves on.
+  int io_slice_us = 0;
 };
 
 // A parsed request. Header names keep their case as received; Header() looks up ignoring case.
