@@ -603,7 +603,8 @@ void Loop::Run() {
   shared_->tid = std::this_thread::get_id();
   if (srv_->opts.io_slice_us > 0) {
     const Status st = SetThreadSlice(srv_->opts.io_slice_us);
-    if (!st.ok()) {
+    static std::atomic<bool> warned{false};  // the same answer for every loop: say it once
+    if (!st.ok() && !warned.exchange(true)) {
       OP_LOG_WARN(
           "http: I/O thread keeps the kernel's time slice ({}): under a CPU saturated by "
           "inference, requests may wait for the running compute thread's slice",
