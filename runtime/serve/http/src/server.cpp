@@ -611,7 +611,7 @@ void Loop::Run() {
           st.message());
     }
   }
-  srv_->m.io_slice.Set(ThreadSliceUs() * 1e-6);
+  srv_->m.io_slice.Set(ThreadSliceUs() / 1e6);
   constexpr int kMaxEvents = 128;
   epoll_event evs[kMaxEvents];
   now_ = Clock::now();
