@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "net_util.h"
+#include "outpost/core/thread_priority.h"
 #include "yaml_util.h"
 
 namespace outpost::config {
@@ -55,13 +56,16 @@ Status ParseServer(const MapView& m, ServerConfig* s) {
   OP_RETURN_IF_ERROR(m.Int("drain_timeout_ms", 0, 3600000, &s->drain_timeout_ms));
   OP_RETURN_IF_ERROR(m.Int("shed_target_us", 0, 10000000, &s->shed_target_us));
   OP_RETURN_IF_ERROR(m.Int("shed_interval_ms", 1, 60000, &s->shed_interval_ms));
-  // Linux takes slices of 100 µs .. 100 ms (sched_setattr); 0 keeps the kernel's default.
+  // What Linux takes (sched_setattr), or 0: the kernel's default.
   if (const auto* e = m.Find("io_slice_us")) {
-    const std::string what = "0 (the kernel's default) or an integer in 100..100000";
+    const std::string what = "0 (the kernel's default) or an integer in " +
+                             std::to_string(kMinThreadSliceUs) + ".." +
+                             std::to_string(kMaxThreadSliceUs);
     std::string raw;
     OP_RETURN_IF_ERROR(m.ScalarOf(*e, what, &raw));
     int64_t v = 0;
-    if (!internal::ParseInt64(raw, &v) || v < 0 || v > 100000 || (v > 0 && v < 100)) {
+    if (!internal::ParseInt64(raw, &v) ||
+        (v != 0 && (v < kMinThreadSliceUs || v > kMaxThreadSliceUs))) {
       return m.Error(*e, "expected " + what + ", got " + Quote(raw));
     }
     s->io_slice_us = static_cast<int>(v);

@@ -486,9 +486,9 @@ TEST_F(OutpostdTest, ComputeThreadsRunBelowTheHttpThreads) {
       std::string field;
       for (int i = 3; i <= 19 && rest >> field; ++i) {
       }
-      nice[stat.substr(open + 1, close - open - 1)].push_back(std::stoi(field));
-      slices[stat.substr(open + 1, close - open - 1)].push_back(
-          ThreadSliceUs(std::stoi(e.path().filename())));
+      const std::string name = stat.substr(open + 1, close - open - 1);
+      nice[name].push_back(std::stoi(field));
+      slices[name].push_back(ThreadSliceUs(std::stoi(e.path().filename())));
     }
   }
   ASSERT_EQ(nice.count("op-http"), 1u) << "threads: " << ::testing::PrintToString(nice);

@@ -1186,8 +1186,9 @@ Expected<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Ha
     return InvalidArgument("http: io_threads out of range");
   if (o.io_slice_us != 0 &&
       (o.io_slice_us < kMinThreadSliceUs || o.io_slice_us > kMaxThreadSliceUs))
-    return InvalidArgument("http: io_slice_us must be 0 or in 100..100000, got " +
-                           std::to_string(o.io_slice_us));
+    return InvalidArgument(
+        "http: io_slice_us must be 0 or in " + std::to_string(kMinThreadSliceUs) + ".." +
+        std::to_string(kMaxThreadSliceUs) + ", got " + std::to_string(o.io_slice_us));
   if (o.max_header_bytes < 64 || o.max_headers < 1 || o.max_connections < 1 ||
       o.header_timeout_ms < 1 || o.body_timeout_ms < 1 || o.idle_timeout_ms < 1) {
     return InvalidArgument("http: limits and timeouts must be positive (max_header_bytes >= 64)");
